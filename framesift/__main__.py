@@ -1,0 +1,5 @@
+import sys
+
+from framesift.cli import main
+
+sys.exit(main())

@@ -1,0 +1,63 @@
+"""The ``framesift`` command.
+
+Each subcommand lives in its own module ``framesift/cli/<name>.py`` exposing
+``register(subparsers) -> None``; the parser it adds sets ``func(args) -> int``.
+Exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 3 input unreadable, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from framesift import __version__
+from framesift.errors import EXIT_INTERRUPTED, EXIT_USAGE, FramesiftError
+from framesift.log import redact, setup_logging
+
+COMMANDS = ("run", "probe", "doctor", "scenes", "collect", "search", "export", "detect", "label", "sources")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="framesift",
+        description="Real-time video stream processor for foundation models.",
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage/config error, 3 input unreadable, "
+        "130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"framesift {__version__}")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="plain", choices=["plain", "json"])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"framesift.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"framesift.cli.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (also used by ``python -m framesift``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    setup_logging(args.log_level, args.log_format)
+    try:
+        return int(args.func(args) or 0)
+    except FramesiftError as exc:
+        print(f"framesift: error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("framesift: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The Frame: one decoded image with exact presentation time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Frame:
+    """An immutable decoded frame.
+
+    ``pts * time_base`` is the exact presentation time in seconds; ``index`` counts decoded frames of
+    the source (before any subsampling, so gaps show what ``target_fps`` skipped); ``wallclock`` is
+    the capture time (``time.time()``) for live sources and decode time for files. ``image`` is an
+    ``(H, W, 3)`` uint8 array in RGB unless the source was configured for another pixel format; it is
+    marked read-only.
+    """
+
+    source_id: str
+    index: int
+    pts: int
+    time_base: Fraction
+    wallclock: float
+    image: Any  # np.ndarray on the CPU path; a CUDA tensor on the GPU path
+    keyframe: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image, np.ndarray) and self.image.flags.writeable:
+            self.image.flags.writeable = False
+
+    @property
+    def time(self) -> Fraction:
+        """Exact presentation time in seconds."""
+        return self.pts * self.time_base
+
+    @property
+    def seconds(self) -> float:
+        """Presentation time in seconds as a float (for display and JSON)."""
+        return float(self.pts * self.time_base)
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    def __repr__(self) -> str:
+        shape = getattr(self.image, "shape", None)
+        return (
+            f"Frame(source_id={self.source_id!r}, index={self.index}, pts={self.pts}, "
+            f"time_base={self.time_base}, seconds={self.seconds:.3f}, shape={shape})"
+        )

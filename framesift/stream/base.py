@@ -1,0 +1,58 @@
+"""The Source contract: ``open()``, ``frames()``, ``close()``."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from framesift.frame import Frame
+
+
+@dataclass
+class SourceStats:
+    """Counters a source keeps; read by metrics and /status without locks (plain ints)."""
+
+    frames_decoded: int = 0
+    frames_skipped: int = 0  # by target_fps / keyframes_only / start-end window
+    decode_errors: int = 0
+    reconnects: int = 0
+    state: str = "new"
+    last_frame_wallclock: float | None = None
+    fps: float = 0.0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Source(abc.ABC):
+    """A producer of frames.
+
+    ``live`` sources (RTSP, HTTP live, devices) may disconnect and are reconnected by the capture
+    worker; file sources end. ``frames()`` yields until the end of the stream and raises
+    :class:`~framesift.errors.SourceError` on a failure it cannot recover from itself.
+    """
+
+    id: str
+    live: bool = False
+
+    def __init__(self, source_id: str) -> None:
+        self.id = source_id
+        self.stats = SourceStats()
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect / open the container; raises SourceError with a clear message."""
+
+    @abc.abstractmethod
+    def frames(self) -> Iterator[Frame]:
+        """Yield decoded frames in presentation order."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection / file; idempotent and safe from another thread."""
+
+    def __enter__(self) -> Source:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
