@@ -6,14 +6,19 @@ parsing (for secrets); an unset variable without a default is an error naming it
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from framesift.config.collect import CollectorConfig, FrameStoreSinkConfig
+from framesift.config.delivery import MqttSinkConfig, WebhookSinkConfig
+from framesift.config.engines import EngineConfig
+from framesift.config.scene import SceneChangeConfig
 from framesift.config.sinks import JsonlSinkConfig, MetricsConfig, SinkCommon
 from framesift.config.sources import (
     LIVE_TYPES,
@@ -27,23 +32,37 @@ from framesift.errors import ConfigError
 
 __all__ = [
     "LIVE_TYPES",
+    "AnalyzerConfig",
     "BufferConfig",
+    "CollectorConfig",
+    "EngineConfig",
     "FileSourceConfig",
+    "FrameStoreSinkConfig",
     "JsonlSinkConfig",
     "LogConfig",
     "MetricsConfig",
+    "MqttSinkConfig",
     "PipelineConfig",
     "ReconnectConfig",
+    "SceneChangeConfig",
     "SinkCommon",
     "SinkConfig",
     "SourceConfig",
     "StageConfig",
     "Strict",
+    "WebhookSinkConfig",
     "load_config",
     "parse_config",
 ]
 
-SinkConfig = Annotated[JsonlSinkConfig, Field(discriminator="type")]
+# Adding a component type: define its model (``type: Literal["name"]``) in the matching module, add
+# it to the union here (or in sources.py), and map ``name`` to its class in framesift/registry.py.
+# Error messages pick the new type up by themselves (see _discriminator_tags).
+SinkConfig = Annotated[
+    JsonlSinkConfig | FrameStoreSinkConfig | MqttSinkConfig | WebhookSinkConfig,
+    Field(discriminator="type"),
+]
+AnalyzerConfig = Annotated[SceneChangeConfig | CollectorConfig, Field(discriminator="type")]
 
 
 class StageConfig(Strict):
@@ -64,6 +83,8 @@ class PipelineConfig(Strict):
 
     sources: list[SourceConfig] = Field(min_length=1)
     sinks: list[SinkConfig] = Field(default_factory=list)
+    analyzers: list[AnalyzerConfig] = Field(default_factory=list)
+    engine: EngineConfig = EngineConfig()
     stage: StageConfig = StageConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
@@ -96,13 +117,34 @@ def _loc(loc: tuple[Any, ...]) -> str:
     # Drop discriminator tags pydantic inserts (e.g. sources.0.file.path → sources.0.path).
     out: list[str] = []
     for i, p in enumerate(parts):
-        if i > 0 and parts[i - 1].isdigit() and p in _DISCRIMINATOR_TAGS:
+        if i > 0 and parts[i - 1].isdigit() and p in _discriminator_tags():
             continue
         out.append(p)
     return ".".join(out) or "(top level)"
 
 
-_DISCRIMINATOR_TAGS = {"file", "rtsp", "http", "device", "images", "jsonl"}
+@functools.cache
+def _discriminator_tags() -> frozenset[str]:
+    """Every ``type`` literal of every model reachable from PipelineConfig (pydantic puts the tag of
+    a discriminated union into error locations; messages leave it out)."""
+    tags: set[str] = set()
+    seen: set[type] = set()
+
+    def visit(tp: Any) -> None:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if tp in seen:
+                return
+            seen.add(tp)
+            for name, f in tp.model_fields.items():
+                if name == "type" and get_origin(f.annotation) is Literal:
+                    tags.update(str(a) for a in get_args(f.annotation))
+                visit(f.annotation)
+            return
+        for arg in get_args(tp):
+            visit(arg)
+
+    visit(PipelineConfig)
+    return frozenset(tags)
 
 
 def format_validation_error(err: ValidationError, where: str) -> str:

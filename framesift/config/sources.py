@@ -43,6 +43,12 @@ class _SourceBase(Strict):
     threads: int = Field(0, ge=0, le=64, description="decoder threads; 0 = FFmpeg's choice")
     buffer: BufferConfig = BufferConfig()
 
+    @model_validator(mode="after")
+    def _check_decoder(self) -> _SourceBase:
+        if self.decoder == "opencv" and self.keyframes_only:
+            raise ValueError("keyframes_only is not supported by decoder: opencv (use decoder: auto or pyav)")
+        return self
+
 
 class FileSourceConfig(_SourceBase):
     """A recorded video file (anything FFmpeg reads)."""

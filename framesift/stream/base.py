@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from framesift.frame import Frame
@@ -33,10 +33,20 @@ class Source(abc.ABC):
 
     id: str
     live: bool = False
+    #: What is read, for messages (a path, or a URL with credentials redacted).
+    input_name: str = ""
 
     def __init__(self, source_id: str) -> None:
         self.id = source_id
         self.stats = SourceStats()
+        #: Called by ``frames()`` between reads (at least once per packet); may raise to abort the
+        #: iteration. The capture worker uses it for its watchdog and for prompt stops.
+        self.check: Callable[[], None] | None = None
+
+    def poll(self) -> None:
+        """Run :attr:`check` if one is set (sources call this between blocking reads)."""
+        if self.check is not None:
+            self.check()
 
     @abc.abstractmethod
     def open(self) -> None:

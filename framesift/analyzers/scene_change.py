@@ -1,0 +1,537 @@
+"""Scene-change detection on embedding distances, causal with a bounded delay.
+
+Per source, for every frame ``t`` with embedding ``e_t`` (L2-normalised):
+
+* **cuts** — ``d1[t] = 1 - e_t·e_{t-1}``. Frame ``c`` is a cut when ``d1[c]`` stands out from its
+  rolling neighbourhood (``> median + k·1.4826·MAD``, ``> ratio·median`` and ``> min_score``), is a
+  local peak, and the ``flash_frames + 1`` frames after it all stay far from frame ``c-1`` (a flash
+  is an excursion that returns). Decided when frame ``c + flash_frames + 1`` arrives.
+* **gradual transitions** — ``dk[t] = 1 - e_t·e_{t-k}`` with its own rolling statistics. A run of
+  elevated ``dk`` (shorter than ``max_transition``) is a dissolve or a fade when the frames before it
+  and after it differ by ``gradual_min_score``; the interval is where frames leave the "before" look
+  and reach the "after" look. It is a ``fade`` when black frames lie inside; a fade into black that
+  stays black is held until the picture comes back.
+* Black frames never make cuts, global lighting changes barely move the ``pixel`` embedding, and a
+  boundary closer than ``min_scene_len`` to the previous one is ignored.
+
+Delay: a cut is emitted ``flash_frames + 1`` frames after it; a gradual transition at most
+``max_transition + gradual_k + 3`` frames after its first frame (:attr:`max_delay_frames`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from framesift.analyzers.base import Analyzer
+from framesift.config.scene import SceneChangeConfig
+from framesift.engines.base import Embedder
+from framesift.errors import ConfigError
+from framesift.events import Event, SceneChange
+from framesift.frame import Frame
+
+log = logging.getLogger(__name__)
+
+GAP = 2  # quiet frames that end a gradual run
+
+
+def robust_threshold(
+    values: Sequence[float], k: float, ratio: float, floor: float, peak_ratio: float = 1.6
+) -> float:
+    """``max(floor, median + k·1.4826·MAD, ratio·median, peak_ratio·p90)`` of ``values``.
+
+    The p90 term keeps recurring bursts (flicker, a changing on-screen counter, fast action) from
+    passing as cuts when the median is low; ``floor`` alone applies to fewer than 4 values.
+    """
+    n = len(values)
+    if n < 4:
+        return floor
+    vals = sorted(values)  # a few dozen floats: plain Python beats numpy's median/percentile here
+    mid = n // 2
+    med = vals[mid] if n % 2 else 0.5 * (vals[mid - 1] + vals[mid])
+    dev = sorted(abs(v - med) for v in vals)
+    mad = dev[mid] if n % 2 else 0.5 * (dev[mid - 1] + dev[mid])
+    p90 = vals[min(n - 1, int(0.9 * (n - 1) + 0.5))]
+    return max(floor, med + k * 1.4826 * mad, ratio * med, peak_ratio * p90)
+
+
+def is_dark(image: Any, level: float) -> tuple[bool, float]:
+    """(black?, mean luma): black when no cell of a 32x18 area-averaged grid reaches ``level``.
+
+    Cells, not pixels: small bright text on black (a title card) is not black.
+    """
+    if not isinstance(image, np.ndarray):
+        return False, 128.0
+    h = image.shape[0]
+    small = cv2.resize(image[:: max(1, h // 144)], (32, 18), interpolation=cv2.INTER_AREA)
+    luma = small.mean(axis=2) if small.ndim == 3 else small.astype(np.float32)
+    return bool(luma.max() < level), float(luma.mean())
+
+
+@dataclass
+class _Entry:
+    index: int
+    pts: int
+    time_base: Fraction
+    emb: np.ndarray
+    dark: bool
+    luma: float = 128.0
+    d1: float = 0.0
+    dk: float = 0.0
+    thumb: np.ndarray | None = None
+
+
+@dataclass
+class _Run:
+    start: int
+    last: int
+    quiet: int = 0
+    values: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    """A transition into black, waiting for the picture to come back."""
+
+    start: int
+    pre: list[np.ndarray]
+    pre_index: int
+
+
+class _SourceState:
+    def __init__(self, source: str, cfg: SceneChangeConfig, history: int, frames_kept: int) -> None:
+        self.source = source
+        self.ring: deque[_Entry] = deque(maxlen=history)
+        self.frames: deque[Frame] = deque(maxlen=frames_kept)
+        self.d1_hist: deque[float] = deque(maxlen=cfg.window)
+        self.dk_hist: deque[float] = deque(maxlen=cfg.window)
+        self.decided = -1  # last frame index decided by the cut detector
+        self.run: _Run | None = None
+        self.pending: _Pending | None = None
+        self.last_boundary: int | None = None
+        self.last_boundary_end: int | None = None
+        self.cuts: deque[int] = deque(maxlen=16)
+        self.scene_id = 0
+        self.seen_light = False  # a non-black frame was seen (so a fade-in is a change, not the start)
+        self.label_sum: np.ndarray | None = None
+        self.label_n = 0
+
+    def get(self, index: int) -> _Entry | None:
+        if not self.ring:
+            return None
+        pos = index - self.ring[0].index
+        if 0 <= pos < len(self.ring) and self.ring[pos].index == index:
+            return self.ring[pos]
+        for e in self.ring:  # frames with gaps in their index (subsampled sources)
+            if e.index == index:
+                return e
+        return None
+
+    def frame(self, index: int) -> Frame | None:
+        for f in self.frames:
+            if f.index == index:
+                return f
+        return None
+
+
+def _fading(a: float, b: float, level: float) -> bool:
+    """One side nearly black and the brightness changing fast: the dim end of a fade."""
+    lo, hi = min(a, b), max(a, b)
+    return lo < level and hi > 1.5 * lo + 1.0
+
+
+def _dist(a: np.ndarray, b: np.ndarray) -> float:
+    return float(1.0 - float(np.dot(a, b)))
+
+
+class SceneChangeAnalyzer(Analyzer):
+    """Emits :class:`~framesift.events.SceneChange` per source (see the module docstring).
+
+    ``needs_embedding`` is True in ``clip`` mode (the pipeline's embedder runs on every frame); in
+    ``pixel`` and ``hybrid`` modes the analyzer computes the cheap ``pixel`` signal itself and the
+    pipeline's embedder is used only for candidate frames (hybrid) and labels.
+    """
+
+    name = "scene_change"
+    needs_embedding = True
+
+    def __init__(
+        self,
+        cfg: SceneChangeConfig | None = None,
+        embedder: Embedder | None = None,
+        *,
+        primary: Embedder | None = None,
+    ) -> None:
+        self.cfg = cfg or SceneChangeConfig()
+        c = self.cfg
+        self.embedder = embedder
+        if c.mode == "clip":
+            if embedder is None:
+                raise ConfigError("scene_change mode 'clip' needs an embedder (engine: block)")
+            self.primary: Embedder = embedder
+            self.refiner: Embedder | None = None
+            self.needs_embedding = True
+        else:
+            if primary is None:
+                from framesift.engines.models.pixel import PixelEmbedder
+
+                primary = PixelEmbedder()
+            self.primary = primary
+            self.refiner = embedder if c.mode == "hybrid" else None
+            if c.mode == "hybrid" and embedder is None:
+                raise ConfigError("scene_change mode 'hybrid' needs an embedder (engine: block) for refinement")
+            self.needs_embedding = False
+        self._area = getattr(self.primary, "changed_area", None)  # pixel: share of the picture changed
+        self.lookahead = c.flash_frames + 1
+        self.k = c.gradual_k
+        self.cut_floor = c.cut_floor()
+        self.gradual_floor = c.gradual_floor()
+        self.max_delay_frames = max(self.lookahead, c.max_transition + self.k + GAP + 1)
+        history = c.max_transition + 3 * self.k + GAP + self.lookahead + 8
+        self._frames_kept = self.lookahead + c.refine_radius + 3 if self.refiner is not None else 0
+        self._history = history
+        self._states: dict[str, _SourceState] = {}
+        self.trace: list[tuple[int, float, float]] | None = None  # (index, d1, cut threshold), file mode
+        self.text_emb: np.ndarray | None = None
+        self.label_embedder: Embedder | None = None
+        if c.labels:
+            cand = embedder if embedder is not None and embedder.supports_text else None
+            if cand is None and primary is not None and primary.supports_text:
+                cand = primary
+            if cand is None:
+                raise ConfigError(
+                    "scene_change labels need an embedder with a text tower (a CLIP model with weights); "
+                    "the pixel embedder has none: remove 'labels' or configure a CLIP engine"
+                )
+            self.label_embedder = cand
+            self.text_emb = np.asarray(cand.embed_texts(list(c.labels)), np.float32)
+        if c.thumbnails and c.thumbnail_dir:
+            Path(c.thumbnail_dir).mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_config(cls, cfg: SceneChangeConfig, embedder: Embedder | None) -> SceneChangeAnalyzer:
+        return cls(cfg, embedder)
+
+    # -- per-frame -------------------------------------------------------------------------------
+
+    def _state(self, source: str) -> _SourceState:
+        st = self._states.get(source)
+        if st is None:
+            st = self._states[source] = _SourceState(source, self.cfg, self._history, self._frames_kept)
+        return st
+
+    def on_frame(self, frame: Frame, embedding: np.ndarray | None) -> list[Event]:
+        if self.cfg.mode == "clip" and embedding is not None:
+            emb = np.asarray(embedding, np.float32).reshape(-1)
+        else:
+            emb = self.primary.embed_images([frame])[0]
+        return self.push(frame, emb)
+
+    def push(self, frame: Frame, emb: np.ndarray) -> list[Event]:
+        """Feed one frame with its primary embedding (used by file mode to batch the embedder)."""
+        st = self._state(frame.source_id)
+        dark, luma = is_dark(frame.image, self.cfg.dark_level)
+        thumb = None
+        if self.cfg.thumbnails and isinstance(frame.image, np.ndarray):
+            thumb = _thumb(frame.image, self.cfg.thumbnail_width)
+        entry = _Entry(frame.index, frame.pts, frame.time_base, emb, dark, luma, thumb=thumb)
+        prev = st.ring[-1] if st.ring else None
+        if prev is not None:
+            entry.d1 = _dist(prev.emb, emb)
+        back = st.ring[-self.k] if len(st.ring) >= self.k else None
+        if back is not None:
+            entry.dk = _dist(back.emb, emb)
+        st.ring.append(entry)
+        if self._frames_kept:
+            st.frames.append(frame)
+        if not dark:
+            st.seen_light = True
+        events: list[Event] = []
+        if self.cfg.mode == "clip" and self.label_embedder is self.embedder:
+            self._label_accumulate(st, emb)
+        # Cuts: decide the frame `lookahead` back.
+        pos = len(st.ring) - 1 - self.lookahead
+        if pos >= 1:
+            events += self._decide_cut(st, pos, len(st.ring) - 1)
+        if self.cfg.gradual and back is not None:
+            events += self._gradual_step(st, entry, final=False)
+        return events
+
+    def on_end(self, source_id: str) -> list[Event]:
+        st = self._states.pop(source_id, None)
+        if st is None or not st.ring:
+            return []
+        events: list[Event] = []
+        first_undecided = max(1, len(st.ring) - self.lookahead)
+        for pos in range(first_undecided, len(st.ring)):
+            if st.ring[pos].index > st.decided:
+                events += self._decide_cut(st, pos, len(st.ring) - 1)
+        if self.cfg.gradual and st.run is not None:
+            events += self._gradual_close(st, st.run, len(st.ring) - 1)
+        return events
+
+    # -- cuts --------------------------------------------------------------------------------------
+
+    def _decide_cut(self, st: _SourceState, pos: int, last_pos: int) -> list[Event]:
+        c = self.cfg
+        cur, before = st.ring[pos], st.ring[pos - 1]
+        st.decided = cur.index
+        thr = robust_threshold(st.d1_hist, c.threshold_k, c.threshold_ratio, self.cut_floor)
+        ok = cur.d1 > thr and pos < last_pos  # the last frame of a stream cannot be told from a flash
+        if self.trace is not None:
+            self.trace.append((cur.index, cur.d1, thr))
+        if ok and pos + 1 <= last_pos and st.ring[pos + 1].d1 > cur.d1:
+            ok = False  # not the peak: the next frame changes more
+        if ok and (cur.dark or before.dark or _fading(before.luma, cur.luma, c.dark_level)):
+            ok = False  # black frames and the dim end of a fade belong to the gradual detector
+        if ok and self._area is not None and self._area(before.emb, cur.emb) < c.min_changed_area:
+            ok = False  # only a small region changed: a counter, a logo, a close passer-by
+        if ok:
+            # The return from a flash: this frame looks like one shortly before the excursion.
+            for j in range(2, self.lookahead + 1):
+                if pos - j >= 0 and _dist(st.ring[pos - j].emb, cur.emb) < max(0.5 * cur.d1, 0.5 * self.cut_floor):
+                    ok = False
+                    break
+        if ok:
+            post = [st.ring[j] for j in range(pos + 1, min(last_pos, pos + self.lookahead) + 1)]
+            if pos + 1 > last_pos:
+                post = []
+            for p in post:
+                if _dist(before.emb, p.emb) < max(0.5 * cur.d1, 0.5 * self.cut_floor):
+                    ok = False  # returns to the old picture: a flash
+                    break
+        if ok and st.last_boundary is not None and cur.index - st.last_boundary < c.min_scene_len:
+            ok = False
+        if not ok:
+            st.d1_hist.append(cur.d1)
+            return []
+        index, score = cur.index, cur.d1
+        if self.refiner is not None:
+            refined = self._refine(st, cur.index)
+            if refined is None:
+                st.d1_hist.append(cur.d1)
+                st.cuts.append(cur.index)  # explained (a non-change to the refiner): no gradual event
+                return []
+            index, _clip_score = refined
+        st.cuts.append(index)
+        return [self._emit(st, "cut", index, score, index, index, last_pos)]
+
+    def _refine(self, st: _SourceState, index: int) -> tuple[int, float] | None:
+        """Hybrid: the refiner's distances around ``index``; None if it sees no change."""
+        assert self.refiner is not None
+        r = self.cfg.refine_radius
+        frames = [f for f in st.frames if index - r - 1 <= f.index <= index + r]
+        if len(frames) < 2:
+            return index, 0.0
+        embs = np.asarray(self.refiner.embed_images(frames), np.float32)
+        d = 1.0 - np.sum(embs[1:] * embs[:-1], axis=1)
+        best = int(np.argmax(d))
+        if float(d[best]) < self.cfg.refine_min_score:
+            return None
+        return frames[best + 1].index, float(d[best])
+
+    # -- gradual -----------------------------------------------------------------------------------
+
+    def _gradual_step(self, st: _SourceState, e: _Entry, *, final: bool) -> list[Event]:
+        c = self.cfg
+        thr = robust_threshold(st.dk_hist, c.gradual_threshold_k, c.threshold_ratio, 0.1 * self.gradual_floor)
+        run = st.run
+        if e.dk > thr:
+            if run is None:
+                st.run = _Run(e.index, e.index, 0, [e.dk])
+            else:
+                run.last, run.quiet = e.index, 0
+                run.values.append(e.dk)
+                if run.last - run.start > c.max_transition + self.k:
+                    st.dk_hist.extend(run.values[-c.window :])  # a long movement, not a transition
+                    st.run = None
+            return []
+        if run is None:
+            st.dk_hist.append(e.dk)
+            return []
+        run.quiet += 1
+        run.values.append(e.dk)
+        if run.quiet > GAP:
+            st.run = None
+            return self._gradual_close(st, run, len(st.ring) - 1)
+        return []
+
+    def _gradual_close(self, st: _SourceState, run: _Run, q_pos: int) -> list[Event]:
+        c = self.cfg
+        first = st.ring[0].index
+        p_index = max(first, run.start - self.k)
+        p_pos = p_index - first
+        q = st.ring[q_pos]
+        if st.get(p_index) is None or q.index <= p_index + 1:
+            return []
+        pre = [st.ring[j].emb for j in range(max(0, p_pos - 2), p_pos + 1)]
+        pre_dark = st.ring[p_pos].dark
+        if q.dark:  # into black: wait for the picture
+            if st.pending is None and not pre_dark and st.seen_light:
+                first_change = self._leave(st, p_pos, q_pos, pre)
+                st.pending = _Pending(first_change, pre, p_index)
+            return []
+        pending = st.pending
+        if pre_dark:
+            st.pending = None
+            if pending is None:
+                return []  # the stream opened on black: the first scene fades in
+            pre, start = pending.pre, pending.start
+        else:
+            start = max(self._leave(st, p_pos, q_pos, pre), run.start - self.k)
+        total = min(_dist(p, q.emb) for p in pre)
+        if total < self.gradual_floor:
+            return []
+        end = min(self._arrive(st, p_pos, q_pos, q.emb), run.last)
+        if end < start:
+            start, end = end, start
+        first_idx = st.ring[0].index
+        dark_inside = pending is not None or any(
+            st.ring[i - first_idx].dark for i in range(max(start, first_idx), end + 1)
+        )
+        if dark_inside:
+            start, end = self._fade_bounds(st, start, end)
+        elif end > start + 1:
+            # The first and last frames of a mix differ from the shots by less than the noise.
+            start, end = max(first_idx, start - 1), min(q.index - 1, end + 1)
+        if any(start - 2 <= cut <= end + 2 for cut in st.cuts):
+            return []  # the hard cut already explains this change
+        if st.last_boundary_end is not None and start - st.last_boundary_end < c.min_scene_len:
+            return []
+        if end - start <= 1 and not pre_dark and pending is None:
+            st.cuts.append(start)
+            return [self._emit(st, "cut", start, total, start, start, q_pos)]
+        kind = "fade" if dark_inside else "dissolve"
+        index = self._crossover(st, start, end, pre, q.emb)
+        return [self._emit(st, kind, index, total, start, end, q_pos)]
+
+    def _fade_bounds(self, st: _SourceState, start: int, end: int) -> tuple[int, int]:
+        """Widen a fade to where the mean luminance starts falling and stops rising."""
+        first = st.ring[0].index
+        last = st.ring[-1].index
+        i = start
+        # Back to the darkest frame, then outwards while the picture keeps getting darker/brighter.
+        while i - 1 >= first and st.ring[i - 1 - first].luma > st.ring[i - first].luma * 1.02 + 0.3:
+            i -= 1
+        j = end
+        while j + 1 <= last and st.ring[j + 1 - first].luma > st.ring[j - first].luma * 1.02 + 0.3:
+            j += 1
+        return i, j
+
+    def _leave(self, st: _SourceState, p_pos: int, q_pos: int, pre: list[np.ndarray]) -> int:
+        """First frame after ``p_pos`` that no longer looks like the frames before the run."""
+        ref = pre[-1]
+        tol = self._tolerance(st)
+        for j in range(p_pos + 1, q_pos + 1):
+            if _dist(ref, st.ring[j].emb) > tol:
+                return st.ring[j].index
+        return st.ring[q_pos].index
+
+    def _arrive(self, st: _SourceState, p_pos: int, q_pos: int, post: np.ndarray) -> int:
+        """Last frame before ``q_pos`` that does not yet look like the frames after the run."""
+        tol = self._tolerance(st)
+        for j in range(q_pos - 1, p_pos, -1):
+            if _dist(post, st.ring[j].emb) > tol:
+                return st.ring[j].index
+        return st.ring[p_pos + 1].index
+
+    def _tolerance(self, st: _SourceState) -> float:
+        med = float(np.median(np.fromiter(st.d1_hist, np.float64))) if st.d1_hist else 0.0
+        return max(0.004, 3.0 * med)
+
+    def _crossover(self, st: _SourceState, start: int, end: int, pre: list[np.ndarray], post: np.ndarray) -> int:
+        """The frame where the picture is closer to the new scene than to the old one."""
+        for i in range(start, end + 1):
+            e = st.get(i)
+            if e is not None and _dist(e.emb, post) <= _dist(e.emb, pre[-1]):
+                return i
+        return end
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def _emit(
+        self, st: _SourceState, kind: str, index: int, score: float, start: int, end: int, now_pos: int
+    ) -> SceneChange:
+        e = st.get(index) or st.ring[-1]
+        s, t = st.get(start) or e, st.get(end) or e
+        st.last_boundary, st.last_boundary_end = index, end
+        st.scene_id += 1
+        label = self._label(st, index, now_pos)
+        thumbs = self._write_thumbs(st, start, end, index)
+        return SceneChange(
+            source=self._source_of(st),
+            frame_index=index,
+            pts=e.pts,
+            time_base=e.time_base,
+            time=float(e.pts * e.time_base),
+            score=round(float(score), 6),
+            kind=kind,
+            scene_id=st.scene_id,
+            transition_start=start,
+            transition_end=end,
+            transition_start_time=float(s.pts * s.time_base),
+            transition_end_time=float(t.pts * t.time_base),
+            label=label,
+            thumbnails=thumbs,
+        )
+
+    def _source_of(self, st: _SourceState) -> str:
+        return st.source
+
+    # -- labels and thumbnails ---------------------------------------------------------------------
+
+    def _label_accumulate(self, st: _SourceState, emb: np.ndarray) -> None:
+        st.label_sum = emb.copy() if st.label_sum is None else st.label_sum + emb
+        st.label_n += 1
+
+    def _label(self, st: _SourceState, index: int, now_pos: int) -> str | None:
+        """Label of the new scene from the frames seen since its first frame (argmax similarity)."""
+        if self.text_emb is None or self.label_embedder is None:
+            return None
+        first = st.ring[0].index
+        pos = max(0, index - first)
+        if self.cfg.mode == "clip" and self.label_embedder is self.embedder:
+            embs = np.stack([st.ring[j].emb for j in range(pos, now_pos + 1)])
+        else:
+            frames = [f for f in st.frames if f.index >= index] if st.frames else []
+            if not frames:
+                return None
+            embs = np.asarray(self.label_embedder.embed_images(frames), np.float32)
+        return label_of(embs, self.text_emb, list(self.cfg.labels))
+
+    def _write_thumbs(self, st: _SourceState, start: int, end: int, index: int) -> tuple[str, ...]:
+        c = self.cfg
+        if not (c.thumbnails and c.thumbnail_dir):
+            return ()
+        out = []
+        src = self._source_of(st).replace("/", "_")
+        for side, i in (("before", start - 1), ("after", max(end, index))):
+            e = st.get(i)
+            if e is None or e.thumb is None:
+                continue
+            path = Path(c.thumbnail_dir) / f"{src}-scene{st.scene_id:04d}-{side}-{i:07d}.jpg"
+            cv2.imwrite(str(path), cv2.cvtColor(e.thumb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            out.append(str(path))
+        return tuple(out)
+
+
+def label_of(embs: np.ndarray, text_emb: np.ndarray, labels: list[str]) -> str:
+    """Argmax cosine similarity between the mean image embedding and each prompt embedding."""
+    mean = embs.mean(axis=0)
+    mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return labels[int(np.argmax(text_emb @ mean))]
+
+
+def _thumb(image: np.ndarray, width: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if w <= width:
+        return np.ascontiguousarray(image)
+    return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)

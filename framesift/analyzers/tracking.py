@@ -1,0 +1,393 @@
+"""Per-source ByteTrack over detections → track events (started / updated / ended), not one per frame.
+
+Each source has its own tracker (Roboflow's ByteTrack, which left ``supervision`` for the
+``trackers`` package). A track emits ``started`` when confirmed, ``updated`` at most every
+``update_every_s`` seconds of presentation time, and ``ended`` when unseen for ``lost_after_s``
+(or when the source ends); every event carries the crop of the track's best-scoring frame so far.
+Optional polygon zones report occupancy changes and lines count crossings (supervision's zones).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from framesift.analyzers.base import Analyzer
+from framesift.config.detect import LineConfig, TrackerConfig, ZoneConfig
+from framesift.engines.base import Embedder
+from framesift.engines.detect import Detector, Segmenter
+from framesift.errors import ConfigError
+from framesift.events import Event, TrackEvent
+from framesift.frame import Frame
+
+log = logging.getLogger("framesift.analyzers.tracking")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameDetections(Event):
+    """All tracked detections of one frame (for per-frame JSONL and the annotated video).
+
+    ``detections`` is the ``sv.Detections`` (with ``tracker_id``, ``mask`` when segmented);
+    ``frame`` is the source frame. Neither is serialised as such: :meth:`to_dict` writes the boxes.
+    """
+
+    type: ClassVar[str] = "detections"
+    frame_index: int
+    pts: int
+    time_base: Fraction
+    time: float
+    detections: Any = field(default=None, repr=False, compare=False)
+    frame: Any = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.pop("frame", None)
+        out["detections"] = detections_to_list(self.detections)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineCrossing(Event):
+    """A track crossed a counting line (``direction`` in/out); running totals included."""
+
+    type: ClassVar[str] = "line_crossing"
+    line: str
+    direction: str
+    track_id: int
+    class_name: str
+    frame_index: int
+    time: float
+    in_count: int
+    out_count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZoneOccupancy(Event):
+    """The number of tracked objects inside a polygon zone changed."""
+
+    type: ClassVar[str] = "zone_occupancy"
+    zone: str
+    count: int
+    classes: dict[str, int]
+    frame_index: int
+    time: float
+
+
+def detections_to_list(det: Any) -> list[dict[str, Any]]:
+    """``sv.Detections`` → JSON-ready dicts (box, confidence, class, track id, mask area)."""
+    if det is None:
+        return []
+    names = det.data.get("class_name") if det.data else None
+    rows = []
+    for i in range(len(det)):
+        row: dict[str, Any] = {"box": [round(float(v), 2) for v in det.xyxy[i]]}
+        if det.confidence is not None:
+            row["confidence"] = round(float(det.confidence[i]), 4)
+        if det.class_id is not None:
+            row["class_id"] = int(det.class_id[i])
+        if names is not None:
+            row["class_name"] = str(names[i])
+        if det.tracker_id is not None:
+            row["track_id"] = int(det.tracker_id[i])
+        if det.mask is not None:
+            row["mask_area"] = int(det.mask[i].sum())
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class _Track:
+    track_id: int
+    class_name: str
+    first_time: float
+    last_time: float
+    last_frame: int
+    box: tuple[float, float, float, float]
+    confidence: float
+    best_conf: float = -1.0
+    best_crop: np.ndarray | None = None
+    best_frame: int = -1
+    last_emit: float = 0.0
+    crop_ref: str | None = None
+
+
+@dataclass
+class _SourceState:
+    tracker: Any
+    tracks: dict[int, _Track] = field(default_factory=dict)
+    zones: list[tuple[str, Any, int]] = field(default_factory=list)  # name, PolygonZone, last count
+    lines: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def make_tracker(frame_rate: float, activation: float, min_frames: int, lost_frames: int) -> Any:
+    try:
+        from trackers import ByteTrackTracker
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "tracking needs the 'trackers' package (ByteTrack, Apache-2.0): pip install trackers"
+        ) from None
+    return ByteTrackTracker(
+        lost_track_buffer=lost_frames,
+        frame_rate=frame_rate,
+        track_activation_threshold=activation,
+        minimum_consecutive_frames=min_frames,
+        high_conf_det_threshold=max(activation, 0.5),
+    )
+
+
+class TrackingAnalyzer(Analyzer):
+    """Detector (+ optional segmenter) → ByteTrack per source → :class:`TrackEvent` s.
+
+    Use :meth:`on_frame` to detect and track one frame, or :meth:`update` when detections come from
+    a batched stage. ``source`` ids keep their trackers apart.
+    """
+
+    name = "tracker"
+
+    def __init__(
+        self,
+        detector: Detector | None = None,
+        *,
+        segmenter: Segmenter | None = None,
+        update_every_s: float = 5.0,
+        lost_after_s: float = 1.0,
+        activation_threshold: float = 0.25,
+        min_frames: int = 1,
+        frame_rate: float = 30.0,
+        crops_dir: str | Path | None = None,
+        crop_max_side: int = 256,
+        per_frame_events: bool = False,
+        zones: Sequence[ZoneConfig] = (),
+        lines: Sequence[LineConfig] = (),
+    ) -> None:
+        self.detector = detector
+        self.segmenter = segmenter
+        self.update_every_s = update_every_s
+        self.lost_after_s = lost_after_s
+        self.activation = activation_threshold
+        self.min_frames = min_frames
+        self.frame_rate = frame_rate
+        self.crops_dir = Path(crops_dir) if crops_dir else None
+        self.crop_max_side = crop_max_side
+        self.per_frame_events = per_frame_events
+        self.zone_cfgs = list(zones)
+        self.line_cfgs = list(lines)
+        self._sources: dict[str, _SourceState] = {}
+
+    @classmethod
+    def from_config(cls, cfg: TrackerConfig, embedder: Embedder | None = None) -> TrackingAnalyzer:
+        from framesift.engines.models.yolo_world import ClipTextEncoder, YoloWorld
+
+        d = cfg.detector
+        detector = YoloWorld(
+            d.model,
+            prompts=d.prompts,
+            imgsz=d.imgsz,
+            conf=d.conf,
+            iou=d.iou,
+            max_det=d.max_det,
+            max_batch=d.max_batch,
+            device=d.device,
+            text_encoder=ClipTextEncoder(d.clip_model, d.clip_pretrained),
+        )
+        segmenter = None
+        if cfg.segment is not None:
+            from framesift.engines.models.sam import SamSegmenter
+
+            s = cfg.segment
+            segmenter = SamSegmenter(s.model, checkpoint=s.checkpoint, device=s.device, max_boxes=s.max_boxes)
+        return cls(
+            detector,
+            segmenter=segmenter,
+            update_every_s=cfg.update_every_s,
+            lost_after_s=cfg.lost_after_s,
+            activation_threshold=cfg.activation_threshold,
+            min_frames=cfg.min_frames,
+            crops_dir=cfg.crops_dir,
+            crop_max_side=cfg.crop_max_side,
+            per_frame_events=cfg.per_frame_events,
+            zones=cfg.zones,
+            lines=cfg.lines,
+        )
+
+    def _state(self, source: str) -> _SourceState:
+        st = self._sources.get(source)
+        if st is None:
+            import supervision as sv
+
+            lost_frames = max(1, round(self.lost_after_s * self.frame_rate))
+            st = _SourceState(make_tracker(self.frame_rate, self.activation, self.min_frames, lost_frames))
+            for z in self.zone_cfgs:
+                st.zones.append((z.name, sv.PolygonZone(np.array(z.polygon, dtype=np.int64)), 0))
+            for ln in self.line_cfgs:
+                st.lines.append((ln.name, sv.LineZone(sv.Point(*ln.start), sv.Point(*ln.end))))
+            self._sources[source] = st
+        return st
+
+    def on_frame(self, frame: Frame, embedding: np.ndarray | None = None) -> Iterable[Event]:
+        if self.detector is None:
+            raise ConfigError("TrackingAnalyzer.on_frame needs a detector (or call update() with detections)")
+        det = self.detector.detect([frame])[0]
+        if self.segmenter is not None and len(det):
+            det.mask = self.segmenter.segment(frame, det.xyxy)
+        return self.update(frame, det)
+
+    def update(self, frame: Frame, detections: Any) -> list[Event]:
+        """Track ``detections`` of ``frame``; returns the events this frame causes."""
+        st = self._state(frame.source_id)
+        now = frame.seconds
+        tracked = st.tracker.update(detections, timestamp=now)
+        if tracked.tracker_id is not None and len(tracked):
+            tracked = tracked[tracked.tracker_id >= 0]
+        events: list[Event] = []
+        names = tracked.data.get("class_name") if tracked.data else None
+        for i in range(len(tracked)):
+            tid = int(tracked.tracker_id[i])
+            conf = float(tracked.confidence[i]) if tracked.confidence is not None else 1.0
+            box = tuple(round(float(v), 2) for v in tracked.xyxy[i])
+            name = str(names[i]) if names is not None else str(int(tracked.class_id[i]))
+            tr = st.tracks.get(tid)
+            new = tr is None
+            if tr is None:
+                tr = _Track(tid, name, now, now, frame.index, box, conf)  # type: ignore[arg-type]
+                st.tracks[tid] = tr
+            tr.last_time, tr.last_frame, tr.box, tr.confidence = now, frame.index, box, conf  # type: ignore[assignment]
+            if conf > tr.best_conf:
+                tr.best_conf, tr.best_frame = conf, frame.index
+                tr.best_crop = self._crop(frame.image, tracked.xyxy[i])
+                tr.crop_ref = None
+            if new:
+                tr.last_emit = now
+                events.append(self._event(frame.source_id, tr, "started", frame.index, now))
+            elif now - tr.last_emit >= self.update_every_s:
+                tr.last_emit = now
+                events.append(self._event(frame.source_id, tr, "updated", frame.index, now))
+        seen = {int(t) for t in tracked.tracker_id} if tracked.tracker_id is not None else set()
+        for tid in [t for t, tr in st.tracks.items() if t not in seen and now - tr.last_time >= self.lost_after_s]:
+            tr = st.tracks.pop(tid)
+            events.append(self._event(frame.source_id, tr, "ended", tr.last_frame, tr.last_time))
+        events.extend(self._zones(st, frame, tracked))
+        if self.per_frame_events:
+            events.append(
+                FrameDetections(
+                    source=frame.source_id,
+                    frame_index=frame.index,
+                    pts=frame.pts,
+                    time_base=frame.time_base,
+                    time=now,
+                    detections=tracked,
+                    frame=frame,
+                )
+            )
+        return events
+
+    def on_end(self, source_id: str) -> Iterable[Event]:
+        st = self._sources.pop(source_id, None)
+        if st is None:
+            return []
+        return [
+            self._event(source_id, tr, "ended", tr.last_frame, tr.last_time)
+            for tr in sorted(st.tracks.values(), key=lambda t: t.track_id)
+        ]
+
+    def _zones(self, st: _SourceState, frame: Frame, tracked: Any) -> list[Event]:
+        events: list[Event] = []
+        names = tracked.data.get("class_name") if tracked.data else None
+        for n, (name, zone, last) in enumerate(st.zones):
+            inside = zone.trigger(tracked) if len(tracked) else np.zeros(0, bool)
+            count = int(inside.sum())
+            if count != last:
+                classes: dict[str, int] = {}
+                if names is not None:
+                    for c in names[inside]:
+                        classes[str(c)] = classes.get(str(c), 0) + 1
+                st.zones[n] = (name, zone, count)
+                events.append(
+                    ZoneOccupancy(
+                        source=frame.source_id,
+                        zone=name,
+                        count=count,
+                        classes=classes,
+                        frame_index=frame.index,
+                        time=frame.seconds,
+                    )
+                )
+        for name, line in st.lines:
+            if not len(tracked):
+                continue
+            crossed_in, crossed_out = line.trigger(tracked)
+            for direction, mask in (("in", crossed_in), ("out", crossed_out)):
+                for i in np.flatnonzero(mask):
+                    events.append(
+                        LineCrossing(
+                            source=frame.source_id,
+                            line=name,
+                            direction=direction,
+                            track_id=int(tracked.tracker_id[i]),
+                            class_name=str(names[i]) if names is not None else "",
+                            frame_index=frame.index,
+                            time=frame.seconds,
+                            in_count=int(line.in_count),
+                            out_count=int(line.out_count),
+                        )
+                    )
+        return events
+
+    def _crop(self, image: Any, box: np.ndarray) -> np.ndarray | None:
+        if not isinstance(image, np.ndarray):
+            return None
+        h, w = image.shape[:2]
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+        if x2 <= x1 or y2 <= y1:
+            return None
+        crop = image[y1:y2, x1:x2]
+        scale = self.crop_max_side / max(crop.shape[:2])
+        if scale < 1:
+            crop = cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))))
+        return np.ascontiguousarray(crop)
+
+    def _crop_ref(self, source: str, tr: _Track) -> str | None:
+        if tr.crop_ref is not None or tr.best_crop is None:
+            return tr.crop_ref
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(tr.best_crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if not ok:
+            return None
+        if self.crops_dir is None:
+            tr.crop_ref = "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
+        else:
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in source)
+            path = self.crops_dir / safe / f"track{tr.track_id:06d}-f{tr.best_frame:08d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(buf.tobytes())
+            tmp.replace(path)
+            tr.crop_ref = str(path)
+        return tr.crop_ref
+
+    def _event(self, source: str, tr: _Track, phase: str, frame_index: int, time: float) -> TrackEvent:
+        return TrackEvent(
+            source=source,
+            track_id=tr.track_id,
+            phase=phase,
+            class_name=tr.class_name,
+            confidence=round(tr.best_conf, 4),
+            box=tr.box,
+            frame_index=frame_index,
+            time=time,
+            crop=self._crop_ref(source, tr),
+        )
+
+
+def track_event_fields() -> list[str]:
+    """Field names of :class:`TrackEvent` (for docs and per-track JSONL)."""
+    return [f.name for f in dataclasses.fields(TrackEvent)]

@@ -1,0 +1,172 @@
+"""``framesift collect SOURCE... -o DIR``: keep the frames worth labelling, for a station.
+
+Sources are files or live URLs (rtsp://, http(s)://). DIR receives ``store/`` (a frame store:
+images + SQLite index) and ``events.jsonl`` (frames kept, source status). Re-running into the same
+DIR reloads the collector's memory, so it does not keep again what it already kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from framesift.config.collect import CollectorConfig, parse_budget, parse_duration, parse_size
+from framesift.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "collect",
+        help="keep novel / prompt-matching frames from files or cameras into a searchable frame store",
+        description="Watch SOURCEs (files or rtsp:// http(s):// URLs) and keep the frames worth labelling: "
+        "those unlike what was kept recently, or matching --prompt, within --budget. Writes DIR/store "
+        "(images + SQLite index) and DIR/events.jsonl. Ctrl-C stops a live run cleanly. "
+        "Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 input unreadable, 130 interrupted.",
+    )
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="video file, rtsp:// or http(s):// URL")
+    p.add_argument("-o", "--out", default="framesift-collect", metavar="DIR", help="output directory")
+    p.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="keep frames matching TEXT")
+    p.add_argument("--negative", action="append", default=[], metavar="TEXT", help="negative prompt")
+    p.add_argument(
+        "--prompt-threshold", type=float, default=None, metavar="P", help="softmax probability (0.5)"
+    )
+    p.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="N/UNIT",
+        help="max keeps per source: 100/h, 10/m, 500/d",
+    )
+    p.add_argument("--min-interval", default="0s", metavar="DUR", help="stream time between keeps, e.g. 2s")
+    p.add_argument("--every", default=None, metavar="DUR", help="periodic baseline keep, e.g. 10m")
+    p.add_argument(
+        "--novelty", type=float, default=None, metavar="X", help="novelty threshold (default 0.12)"
+    )
+    p.add_argument("--cross-camera", action="store_true", help="dedupe across sources (same scene kept once)")
+    p.add_argument(
+        "--model", default="auto", help="embedder: auto (CLIP if weights, else pixel), pixel, ViT-B-32…"
+    )
+    p.add_argument("--pretrained", default=None, help="open_clip pretrained tag for --model")
+    p.add_argument("--checkpoint", default=None, help="local CLIP checkpoint for --model")
+    p.add_argument("--format", default="jpeg", choices=["jpeg", "png", "webp"], help="image format")
+    p.add_argument("--quality", type=int, default=90, help="JPEG/WebP quality 1-100")
+    p.add_argument("--max-size", default=None, metavar="SIZE", help="store retention by size, e.g. 20GB")
+    p.add_argument("--max-age", default=None, metavar="DUR", help="store retention by age, e.g. 30d")
+    p.add_argument("--fps", type=float, default=None, help="subsample sources to this rate (target_fps)")
+    p.add_argument("--realtime", action="store_true", help="pace files at their frame rate (replay as live)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar / status lines")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="N", help="serve /metrics on this port")
+    p.set_defaults(func=cmd_collect)
+
+
+def source_config(src: str, *, fps: float | None = None, realtime: bool = False) -> dict[str, Any]:
+    """A CLI SOURCE → a source config mapping (file path, rtsp://, http(s)://)."""
+    common: dict[str, Any] = {} if fps is None else {"target_fps": fps}
+    low = src.lower()
+    if low.startswith(("rtsp://", "rtsps://")):
+        return {"type": "rtsp", "url": src, **common}
+    if low.startswith(("http://", "https://")):
+        return {"type": "http", "url": src, **common}
+    if "://" in src:
+        raise ConfigError(f"{src}: unsupported URL scheme (use a file path, rtsp:// or http(s)://)")
+    return {"type": "file", "path": src, "realtime": realtime, **common}
+
+
+def collector_config(args: argparse.Namespace, store_dir: Path) -> CollectorConfig:
+    budgets: dict[str, int] = {}
+    for b in args.budget:
+        key, n = parse_budget(b)
+        budgets[key] = n
+    opts: dict[str, Any] = {
+        "prompts": args.prompt,
+        "negatives": args.negative,
+        "min_interval_s": parse_duration(args.min_interval),
+        "every_s": None if args.every is None else parse_duration(args.every),
+        "cross_source": args.cross_camera,
+        "seed_from": str(store_dir),
+        **budgets,
+    }
+    if args.novelty is not None:
+        opts["novelty_threshold"] = args.novelty
+    if args.prompt_threshold is not None:
+        opts["prompt_threshold"] = args.prompt_threshold
+    from pydantic import ValidationError
+
+    from framesift.config import format_validation_error
+
+    try:
+        return CollectorConfig(**opts)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, "collect")) from None
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from framesift.analyzers.collector import Collector
+    from framesift.config import parse_config
+    from framesift.config.engines import EngineConfig
+    from framesift.engines.factory import build_embedder
+    from framesift.pipeline import Pipeline
+    from framesift.sinks.frame_store import FrameStoreSink
+    from framesift.sinks.jsonl import JsonlSink
+    from framesift.store.index import FrameStore
+
+    out = Path(args.out)
+    store_dir = out / "store"
+    if not 1 <= args.quality <= 100:
+        raise ConfigError(f"--quality: {args.quality} is not in 1..100")
+    ccfg = collector_config(args, store_dir)
+    data: dict[str, Any] = {
+        "sources": [source_config(s, fps=args.fps, realtime=args.realtime) for s in args.sources],
+        "metrics": {"enabled": args.metrics_port is not None, "port": args.metrics_port or 0},
+    }
+    cfg = parse_config(data, where="collect")
+    try:
+        engine_cfg = EngineConfig(model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint)
+    except ValueError as exc:
+        raise ConfigError(f"collect: engine: {exc}") from None
+    embedder = build_embedder(engine_cfg)
+    collector = Collector.from_config(ccfg, embedder)
+    store = FrameStore(
+        store_dir,
+        format=args.format,
+        quality=args.quality,
+        max_bytes=None if args.max_size is None else parse_size(args.max_size),
+        max_age_s=None if args.max_age is None else parse_duration(args.max_age),
+    )
+    engine_meta = engine_cfg.model_dump(exclude_none=True)
+    engine_meta["model"] = "pixel" if getattr(embedder, "name", "") == "pixel" else engine_meta["model"]
+    frame_sink = FrameStoreSink(store, engine=engine_meta)
+    events = JsonlSink(out / "events.jsonl", name="events")
+    pipeline = Pipeline(
+        cfg,
+        embedder=embedder,
+        analyzers=[collector],
+        sinks=[frame_sink, events],
+        progress=not args.no_progress,
+    )
+    try:
+        pipeline.run()
+    finally:
+        print(summary(collector, frame_sink, store_dir), file=sys.stderr)
+    if pipeline.interrupted_by == signal.SIGINT:
+        print("framesift: interrupted (drained and flushed)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def summary(collector: Any, sink: Any, store_dir: Path) -> str:
+    kept = {k.split(":", 1)[1]: v for k, v in collector.counts.items() if k.startswith("kept:")}
+    skipped = {k.split(":", 1)[1]: v for k, v in collector.counts.items() if k.startswith("skipped:")}
+    parts = [f"kept {sum(kept.values())}"]
+    if kept:
+        parts.append("(" + ", ".join(f"{k} {v}" for k, v in sorted(kept.items())) + ")")
+    if skipped:
+        parts.append("skipped " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    line = "framesift collect: " + " ".join(parts) + f"; stored {sink.counts['written']} in {store_dir}"
+    failed = sink.counts["disk_full"] + sink.counts["failed"]
+    if failed:
+        line += f"; {failed} NOT stored ({sink.counts['disk_full']} disk full): {sink.last_error}"
+    return line

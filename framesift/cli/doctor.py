@@ -1,0 +1,166 @@
+"""``framesift doctor``: versions, FFmpeg codecs, hardware decoders, runtimes and GPUs found.
+
+Never fails on a machine without a GPU or without optional packages: what is missing is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+from typing import Any
+
+from framesift import __version__
+
+NOT_INSTALLED = "not installed"
+CODECS = ("h264", "hevc", "mjpeg", "av1", "vp9")
+HW_SUFFIXES = ("_cuvid", "_qsv", "_vaapi", "_v4l2m2m", "_videotoolbox", "_nvdec", "_amf", "_rkmpp")
+PACKAGES = {
+    "numpy": "numpy",
+    "opencv": "cv2",
+    "torch": "torch",
+    "onnxruntime": "onnxruntime",
+    "tensorrt": "tensorrt",
+    "open_clip": "open_clip",
+    "supervision": "supervision",
+    "pydantic": "pydantic",
+    "prometheus_client": "prometheus_client",
+}
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "doctor", help="report versions, codecs, hardware decoders and GPUs", description=__doc__
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_doctor)
+
+
+def _version(module: str) -> str:
+    try:
+        mod = importlib.import_module(module)
+    except Exception:  # ImportError, or a broken install raising anything on import
+        return NOT_INSTALLED
+    version = getattr(mod, "__version__", None)
+    if not isinstance(version, str):
+        try:
+            from importlib.metadata import version as dist_version
+
+            version = dist_version(module.replace("_", "-"))
+        except Exception:
+            version = "unknown"
+    return str(version)
+
+
+def _ffmpeg() -> dict[str, Any]:
+    try:
+        import av
+    except Exception:
+        return {"pyav": NOT_INSTALLED}
+    out: dict[str, Any] = {"pyav": av.__version__}
+    try:
+        out["libraries"] = {k: ".".join(str(x) for x in v) for k, v in av.library_versions.items()}
+    except Exception:
+        out["libraries"] = {}
+    available = set(getattr(av, "codecs_available", set()))
+    decoders: dict[str, str] = {}
+    for name in CODECS:
+        try:
+            c = av.Codec(name, "r")
+            decoders[name] = c.long_name or name
+        except Exception:
+            decoders[name] = "not available"
+    out["decoders"] = decoders
+    hw = sorted(n for n in available if n.endswith(HW_SUFFIXES) and _is_decoder(n))
+    out["hardware_decoders"] = hw
+    try:
+        from av.codec.hwaccel import hwdevices_available
+
+        out["hwaccels"] = sorted(hwdevices_available())
+    except Exception:
+        out["hwaccels"] = []
+    return out
+
+
+def _is_decoder(name: str) -> bool:
+    try:
+        import av
+
+        av.Codec(name, "r")
+        return True
+    except Exception:
+        return False
+
+
+def _gpus() -> list[dict[str, Any]]:
+    try:
+        import torch
+    except Exception:
+        return []
+    gpus = []
+    try:
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            gpus.append({"index": i, "name": p.name, "memory_gb": round(p.total_memory / 2**30, 1)})
+    except Exception:
+        pass
+    return gpus
+
+
+def _onnx_providers() -> list[str]:
+    try:
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+    except Exception:
+        return []
+
+
+def report() -> dict[str, Any]:
+    """Everything doctor prints, as a JSON-ready dict."""
+    return {
+        "framesift": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "ffmpeg": _ffmpeg(),
+        "packages": {name: _version(mod) for name, mod in PACKAGES.items()},
+        "onnxruntime_providers": _onnx_providers(),
+        "gpus": _gpus(),
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    ff = r["ffmpeg"]
+    lines = [
+        f"framesift     {r['framesift']}",
+        f"python        {r['python']} ({r['platform']})",
+        f"pyav          {ff.get('pyav')}",
+    ]
+    for lib, v in ff.get("libraries", {}).items():
+        lines.append(f"  {lib:<13} {v}")
+    for name, v in r["packages"].items():
+        lines.append(f"{name:<13} {v}")
+    lines.append("decoders:")
+    for name, v in ff.get("decoders", {}).items():
+        lines.append(f"  {name:<11} {v}")
+    lines.append(f"hw decoders   (compiled in) {', '.join(ff.get('hardware_decoders', [])) or 'none'}")
+    lines.append(f"hwaccels      {', '.join(ff.get('hwaccels', [])) or 'none'}")
+    lines.append(f"onnxruntime   providers: {', '.join(r['onnxruntime_providers']) or 'none'}")
+    if r["gpus"]:
+        for g in r["gpus"]:
+            lines.append(f"gpu {g['index']}         {g['name']} ({g['memory_gb']} GiB)")
+    else:
+        lines.append("gpus          none seen by torch (CPU only)")
+    return "\n".join(lines)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    r = report()
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(format_report(r))
+    sys.stdout.flush()
+    return 0

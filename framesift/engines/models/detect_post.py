@@ -1,0 +1,136 @@
+"""Detector pre/post-processing as tensor operations on the engine's device.
+
+``letterbox`` resizes (keeping aspect) and pads frames into one ``(B, 3, S, S)`` batch, the way
+ultralytics' ``LetterBox(auto=False, center=True)`` does; ``decode`` turns raw ``(B, 4 + K, A)``
+outputs (xywh + per-class sigmoid scores) into per-image xyxy boxes in frame pixels after
+confidence filtering and class-aware NMS (equal to ultralytics' ``non_max_suppression`` +
+``scale_boxes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.ops import batched_nms
+
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True)
+class LetterboxInfo:
+    """How one frame was placed in the square input: scaled by ``(gain_x, gain_y)`` (the rounded
+    resized size over the frame size) then offset by ``(left, top)``."""
+
+    orig_hw: tuple[int, int]
+    gain_x: float
+    gain_y: float
+    left: int
+    top: int
+
+
+def letterbox_params(h: int, w: int, size: int) -> tuple[float, tuple[int, int], int, int, int, int]:
+    """(gain, (new_w, new_h), top, bottom, left, right) as ultralytics computes them."""
+    r = min(size / h, size / w)
+    new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
+    dw, dh = (size - new_w) / 2, (size - new_h) / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    return r, (new_w, new_h), top, bottom, left, right
+
+
+def letterbox(
+    images: Sequence[np.ndarray | torch.Tensor], size: int, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, list[LetterboxInfo]]:
+    """(H, W, 3) uint8 RGB frames → ``(B, 3, size, size)`` float32 in [0, 1] on ``device``.
+
+    Frames of the same shape are resized together (bilinear, like ``cv2.INTER_LINEAR``).
+    """
+    out = torch.full((len(images), 3, size, size), PAD_VALUE / 255.0, dtype=torch.float32, device=device)
+    infos: list[LetterboxInfo] = []
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, img in enumerate(images):
+        groups.setdefault((int(img.shape[0]), int(img.shape[1])), []).append(i)
+    infos_by_index: dict[int, LetterboxInfo] = {}
+    for (h, w), idx in groups.items():
+        _, (nw, nh), top, _, left, _ = letterbox_params(h, w, size)
+        batch = torch.stack([torch.as_tensor(np.asarray(images[i])) for i in idx]).to(device)
+        x = batch.permute(0, 3, 1, 2).float()
+        if (nh, nw) != (h, w):
+            x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
+            x = x.round_().clamp_(0, 255)
+        out[idx, :, top : top + nh, left : left + nw] = x / 255.0
+        for i in idx:
+            infos_by_index[i] = LetterboxInfo((h, w), nw / w, nh / h, left, top)
+    infos = [infos_by_index[i] for i in range(len(images))]
+    return out, infos
+
+
+def xywh2xyxy(x: torch.Tensor) -> torch.Tensor:
+    xy, wh = x[..., :2], x[..., 2:4] / 2
+    return torch.cat((xy - wh, xy + wh), -1)
+
+
+def scale_boxes(boxes: torch.Tensor, info: LetterboxInfo) -> torch.Tensor:
+    """Boxes in letterboxed input pixels → frame pixels, clipped to the frame."""
+    b = boxes.clone()
+    b[:, [0, 2]] = (b[:, [0, 2]] - info.left) / info.gain_x
+    b[:, [1, 3]] = (b[:, [1, 3]] - info.top) / info.gain_y
+    h, w = info.orig_hw
+    b[:, [0, 2]] = b[:, [0, 2]].clamp(0, w)
+    b[:, [1, 3]] = b[:, [1, 3]].clamp(0, h)
+    return b
+
+
+def nms(
+    raw: torch.Tensor | np.ndarray,
+    *,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_det: int = 300,
+    max_nms: int = 30000,
+    agnostic: bool = False,
+) -> list[torch.Tensor]:
+    """Raw ``(B, 4 + K, A)`` (xywh, class scores) → per image ``(n, 6)`` [x1, y1, x2, y2, score, class].
+
+    Single label per box (its best class), confidence filter, top ``max_nms`` by score, class-aware
+    NMS (boxes of different classes never suppress each other unless ``agnostic``), ``max_det`` kept.
+    """
+    pred = torch.as_tensor(raw)
+    if pred.ndim != 3 or pred.shape[1] < 5:
+        raise ValueError(f"raw detector output must be (B, 4 + K, A), got {tuple(pred.shape)}")
+    pred = pred.transpose(1, 2)  # (B, A, 4 + K)
+    scores, cls = pred[..., 4:].max(-1)
+    out: list[torch.Tensor] = []
+    for b in range(pred.shape[0]):
+        keep = scores[b] > conf
+        s, c = scores[b][keep], cls[b][keep]
+        boxes = xywh2xyxy(pred[b, keep, :4])
+        if s.numel() > max_nms:
+            top = s.argsort(descending=True)[:max_nms]
+            s, c, boxes = s[top], c[top], boxes[top]
+        groups = torch.zeros_like(c) if agnostic else c
+        kept = batched_nms(boxes, s, groups, iou)[:max_det]
+        out.append(torch.cat((boxes[kept], s[kept, None], c[kept, None].to(boxes.dtype)), 1))
+    return out
+
+
+def decode(
+    raw: torch.Tensor | np.ndarray,
+    infos: Sequence[LetterboxInfo],
+    *,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_det: int = 300,
+    agnostic: bool = False,
+) -> list[torch.Tensor]:
+    """:func:`nms` then boxes back to each frame's pixels."""
+    dets = nms(raw, conf=conf, iou=iou, max_det=max_det, agnostic=agnostic)
+    for i, (d, info) in enumerate(zip(dets, infos, strict=True)):
+        if len(d):
+            d[:, :4] = scale_boxes(d[:, :4], info)
+        dets[i] = d
+    return dets

@@ -1,0 +1,285 @@
+"""SAM-family segmenter: image encoder once per frame, prompt decoder batched over all its boxes.
+
+Encoder and decoder are exported separately to ONNX. ``vit_t`` (MobileSAM, reference code in the
+``mobilesam-mirror`` package, Apache-2.0) is the default; ``vit_b/l/h`` come from
+``segment-anything`` (Apache-2.0). Reference packages are needed only to export; the runtime path
+needs ``onnxruntime`` and ``torch`` (pre/post-processing on the engine's device).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from framesift.engines.base import ImageLike, as_images
+from framesift.engines.detect import EngineCache, OnnxSession, Segmenter, hash_state_dict
+from framesift.errors import ConfigError, EngineError
+
+log = logging.getLogger("framesift.engines.sam")
+
+KINDS = {
+    "vit_t": "mobile_sam",
+    "vit_b": "segment_anything",
+    "vit_l": "segment_anything",
+    "vit_h": "segment_anything",
+}
+PACKAGES = {"mobile_sam": "mobilesam-mirror", "segment_anything": "segment-anything"}
+IMG_SIZE = 1024
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+OPSET = 17
+
+
+def build_reference(kind: str = "vit_t", checkpoint: str | Path | None = None) -> nn.Module:
+    """The reference ``Sam`` model of ``kind``; random weights when ``checkpoint`` is None."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown SAM model {kind!r} (available: {', '.join(KINDS)})")
+    if checkpoint is not None and not Path(checkpoint).exists():
+        raise ConfigError(f"SAM checkpoint {checkpoint} not found: pass an existing file or none")
+    module = KINDS[kind]
+    try:
+        registry = __import__(module).sam_model_registry
+    except ModuleNotFoundError:
+        raise EngineError(
+            f"exporting SAM {kind} needs the optional package: pip install {PACKAGES[module]}", engine="sam"
+        ) from None
+    return registry[kind](checkpoint=None if checkpoint is None else str(checkpoint)).eval()  # type: ignore[no-any-return]
+
+
+def preprocess_shape(h: int, w: int, long_side: int = IMG_SIZE) -> tuple[int, int]:
+    """Size after resizing the longest side to ``long_side`` (as SAM's ``ResizeLongestSide``)."""
+    scale = long_side / max(h, w)
+    return int(h * scale + 0.5), int(w * scale + 0.5)
+
+
+class EncoderExport(nn.Module):
+    """``(1, 3, 1024, 1024)`` normalised, padded image → ``(1, 256, 64, 64)`` image embeddings."""
+
+    def __init__(self, sam: nn.Module) -> None:
+        super().__init__()
+        self.encoder = sam.image_encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)  # type: ignore[no-any-return]
+
+
+class DecoderExport(nn.Module):
+    """One image's embeddings + ``(N, 4)`` boxes (xyxy, 1024-input pixels) → ``(N, 1, 256, 256)``
+    low-resolution mask logits and ``(N, 1)`` predicted IoU — SAM's single-mask output, with the
+    image expanded (not copied) over the N prompts."""
+
+    def __init__(self, sam: nn.Module) -> None:
+        super().__init__()
+        self.pe = sam.prompt_encoder
+        self.dec = sam.mask_decoder
+        self.register_buffer("image_pe", sam.prompt_encoder.get_dense_pe().detach(), persistent=False)
+
+    def forward(
+        self, image_embeddings: torch.Tensor, boxes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        pe, dec = self.pe, self.dec
+        n = boxes.shape[0]
+        coords = boxes.reshape(-1, 2, 2) + 0.5
+        corners = pe.pe_layer.forward_with_coords(coords, pe.input_image_size)
+        corner_w = torch.stack([pe.point_embeddings[2].weight[0], pe.point_embeddings[3].weight[0]])
+        sparse = corners + corner_w.unsqueeze(0)
+        dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], 0)
+        tokens = torch.cat((out_tokens.unsqueeze(0).expand(n, -1, -1), sparse), 1)
+        src = (image_embeddings + dense).expand(n, -1, -1, -1)
+        pos = self.image_pe.expand(n, -1, -1, -1)
+        _, c, h, w = image_embeddings.shape
+        hs, src = dec.transformer(src, pos, tokens)
+        src = src.transpose(1, 2).reshape(n, c, h, w)
+        up = dec.output_upscaling(src)
+        hyper = dec.output_hypernetworks_mlps[0](hs[:, 1, :]).unsqueeze(1)  # mask token 0: single mask
+        masks = (hyper @ up.flatten(2)).reshape(n, 1, up.shape[2], up.shape[3])
+        iou = dec.iou_prediction_head(hs[:, 0, :])[:, 0:1]
+        return masks, iou
+
+
+def export_encoder(sam: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            EncoderExport(sam).eval(),
+            (torch.zeros(1, 3, IMG_SIZE, IMG_SIZE),),
+            str(path),
+            input_names=["image"],
+            output_names=["image_embeddings"],
+            opset_version=opset,
+            dynamo=False,
+        )
+    return Path(path)
+
+
+def export_decoder(sam: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
+    emb = torch.zeros(1, 256, IMG_SIZE // 16, IMG_SIZE // 16)
+    boxes = torch.tensor([[10.0, 20.0, 300.0, 400.0], [0.0, 0.0, 100.0, 100.0]])
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            DecoderExport(sam).eval(),
+            (emb, boxes),
+            str(path),
+            input_names=["image_embeddings", "boxes"],
+            output_names=["low_res_masks", "iou_predictions"],
+            dynamic_axes={
+                "boxes": {0: "boxes"},
+                "low_res_masks": {0: "boxes"},
+                "iou_predictions": {0: "boxes"},
+            },
+            opset_version=opset,
+            dynamo=False,
+        )
+    return Path(path)
+
+
+def preprocess(image: np.ndarray | torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(H, W, 3) uint8 RGB → ``(1, 3, 1024, 1024)`` normalised and zero-padded, on ``device``.
+
+    Resize is bilinear with antialiasing rounded to uint8 (what SAM's PIL resize does), as tensor ops.
+    """
+    h, w = int(image.shape[0]), int(image.shape[1])
+    nh, nw = preprocess_shape(h, w)
+    x = torch.as_tensor(np.asarray(image)).to(device).permute(2, 0, 1)[None].float()
+    if (nh, nw) != (h, w):
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+        x = x.round_().clamp_(0, 255)
+    mean = torch.tensor(PIXEL_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(PIXEL_STD, device=device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return F.pad(x, (0, IMG_SIZE - nw, 0, IMG_SIZE - nh))
+
+
+def postprocess_masks(
+    low_res: torch.Tensor, orig_hw: tuple[int, int], threshold: float = 0.0
+) -> torch.Tensor:
+    """``(N, 1, 256, 256)`` logits → ``(N, H, W)`` bool masks at frame resolution (SAM's upscaling)."""
+    h, w = orig_hw
+    nh, nw = preprocess_shape(h, w)
+    m = F.interpolate(low_res, (IMG_SIZE, IMG_SIZE), mode="bilinear", align_corners=False)
+    m = m[..., :nh, :nw]
+    m = F.interpolate(m, (h, w), mode="bilinear", align_corners=False)
+    return m[:, 0] > threshold
+
+
+class SamSegmenter(Segmenter):
+    """SAM on ONNX Runtime: :meth:`embed` once per frame, :meth:`decode` all boxes in one call.
+
+    ``source``: ``vit_t`` (default) / ``vit_b`` / ``vit_l`` / ``vit_h`` with ``checkpoint`` (random
+    weights when None: tests and benchmarks only), a reference ``Sam`` module, or a directory holding
+    ``encoder.onnx`` and ``decoder.onnx``.
+    """
+
+    name = "sam"
+
+    def __init__(
+        self,
+        source: str | Path | nn.Module = "vit_t",
+        *,
+        checkpoint: str | Path | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        cache: EngineCache | None = None,
+        max_boxes: int = 64,
+        threshold: float = 0.0,
+    ) -> None:
+        self.cache = cache or EngineCache()
+        self.max_boxes = max_boxes
+        self.threshold = threshold
+        enc_path, dec_path = self._resolve(source, checkpoint)
+        self.encoder = OnnxSession(enc_path, device=device, threads=threads)
+        self.decoder = OnnxSession(dec_path, device=device, threads=threads)
+        self.torch_device = "cuda" if "CUDAExecutionProvider" in self.encoder.providers else "cpu"
+
+    def _resolve(self, source: str | Path | nn.Module, checkpoint: str | Path | None) -> tuple[Path, Path]:
+        if isinstance(source, nn.Module):
+            return self._export_cached(source)
+        text = str(source)
+        if text in KINDS:
+            if checkpoint is None:
+                log.warning("SAM %s with RANDOM weights (benchmark/test only)", text)
+                torch.manual_seed(0)
+            return self._export_cached(build_reference(text, checkpoint))
+        folder = Path(text)
+        enc, dec = folder / "encoder.onnx", folder / "decoder.onnx"
+        if not (enc.exists() and dec.exists()):
+            raise ConfigError(
+                f"SAM model {text!r}: expected one of {', '.join(KINDS)} or a folder with encoder.onnx "
+                "and decoder.onnx"
+            )
+        return enc, dec
+
+    def _export_cached(self, sam: nn.Module) -> tuple[Path, Path]:
+        import onnxruntime
+
+        key: dict[str, Any] = {
+            "weights": hash_state_dict(sam.state_dict()),
+            "opset": OPSET,
+            "torch": torch.__version__,
+            "runtime": f"onnxruntime-{onnxruntime.__version__}",
+        }
+        enc = self.cache.get_or_build(
+            "sam_encoder", {**key, "part": "encoder"}, lambda p: export_encoder(sam, p)
+        )
+        dec = self.cache.get_or_build(
+            "sam_decoder", {**key, "part": "decoder"}, lambda p: export_decoder(sam, p)
+        )
+        return enc, dec
+
+    def embed(self, image: ImageLike) -> np.ndarray:
+        """Run the image encoder once: (1, 256, 64, 64) embeddings."""
+        img = as_images([image])[0]
+        x = preprocess(img, self.torch_device)
+        return self.encoder.run({"image": np.ascontiguousarray(x.cpu().numpy())})[0]
+
+    def decode(
+        self, embeddings: np.ndarray, boxes: np.ndarray, orig_hw: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N, 4) xyxy in frame pixels → ((N, H, W) bool masks, (N,) predicted IoU)."""
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        h, w = orig_hw
+        if len(boxes) == 0:
+            return np.zeros((0, h, w), bool), np.zeros((0,), np.float32)
+        nh, nw = preprocess_shape(h, w)
+        scale = np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
+        masks, ious = [], []
+        for start in range(0, len(boxes), self.max_boxes):
+            chunk = boxes[start : start + self.max_boxes] * scale
+            low, iou = self.decoder.run(
+                {"image_embeddings": embeddings, "boxes": np.ascontiguousarray(chunk)}
+            )
+            m = postprocess_masks(torch.from_numpy(low).to(self.torch_device), orig_hw, self.threshold)
+            masks.append(m.cpu().numpy())
+            ious.append(iou[:, 0])
+        return np.concatenate(masks), np.concatenate(ious)
+
+    def segment(self, image: ImageLike, boxes: np.ndarray) -> np.ndarray:
+        img = as_images([image])[0]
+        masks, _ = self.decode(self.embed(img), boxes, (int(img.shape[0]), int(img.shape[1])))
+        return masks
+
+    def segment_detections(self, image: ImageLike, detections: Any) -> Any:
+        """Fill ``detections.mask`` (N, H, W) for the boxes of one frame; returns ``detections``."""
+        img = as_images([image])[0]
+        if len(detections) == 0:
+            detections.mask = np.zeros((0, img.shape[0], img.shape[1]), bool)
+            return detections
+        detections.mask = self.segment(img, detections.xyxy)
+        return detections
+
+
+def segment_batch(
+    segmenter: SamSegmenter, images: Sequence[ImageLike], detections: Sequence[Any]
+) -> list[Any]:
+    """Masks for each frame's detections (encoder once per frame, decoder batched per frame)."""
+    return [segmenter.segment_detections(img, det) for img, det in zip(images, detections, strict=True)]

@@ -1,0 +1,78 @@
+"""The Runtime interface: load a model artefact, run named tensors."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+Precision = Literal["fp32", "fp16", "bf16"]
+Tensor = Any  # np.ndarray or torch.Tensor
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, element type and shape (``None`` or a string for a dynamic axis) of one graph input/output."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str | None, ...]
+
+
+class Runtime(abc.ABC):
+    """Runs one model graph on one device.
+
+    ``run`` takes a mapping of input name → numpy array or torch tensor and returns a mapping of
+    output name → array/tensor: numpy on the CPU path, torch tensors on the device where
+    ``as_torch=True`` (so GPU results need not cross the bus).
+    """
+
+    name: str = "runtime"
+
+    def __init__(self, *, device: str, precision: Precision) -> None:
+        self.device = device
+        self.precision: Precision = precision
+
+    @property
+    @abc.abstractmethod
+    def inputs(self) -> Sequence[TensorSpec]:
+        """The graph's inputs."""
+
+    @property
+    @abc.abstractmethod
+    def outputs(self) -> Sequence[TensorSpec]:
+        """The graph's outputs."""
+
+    @abc.abstractmethod
+    def run(self, feeds: Mapping[str, Tensor], *, as_torch: bool = False) -> dict[str, Tensor]:
+        """Run the graph once on ``feeds`` (all inputs, same batch size)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release sessions / device memory."""
+
+    def describe(self) -> str:
+        return f"{self.name} on {self.device} ({self.precision})"
+
+
+def to_numpy(x: Tensor) -> np.ndarray:
+    """A numpy view/copy of a numpy array or torch tensor (any device, any float type)."""
+    if isinstance(x, np.ndarray):
+        return x
+    t = x.detach()
+    if t.dtype.is_floating_point and t.dtype not in _NUMPY_FLOATS:
+        t = t.float()
+    return np.asarray(t.cpu().numpy())
+
+
+def _numpy_floats() -> set[Any]:
+    try:
+        import torch
+    except ModuleNotFoundError:  # pragma: no cover - torch is in the clip extra
+        return set()
+    return {torch.float32, torch.float16, torch.float64}
+
+
+_NUMPY_FLOATS = _numpy_floats()

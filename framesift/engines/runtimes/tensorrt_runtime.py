@@ -1,0 +1,170 @@
+"""TensorRT runtime: engines built from ONNX with a dynamic-batch optimisation profile, FP16 and a
+timing cache; executed on torch CUDA tensors.
+
+TensorRT is an optional extra (``pip install 'framesift[tensorrt]'``); this module imports it lazily
+and every entry point raises a clear EngineError where it is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from framesift.engines.runtimes.base import Precision, Runtime, Tensor, TensorSpec, to_numpy
+from framesift.errors import EngineError
+
+log = logging.getLogger("framesift.engines.tensorrt")
+
+
+def import_tensorrt() -> Any:
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise EngineError(
+            f"tensorrt runtime: the tensorrt package is not installed ({exc}); "
+            "pip install 'framesift[tensorrt]' on a machine with an NVIDIA GPU",
+            engine="tensorrt",
+        ) from None
+    return trt
+
+
+def build_engine(
+    onnx_path: str | os.PathLike[str],
+    *,
+    precision: Precision,
+    min_batch: int,
+    opt_batch: int,
+    max_batch: int,
+    timing_cache: str | os.PathLike[str] | None = None,
+    workspace_gb: float = 4.0,
+) -> bytes:
+    """Parse ``onnx_path`` and return a serialised engine whose batch axis (axis 0 of every input)
+    spans ``min_batch..max_batch``; the timing cache file is read and updated when given."""
+    trt = import_tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineError(f"tensorrt: cannot parse {onnx_path}: {errors}", engine="tensorrt")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "bf16":
+        config.set_flag(trt.BuilderFlag.BF16)
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        inp = network.get_input(i)
+        rest = tuple(inp.shape)[1:]
+        if any(d < 0 for d in rest):
+            raise EngineError(
+                f"tensorrt: input {inp.name} has dynamic non-batch axes {tuple(inp.shape)}", engine="tensorrt"
+            )
+        profile.set_shape(inp.name, (min_batch, *rest), (opt_batch, *rest), (max_batch, *rest))
+    config.add_optimization_profile(profile)
+    cache_bytes = b""
+    if timing_cache is not None and Path(timing_cache).is_file():
+        cache_bytes = Path(timing_cache).read_bytes()
+    cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineError(f"tensorrt: engine build failed for {onnx_path}", engine="tensorrt")
+    if timing_cache is not None:
+        tmp = Path(f"{timing_cache}.tmp{os.getpid()}")
+        tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
+        os.replace(tmp, timing_cache)
+    return bytes(serialized)
+
+
+class TensorRTRuntime(Runtime):
+    """Deserialises an engine and runs it on torch CUDA tensors (``execute_async_v3``)."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine_bytes: bytes, *, device: str = "cuda", precision: Precision = "fp16") -> None:
+        trt = import_tensorrt()
+        import torch
+
+        super().__init__(device=device, precision=precision)
+        if not torch.cuda.is_available():
+            raise EngineError("tensorrt runtime needs a CUDA device (none found)", engine=self.name)
+        self._trt = trt
+        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self._engine = self._runtime.deserialize_cuda_engine(engine_bytes)
+        if self._engine is None:
+            raise EngineError(
+                "tensorrt: engine could not be deserialised (stale or foreign)", engine=self.name
+            )
+        self._context = self._engine.create_execution_context()
+        self._inputs: list[TensorSpec] = []
+        self._outputs: list[TensorSpec] = []
+        for i in range(self._engine.num_io_tensors):
+            n = self._engine.get_tensor_name(i)
+            spec = TensorSpec(
+                n, str(self._engine.get_tensor_dtype(n)), tuple(self._engine.get_tensor_shape(n))
+            )
+            if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT:
+                self._inputs.append(spec)
+            else:
+                self._outputs.append(spec)
+
+    @property
+    def inputs(self) -> Sequence[TensorSpec]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> Sequence[TensorSpec]:
+        return self._outputs
+
+    def _torch_dtype(self, name: str) -> Any:
+        import torch
+
+        dt = self._engine.get_tensor_dtype(name)
+        table = {
+            self._trt.float32: torch.float32,
+            self._trt.float16: torch.float16,
+            self._trt.int32: torch.int32,
+            self._trt.int64: torch.int64,
+        }
+        if hasattr(self._trt, "bfloat16"):
+            table[self._trt.bfloat16] = torch.bfloat16
+        return table[dt]
+
+    def run(self, feeds: Mapping[str, Tensor], *, as_torch: bool = False) -> dict[str, Tensor]:
+        import torch
+
+        stream = torch.cuda.current_stream()
+        keep = []
+        for s in self._inputs:
+            if s.name not in feeds:
+                raise EngineError(f"tensorrt: missing input {s.name}", engine=self.name)
+            x = feeds[s.name]
+            t = torch.as_tensor(x).to(self.device, self._torch_dtype(s.name)).contiguous()
+            keep.append(t)
+            self._context.set_input_shape(s.name, tuple(t.shape))
+            self._context.set_tensor_address(s.name, t.data_ptr())
+        outs: dict[str, Any] = {}
+        for s in self._outputs:
+            shape = tuple(self._context.get_tensor_shape(s.name))
+            o = torch.empty(shape, dtype=self._torch_dtype(s.name), device=self.device)
+            outs[s.name] = o
+            self._context.set_tensor_address(s.name, o.data_ptr())
+        if not self._context.execute_async_v3(stream.cuda_stream):
+            raise EngineError("tensorrt: execution failed", engine=self.name)
+        result: dict[str, Tensor] = {}
+        for n, o in outs.items():
+            o = o.float() if o.dtype.is_floating_point else o
+            result[n] = o if as_torch else to_numpy(o)
+        return result
+
+    def close(self) -> None:
+        self._context = self._engine = None

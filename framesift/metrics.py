@@ -1,0 +1,202 @@
+"""Prometheus metrics read from the components' own counters at scrape time, and the HTTP server
+that serves ``/metrics``, ``/healthz`` and ``/status``.
+
+Nothing on the frame path touches prometheus_client: counters are plain ints kept by sources,
+ring buffers and sink workers, and latency goes into a lock-free :class:`LatencyHistogram`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from framesift.errors import ConfigError
+from framesift.log import redact
+
+if TYPE_CHECKING:
+    from framesift.pipeline import Pipeline
+
+log = logging.getLogger("framesift.metrics")
+
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+class LatencyHistogram:
+    """Cumulative-on-read histogram; ``observe`` is called by one thread per instance (no lock)."""
+
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out, acc = [], 0
+        for bound, n in zip((*[repr(b) for b in self.buckets], "+Inf"), list(self.counts), strict=True):
+            acc += n
+            out.append((bound, float(acc)))
+        return out
+
+
+def _label(value: str) -> str:
+    return redact(str(value))
+
+
+class PipelineCollector(Collector):
+    """Builds every ``framesift_*`` metric family from ``pipeline.snapshot()`` at scrape time."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.pipeline.snapshot()
+        decoded = CounterMetricFamily(
+            "framesift_frames_decoded", "Frames decoded per source.", labels=["source"]
+        )
+        dropped = CounterMetricFamily(
+            "framesift_frames_dropped",
+            "Frames dropped, by source, stage (decode, buffer, batcher) and cause.",
+            labels=["source", "stage", "cause"],
+        )
+        depth = GaugeMetricFamily(
+            "framesift_queue_depth", "Frames waiting in a queue.", labels=["source", "stage"]
+        )
+        fps = GaugeMetricFamily("framesift_decode_fps", "Decoded frames per second.", labels=["source"])
+        up = GaugeMetricFamily(
+            "framesift_source_up", "1 while the source delivers frames.", labels=["source"]
+        )
+        reconnects = CounterMetricFamily(
+            "framesift_reconnects", "Reconnection attempts per source.", labels=["source"]
+        )
+        staged = CounterMetricFamily(
+            "framesift_frames_processed", "Frames that reached the stage.", labels=["source"]
+        )
+        for sid, s in snap["sources"].items():
+            src = _label(sid)
+            decoded.add_metric([src], s["frames_decoded"])
+            staged.add_metric([src], s["frames_staged"])
+            for (stage, cause), n in s["drops"].items():
+                dropped.add_metric([src, stage, cause], n)
+            depth.add_metric([src, "buffer"], s["queue_depth"])
+            fps.add_metric([src], s["fps"])
+            up.add_metric([src], 1.0 if s["state"] == "up" else 0.0)
+            reconnects.add_metric([src], s["reconnects"])
+        yield from (decoded, staged, dropped, depth, fps, up, reconnects)
+
+        backlog = GaugeMetricFamily("framesift_sink_queue_depth", "Events waiting per sink.", labels=["sink"])
+        events = CounterMetricFamily(
+            "framesift_sink_events",
+            "Events per sink by outcome (written, failed, retries, dropped_<cause>).",
+            labels=["sink", "outcome"],
+        )
+        for name, k in snap["sinks"].items():
+            backlog.add_metric([_label(name)], k["backlog"])
+            for outcome, n in k["counts"].items():
+                events.add_metric([_label(name), outcome.replace(":", "_")], n)
+        yield from (backlog, events)
+
+        hist = HistogramMetricFamily(
+            "framesift_latency_seconds",
+            "Latency from capture to the stage and to the sinks.",
+            labels=["source", "stage"],
+        )
+        for (sid, stage), h in snap["latency"].items():
+            hist.add_metric([_label(sid), stage], h.cumulative(), sum_value=h.sum)
+        yield hist
+
+
+class MetricsServer:
+    """A stdlib HTTP server on its own thread: ``/metrics``, ``/healthz``, ``/status``."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        healthy: Callable[[], bool],
+        status: Callable[[], dict[str, Any]],
+    ) -> None:
+        handler = _make_handler(registry, healthy, status)
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise ConfigError(
+                f"metrics server cannot listen on {host}:{port}: {exc.strerror or exc} "
+                "(choose another metrics.port, 0 for a free one, or set metrics.enabled: false)"
+            ) from None
+        self._server.daemon_threads = True
+        self.host = host
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="metrics-http", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("metrics on http://%s:%d/metrics", self.host, self.port)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(5.0)
+        self._server.server_close()
+
+
+def _make_handler(
+    registry: CollectorRegistry, healthy: Callable[[], bool], status: Callable[[], dict[str, Any]]
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "framesift"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            try:
+                if path == "/metrics":
+                    self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
+                elif path == "/healthz":
+                    ok = healthy()
+                    self._send(200 if ok else 503, b"ok\n" if ok else b"stopped\n", "text/plain")
+                elif path == "/status":
+                    body = redact(json.dumps(status(), default=str)).encode()
+                    self._send(200, body, "application/json")
+                else:
+                    self._send(404, b"not found: try /metrics, /healthz or /status\n", "text/plain")
+            except Exception as exc:  # never kill the server thread
+                log.warning("metrics request %s failed: %s", path, exc)
+                self._send(500, f"error: {exc}\n".encode(), "text/plain")
+
+        def _send(self, code: int, body: bytes, ctype: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("metrics: " + format, *args)
+
+    return Handler
+
+
+def new_registry(pipeline: Pipeline) -> CollectorRegistry:
+    """A registry of its own per pipeline (several pipelines in one process never collide)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PipelineCollector(pipeline))
+    return registry

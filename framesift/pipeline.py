@@ -1,0 +1,619 @@
+"""The pipeline: sources → capture threads → ring buffers → stage (batcher, engine, analyzers) → sinks.
+
+It owns every thread, surfaces every worker's failure in the caller with the source or sink named,
+and shuts down in order: capture stops → the stage drains the buffers → analyzers' ``on_end`` →
+sinks drain and close → metrics server and progress stop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from framesift.analyzers.base import Analyzer
+from framesift.config import LIVE_TYPES, PipelineConfig, SourceConfig
+from framesift.engines.base import Embedder
+from framesift.engines.batcher import Batcher
+from framesift.errors import ConfigError, FramesiftError, SourceError, WorkerError
+from framesift.events import Event, SourceStatus
+from framesift.frame import Frame
+from framesift.log import redact
+from framesift.metrics import LatencyHistogram, MetricsServer, new_registry
+from framesift.registry import ANALYZERS, SINKS, resolve
+from framesift.sinks.base import Sink, SinkWorker
+from framesift.stream.base import Source
+from framesift.stream.ringbuffer import RingBuffer
+
+if TYPE_CHECKING:
+    from framesift.progress import Progress
+
+log = logging.getLogger("framesift.pipeline")
+
+__all__ = ["Pipeline"]
+
+CAPTURE_JOIN_S = 10.0
+STAGE_JOIN_S = 60.0
+SINK_DRAIN_S = 10.0
+_ORIGINS_MAX = 4096
+
+
+_MALLOC_TUNED = False
+
+
+def tune_malloc() -> bool:
+    """Keep freed frame memory in the process (glibc only; idempotent; FRAMESIFT_MALLOC_TUNING=0 opts out).
+
+    Decoded frames are large (6 MB at 1080p) and live a little while in ring buffers and batches.
+    glibc's defaults give such blocks back to the OS as soon as they are freed (mmap, heap trim),
+    so every new frame page-faults its memory in again: measured, that costs a third of the decode
+    throughput. Raising the mmap and trim thresholds makes freed frames' memory reusable; the
+    process then keeps its peak (bounded by the buffer capacities) instead of returning it.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or os.environ.get("FRAMESIFT_MALLOC_TUNING", "1") == "0":
+        return _MALLOC_TUNED
+    _MALLOC_TUNED = True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024) == 1
+        ok = libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024) == 1 and ok
+    except (OSError, AttributeError):
+        return False
+    return ok
+
+
+class _Rate:
+    """Frames per second over a sliding window of samples (thread-safe, sampled on read)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._samples: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+
+    def sample(self, count: int) -> float:
+        now = time.monotonic()
+        with self._lock:
+            self._samples.append((now, count))
+            while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
+                self._samples.popleft()
+            t0, n0 = self._samples[0]
+            return (count - n0) / (now - t0) if now - t0 >= 0.2 else 0.0
+
+
+@dataclass(eq=False)
+class _SourceRun:
+    """Everything the pipeline keeps per source."""
+
+    id: str
+    cfg: SourceConfig | None
+    source: Source
+    buffer: RingBuffer[Frame]
+    live: bool
+    worker: Any = None  # framesift.stream.capture.CaptureWorker
+    state: str = "new"
+    detail: str = ""
+    staged: int = 0
+    last_index: int = -1
+    ended: bool = False
+    started: bool = False
+    stage_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    sink_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    rate: _Rate = field(default_factory=_Rate)
+
+
+class _TimedSink(Sink):
+    """Wraps a sink to measure capture→sink latency for events caused by a frame."""
+
+    def __init__(self, inner: Sink, pipeline: Pipeline) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._pipeline = pipeline
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def write(self, event: Event) -> None:
+        self.inner.write(event)
+        self._pipeline._observe_sink(event)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Pipeline:
+    """Runs a :class:`PipelineConfig`; programmatic embedder, analyzers and sinks may be added.
+
+    Use :meth:`run` (start, wait, stop; Ctrl-C / SIGTERM drain) or the context manager::
+
+        with Pipeline(cfg, sinks=[MySink()]) as p:
+            p.join()
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        embedder: Embedder | None = None,
+        analyzers: list[Analyzer] | None = None,
+        sinks: list[Sink] | None = None,
+        progress: bool = False,
+        status_interval_s: float = 10.0,
+    ) -> None:
+        self.config = config
+        self._own_embedder = False
+        engine_cfg = getattr(config, "engine", None)
+        if embedder is None and engine_cfg is not None and getattr(config, "analyzers", None):
+            from framesift.engines.factory import build_embedder
+
+            embedder = build_embedder(engine_cfg)
+            self._own_embedder = True
+        self.embedder = embedder
+        self.analyzers: list[Analyzer] = self._build_analyzers(embedder) + list(analyzers or [])
+        self._extra_sinks: list[Sink] = list(sinks or [])
+        self._progress_enabled = progress
+        self._status_interval_s = status_interval_s
+        self._needs_embedding = any(a.needs_embedding for a in self.analyzers)
+        if self._needs_embedding and embedder is None:
+            names = ", ".join(a.name for a in self.analyzers if a.needs_embedding)
+            raise ConfigError(f"analyzers {names} need an embedder: configure engine or pass embedder=")
+        st = config.stage
+        # Batches exist to feed an engine; without one, frames flow one at a time (least latency,
+        # fewest frames in flight).
+        max_batch, max_wait = (st.max_batch, st.max_wait_ms) if self._needs_embedding else (1, 0.0)
+        self.batcher = Batcher(max_batch=max_batch, max_wait_ms=max_wait, stale_after_ms=st.stale_after_ms)
+        self.sources: dict[str, _SourceRun] = {}
+        self.sink_workers: list[SinkWorker] = []
+        self.metrics_port: int | None = None
+        self.interrupted_by: int | None = None  # signal number that requested the drain
+        self._metrics: MetricsServer | None = None
+        self._progress: Progress | None = None
+        self._stage_thread: threading.Thread | None = None
+        self._stage_stop = threading.Event()
+        self._stop_requested = threading.Event()
+        self._wake = threading.Event()
+        self._stage_error: BaseException | None = None
+        self._origins: dict[int, tuple[Event, str, float]] = {}
+        self._origins_lock = threading.Lock()
+        self._state = "new"  # new → running → stopping → stopped
+        self._finish_lock = threading.Lock()
+        self._started_at = 0.0
+
+    def _build_analyzers(self, embedder: Embedder | None) -> list[Analyzer]:
+        """Analyzers named in ``config.analyzers`` (when the config has that section)."""
+        out = []
+        for acfg in getattr(self.config, "analyzers", None) or []:
+            cls = resolve("analyzer", acfg.type, ANALYZERS)
+            out.append(cls.from_config(acfg, embedder))
+        return out
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build sources and sinks, then start sinks, metrics, stage and capture threads."""
+        if self._state != "new":
+            raise RuntimeError("a Pipeline can be started once")
+        self._state = "running"
+        self._started_at = time.time()
+        tune_malloc()
+        try:
+            self._build_sources()
+            self._build_sinks()
+            for w in self.sink_workers:
+                w.start()
+            if self.config.metrics.enabled:
+                m = self.config.metrics
+                self._metrics = MetricsServer(
+                    new_registry(self), host=m.host, port=m.port, healthy=self.healthy, status=self.status
+                )
+                self.metrics_port = self._metrics.port
+                self._metrics.start()
+            self._stage_thread = threading.Thread(target=self._stage_loop, name="stage", daemon=True)
+            self._stage_thread.start()
+            for run in self.sources.values():
+                run.worker.start()
+                run.started = True
+            if self._progress_enabled:
+                from framesift.progress import Progress
+
+                self._progress = Progress(self, interval_s=self._status_interval_s)
+                self._progress.start()
+        except BaseException:
+            self._finish()
+            raise
+
+    def _build_sources(self) -> None:
+        from framesift.stream.capture import CaptureWorker
+        from framesift.stream.factory import build_source, source_id_for
+
+        seen: dict[str, int] = {}
+        for cfg in self.config.sources:
+            sid = source_id_for(cfg)
+            if sid in seen:
+                if cfg.id is not None:
+                    raise ConfigError(f"sources: id {sid!r} is used twice (ids must be unique)")
+                seen[sid] += 1
+                sid = f"{sid}-{seen[sid]}"
+            seen.setdefault(sid, 1)
+            source = build_source(cfg, source_id=sid)
+            live = bool(getattr(source, "live", cfg.type in LIVE_TYPES))
+            on_full = cfg.buffer.on_full or ("drop_oldest" if live else "block")
+            buffer: RingBuffer[Frame] = RingBuffer(
+                cfg.buffer.capacity, on_full, name=sid, waker=self.batcher.waker
+            )
+            run = _SourceRun(sid, cfg, source, buffer, live)
+            run.worker = CaptureWorker(
+                source,
+                buffer,
+                on_status=self._make_on_status(run),
+                reconnect=getattr(cfg, "reconnect", None) if live else None,
+                watchdog_s=getattr(cfg, "watchdog_s", None) if live else None,
+            )
+            self.sources[sid] = run
+            self.batcher.add_source(sid, buffer, live)
+
+    def _build_sinks(self) -> None:
+        names: set[str] = set()
+
+        def unique(name: str) -> str:
+            out, n = name, 1
+            while out in names:
+                n += 1
+                out = f"{name}-{n}"
+            names.add(out)
+            return out
+
+        for cfg in self.config.sinks:
+            sink = resolve("sink", cfg.type, SINKS).from_config(cfg)
+            sink.name = unique(cfg.name or sink.name or cfg.type)
+            self.sink_workers.append(
+                SinkWorker(
+                    _TimedSink(sink, self),
+                    queue_size=cfg.queue_size,
+                    event_types=set(cfg.events) if cfg.events is not None else None,
+                    max_retries=cfg.max_retries,
+                    retry_initial_s=cfg.retry_initial_s,
+                    retry_max_s=cfg.retry_max_s,
+                )
+            )
+        for sink in self._extra_sinks:
+            sink.name = unique(getattr(sink, "name", None) or type(sink).__name__.lower())
+            self.sink_workers.append(SinkWorker(_TimedSink(sink, self)))
+
+    def stop(self) -> None:
+        """Drain and shut down in order; idempotent. Does not raise worker failures (``join`` does)."""
+        self._stop_requested.set()
+        self._finish()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every source has ended (or a stop was requested), flush everything, then raise
+        the first worker failure. Returns False if ``timeout`` passed first (nothing is stopped)."""
+        if self._state == "new":
+            raise RuntimeError("Pipeline.join() before start()")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._state == "running":
+            if self._stop_requested.is_set() or self._stage_error is not None:
+                break
+            if all(run.worker.done for run in self.sources.values() if run.started):
+                break
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self._wake.wait(0.1 if remaining is None else min(0.1, remaining))
+            self._wake.clear()
+        self._finish()
+        self.raise_errors()
+        return True
+
+    def run(self) -> None:
+        """start + join + stop; from the main thread, SIGINT/SIGTERM trigger a graceful drain
+        (a second SIGINT interrupts at once). :attr:`interrupted_by` tells which signal stopped it."""
+        handlers: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, self._on_signal)
+        try:
+            self.start()
+            self.join()
+        finally:
+            try:
+                self.stop()
+            finally:
+                for signum, h in handlers.items():
+                    signal.signal(signum, h)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop_requested.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.info("%s received: draining (send SIGINT again to abort)", signal.Signals(signum).name)
+        if self.interrupted_by is None:
+            self.interrupted_by = signum
+        self._stop_requested.set()
+        self._wake.set()
+
+    def __enter__(self) -> Pipeline:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _finish(self) -> None:
+        """Ordered shutdown; runs once."""
+        with self._finish_lock:
+            if self._state in ("stopping", "stopped"):
+                return
+            self._state = "stopping"
+            try:
+                self._shutdown()
+            finally:
+                self._state = "stopped"
+
+    def _shutdown(self) -> None:
+        runs = list(self.sources.values())
+        for run in runs:  # 1. capture stops (interrupts blocking reads)
+            if run.started and not run.worker.done:
+                run.worker.stop()
+        if self._stage_thread is None or not self._stage_thread.is_alive():
+            for run in runs:  # nobody drains: unblock producers waiting on a full buffer
+                run.buffer.close()
+        for run in runs:
+            if run.started and not run.worker.join(CAPTURE_JOIN_S):
+                log.error("capture thread of source %s did not stop in %.0fs", run.id, CAPTURE_JOIN_S)
+                run.buffer.close()
+                run.buffer.clear("shutdown")
+                run.worker.join(CAPTURE_JOIN_S)
+            run.buffer.close()
+        if self._stage_thread is not None:  # 2. the stage drains the buffers, analyzers' on_end
+            self._stage_thread.join(STAGE_JOIN_S)
+            if self._stage_thread.is_alive():
+                log.error("stage did not drain in %.0fs; abandoning queued frames", STAGE_JOIN_S)
+                self._stage_stop.set()
+                self._stage_thread.join(10.0)
+        if self._own_embedder and self.embedder is not None:
+            try:
+                self.embedder.close()
+            except Exception as exc:
+                log.warning("embedder %s failed to close: %s", self.embedder.name, exc)
+        for w in self.sink_workers:  # 3. sinks deliver what is queued and close
+            w.stop(drain=True, timeout=SINK_DRAIN_S)
+        if self._progress is not None:
+            self._progress.stop()
+        if self._metrics is not None:
+            self._metrics.stop()
+
+    def raise_errors(self) -> None:
+        """Raise the first failure: the stage, then sources (a SourceError as itself), then sinks."""
+        if self._stage_error is not None:
+            exc = self._stage_error
+            if isinstance(exc, FramesiftError) and not isinstance(exc, WorkerError):
+                raise WorkerError(f"stage: {exc}", worker="stage") from exc
+            if isinstance(exc, WorkerError):
+                raise exc
+            raise WorkerError(f"stage failed: {type(exc).__name__}: {exc}", worker="stage") from exc
+        for run in self.sources.values():
+            err = getattr(run.worker, "error", None) if run.worker is not None else None
+            if err is None:
+                continue
+            if isinstance(err, SourceError):
+                if err.source is None:
+                    err.source = run.id
+                raise err
+            raise WorkerError(
+                f"source {run.id}: {type(err).__name__}: {redact(str(err))}", worker=f"source:{run.id}"
+            ) from err
+        for w in self.sink_workers:
+            if w.error is not None:
+                raise WorkerError(
+                    f"sink {w.name}: {type(w.error).__name__}: {w.error}", worker=f"sink:{w.name}"
+                ) from w.error
+
+    # -- stage -------------------------------------------------------------------------------------
+
+    def _stage_loop(self) -> None:
+        try:
+            batcher, stop, runs = self.batcher, self._stage_stop, self.sources
+            while True:
+                batch = batcher.next_batch(stop)
+                if batch is None:
+                    break
+                now = time.time()
+                for f in batch:
+                    run = runs[f.source_id]
+                    run.staged += 1
+                    run.last_index = f.index
+                    run.stage_latency.observe(now - f.wallclock)
+                if self.analyzers:
+                    self._analyze(batch)
+                for sid in batcher.ended():
+                    self._source_ended(sid)
+            for sid in batcher.ended():
+                self._source_ended(sid)
+        except BaseException as exc:
+            log.error("stage failed: %s: %s", type(exc).__name__, exc)
+            self._stage_error = exc
+            self._stop_requested.set()
+            self._wake.set()
+
+    def _analyze(self, batch: list[Frame]) -> None:
+        embeddings = None
+        if self._needs_embedding:
+            assert self.embedder is not None
+            embeddings = self.embedder.embed_images(batch)
+        for i, frame in enumerate(batch):
+            for a in self.analyzers:
+                emb = embeddings[i] if embeddings is not None and a.needs_embedding else None
+                try:
+                    events = a.on_frame(frame, emb)
+                except Exception as exc:
+                    raise WorkerError(
+                        f"analyzer {a.name} failed on source {frame.source_id} frame {frame.index}: "
+                        f"{type(exc).__name__}: {exc}",
+                        worker=f"analyzer:{a.name}",
+                    ) from exc
+                self._emit(events, frame)
+
+    def _source_ended(self, sid: str) -> None:
+        run = self.sources.get(sid)
+        if run is None or run.ended:
+            return
+        run.ended = True
+        for a in self.analyzers:
+            self._emit(a.on_end(sid), None)
+
+    def _emit(self, events: Iterable[Event] | None, frame: Frame | None) -> None:
+        if not events:
+            return
+        for ev in events:
+            if frame is not None:
+                with self._origins_lock:
+                    self._origins[id(ev)] = (ev, frame.source_id, frame.wallclock)
+                    if len(self._origins) > _ORIGINS_MAX:
+                        del self._origins[next(iter(self._origins))]
+            for w in self.sink_workers:
+                w.submit(ev)
+
+    def emit(self, event: Event) -> None:
+        """Send an event to every sink (for programmatic producers)."""
+        self._emit((event,), None)
+
+    def _observe_sink(self, event: Event) -> None:
+        with self._origins_lock:
+            origin = self._origins.get(id(event))
+            if origin is None or origin[0] is not event:
+                return
+            run = self.sources.get(origin[1])
+            if run is not None:
+                run.sink_latency.observe(time.time() - origin[2])
+
+    # -- callbacks ---------------------------------------------------------------------------------
+
+    def _make_on_status(self, run: _SourceRun) -> Any:
+        def on_status(ev: SourceStatus) -> None:
+            run.state, run.detail = ev.state, ev.detail
+            log.log(_status_level(ev.state, run.live), "source %s: %s", run.id, _describe(ev))
+            for w in self.sink_workers:
+                w.submit(ev)
+            self._wake.set()
+
+        return on_status
+
+    # -- introspection -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    def healthy(self) -> bool:
+        return self._state == "running" and self._stage_error is None
+
+    def _source_info(self, run: _SourceRun, now: float) -> dict[str, Any]:
+        st = run.source.stats
+        last = st.last_frame_wallclock
+        drops: dict[str, int] = dict(run.buffer.drops)
+        if st.decode_errors:
+            drops["decode_error"] = st.decode_errors
+        cfg = run.cfg
+        return {
+            "type": getattr(cfg, "type", "custom"),
+            "live": run.live,
+            "state": run.state if run.state != "new" else st.state,
+            "detail": redact(run.detail),
+            "fps": round(self._fps(run), 3),
+            "frames_decoded": st.frames_decoded,
+            "frames_skipped": st.frames_skipped,
+            "frames_staged": run.staged,
+            "last_index": run.last_index,
+            "last_frame_age_s": None if last is None else round(max(0.0, now - last), 3),
+            "reconnects": st.reconnects,
+            "queue_depth": len(run.buffer),
+            "capacity": run.buffer.capacity,
+            "on_full": run.buffer.on_full,
+            "drops": drops,
+            "ended": run.ended,
+        }
+
+    @staticmethod
+    def _fps(run: _SourceRun) -> float:
+        measured = run.rate.sample(run.source.stats.frames_decoded)
+        if run.worker is None or run.worker.done or run.state in ("eof", "failed", "stopped"):
+            return 0.0
+        return measured or float(run.source.stats.fps or 0.0)
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-ready snapshot: per-source state, fps, last-frame age, drops by cause, reconnects,
+        queue depths, and per-sink backlog and counters."""
+        now = time.time()
+        return {
+            "state": self._state,
+            "uptime_s": round(now - self._started_at, 3) if self._started_at else 0.0,
+            "sources": {sid: self._source_info(run, now) for sid, run in self.sources.items()},
+            "stage": {
+                "batches": self.batcher.batches,
+                "frames": self.batcher.frames,
+                "analyzers": [a.name for a in self.analyzers],
+                "error": None if self._stage_error is None else str(self._stage_error),
+            },
+            "sinks": {
+                w.name: {
+                    "backlog": w.backlog,
+                    "counts": dict(w.counts),
+                    "last_error": None if w.last_error is None else redact(w.last_error),
+                }
+                for w in self.sink_workers
+            },
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the metrics collector reads: :meth:`status` plus drops keyed by (stage, cause) and
+        the latency histograms keyed by (source, stage)."""
+        snap = self.status()
+        latency: dict[tuple[str, str], LatencyHistogram] = {}
+        for sid, info in snap["sources"].items():
+            info["drops"] = {(_drop_stage(cause), cause): n for cause, n in info["drops"].items()}
+            run = self.sources[sid]
+            latency[(sid, "stage")] = run.stage_latency
+            if run.sink_latency.count:
+                latency[(sid, "sink")] = run.sink_latency
+        snap["latency"] = latency
+        return snap
+
+
+def _status_level(state: str, live: bool) -> int:
+    if state == "connecting":
+        return logging.DEBUG
+    if state in ("disconnected", "stalled"):
+        return logging.WARNING
+    if state == "failed":  # a file's failure is raised at the end of the run: log it once, there
+        return logging.WARNING if live else logging.DEBUG
+    return logging.INFO
+
+
+def _describe(ev: SourceStatus) -> str:
+    if ev.state == "reconnecting":
+        delay = "" if ev.delay_s is None else f" in {ev.delay_s:.2f}s"
+        return f"reconnect attempt {ev.attempt}{delay} ({ev.detail})"
+    return f"{ev.state} ({ev.detail})" if ev.detail else ev.state
+
+
+def _drop_stage(cause: str) -> str:
+    if cause == "stale":
+        return "batcher"
+    if cause == "decode_error":
+        return "decode"
+    return "buffer"

@@ -1,0 +1,110 @@
+"""``framesift detect`` / ``framesift label`` end to end on generated clips (random-weight models)."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import supervision as sv
+
+from framesift.cli import main
+from framesift.engines.detect import EngineCache
+from tests.detect.conftest import IMGSZ
+
+pytest.importorskip("ultralytics")
+pytest.importorskip("open_clip")
+
+
+@pytest.fixture(scope="module")
+def onnx_model(world_model, engine_cache: EngineCache) -> str:  # type: ignore[no-untyped-def]
+    from framesift.engines.models.yolo_world import YoloWorld
+
+    return str(YoloWorld(world_model, imgsz=IMGSZ, cache=engine_cache, device="cpu").onnx_path)
+
+
+def _times(path: Path) -> list[Fraction]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [Fraction(f.pts) * s.time_base for f in c.decode(s)]
+
+
+def _common(onnx_model: str) -> list[str]:
+    return [
+        "--prompt", "person", "--prompt", "forklift", "--model", onnx_model, "--imgsz", str(IMGSZ),
+        "--conf", "0.05", "--clip-pretrained", "none", "--device", "cpu", "--batch", "4",
+    ]  # fmt: skip
+
+
+def test_detect_writes_tracks_frames_and_annotated_video(make_clip, onnx_model: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clip = make_clip("clip.mp4", segments=(14,), width=160, height=120, fps=Fraction(25))
+    out = tmp_path / "out"
+    rc = main(["detect", str(clip.path), *_common(onnx_model), "-o", str(out), "--per-frame"])
+    assert rc == 0
+    video = out / "annotated.mp4"
+    assert video.exists() and not list(out.glob(".*partial*"))
+    src_times = _times(clip.path)
+    assert len(src_times) == clip.frames == 14
+    assert _times(video) == src_times  # same frame count and timestamps as the source
+    with av.open(str(video)) as c:
+        assert c.streams.video[0].average_rate == 25
+    frames = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    assert [f["frame_index"] for f in frames] == list(range(14))
+    names = {d["class_name"] for f in frames for d in f["detections"]}
+    assert names and names <= {"person", "forklift"}
+    tracks = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    track_events = [t for t in tracks if t["type"] == "track"]
+    started = {t["track_id"] for t in track_events if t["phase"] == "started"}
+    ended = {t["track_id"] for t in track_events if t["phase"] == "ended"}
+    assert started and started == ended
+
+
+def test_detect_with_segmentation_draws_masks(make_clip, onnx_model: str, tmp_path: Path, monkeypatch, engine_cache) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("mobile_sam")
+    monkeypatch.setenv("FRAMESIFT_CACHE", str(engine_cache.root.parent))  # reuses test_sam's export
+    clip = make_clip("seg.mp4", segments=(4,), width=160, height=120)
+    out = tmp_path / "seg"
+    args = ["detect", str(clip.path), *_common(onnx_model), "-o", str(out), "--per-frame", "--segment", "--max-det", "3"]
+    assert main(args) == 0
+    frames = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    assert len(frames) == 4
+    areas = [d["mask_area"] for f in frames for d in f["detections"]]
+    assert all(len(f["detections"]) <= 3 for f in frames)
+    assert areas and all(0 <= a <= 160 * 120 for a in areas)
+    assert len(_times(out / "annotated.mp4")) == 4
+
+
+def test_detect_errors_are_clear(onnx_model: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["detect", str(tmp_path / "missing.mp4"), *_common(onnx_model)[4:], "--prompt", "x"]) == 3
+    assert "not found" in capsys.readouterr().err
+    rc = main(["detect", str(tmp_path / "missing.mp4"), "--model", onnx_model, "--clip-pretrained", "none"])
+    assert rc == 2 and "--prompt" in capsys.readouterr().err
+
+
+def test_label_folder_and_store_to_coco_and_yolo(onnx_model: str, tmp_path: Path) -> None:
+    import cv2
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(folder / f"f{i}.png"), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    out = tmp_path / "coco"
+    assert main(["label", "--store", str(folder), *_common(onnx_model), "--format", "coco", "-o", str(out)]) == 0
+    ds = sv.DetectionDataset.from_coco(str(out / "images"), str(out / "annotations.json"))
+    assert ds.classes == ["person", "forklift"] and len(ds) == 3
+    assert sum(len(d) for _, _, d in ds) > 0
+
+    from framesift.store.index import FrameStore
+
+    store = tmp_path / "store"
+    with FrameStore(store, fsync=False) as fs:
+        for i in range(2):
+            fs.add(id=f"k{i}", source="cam", image=rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), wallclock=1.0 + i)
+    yolo = tmp_path / "yolo"
+    assert main(["label", "--store", str(store), *_common(onnx_model), "--format", "yolo", "-o", str(yolo)]) == 0
+    ds2 = sv.DetectionDataset.from_yolo(str(yolo / "images"), str(yolo / "labels"), str(yolo / "data.yaml"))
+    assert sorted(Path(p).stem for p in ds2.image_paths) == ["k0", "k1"]

@@ -1,0 +1,197 @@
+"""YOLO-World: ONNX parity with the reference model, decode/NMS parity with ultralytics, run-time prompts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from framesift.engines.detect import EngineCache
+from framesift.engines.models.detect_post import LetterboxInfo, letterbox, nms, scale_boxes
+from framesift.errors import ConfigError
+from tests.detect.conftest import IMGSZ, hashed_text_encoder
+
+pytest.importorskip("ultralytics")
+
+
+def _detector(model, cache: EngineCache, **kw):  # type: ignore[no-untyped-def]
+    from framesift.engines.models.yolo_world import YoloWorld
+
+    kw.setdefault("text_encoder", hashed_text_encoder)
+    return YoloWorld(model, imgsz=IMGSZ, cache=cache, device="cpu", **kw)
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_onnx_equals_reference_raw_outputs(world_model, engine_cache: EngineCache, k: int) -> None:  # type: ignore[no-untyped-def]
+    det = _detector(world_model, engine_cache)
+    torch.manual_seed(k)
+    x = torch.rand(2, 3, IMGSZ, IMGSZ)
+    text = torch.nn.functional.normalize(torch.randn(k, 512), dim=-1)
+    ours = det.raw(x, text.numpy())
+    head = world_model.model[-1]
+    old = head.nc
+    head.nc = k
+    try:
+        with torch.no_grad():
+            ref = world_model.predict(x, txt_feats=text[None])[0].numpy()
+    finally:
+        head.nc = old
+    assert ours.shape == ref.shape == (2, 4 + k, (IMGSZ // 8) ** 2 + (IMGSZ // 16) ** 2 + (IMGSZ // 32) ** 2)
+    np.testing.assert_allclose(ours[:, :4], ref[:, :4], atol=1e-2, rtol=1e-4)  # pixel boxes
+    np.testing.assert_allclose(ours[:, 4:], ref[:, 4:], atol=1e-4)  # scores
+
+
+def _raw_from(rows: list[tuple[float, float, float, float, int, float]], k: int) -> torch.Tensor:
+    """(cx, cy, w, h, class, score) rows → raw (1, 4 + k, A) with one class score per anchor."""
+    raw = torch.zeros(1, 4 + k, len(rows))
+    for a, (cx, cy, w, h, c, s) in enumerate(rows):
+        raw[0, :4, a] = torch.tensor([cx, cy, w, h])
+        raw[0, 4 + c, a] = s
+    return raw
+
+
+def test_nms_known_answer_and_equals_ultralytics() -> None:
+    from ultralytics.utils.nms import non_max_suppression
+
+    rows = [
+        (50, 50, 20, 20, 0, 0.90),  # kept
+        (52, 50, 20, 20, 0, 0.80),  # IoU 0.82 with the first, same class: suppressed
+        (52, 50, 20, 20, 1, 0.85),  # same box, other class: kept (class-aware)
+        (120, 120, 30, 30, 2, 0.10),  # below conf: dropped
+        (130, 40, 10, 40, 0, 0.60),  # far away: kept
+    ]
+    raw = _raw_from(rows, 3)
+    ours = nms(raw, conf=0.25, iou=0.7)[0]
+    expected = torch.tensor(
+        [[40, 40, 60, 60, 0.90, 0], [42, 40, 62, 60, 0.85, 1], [125, 20, 135, 60, 0.60, 0]], dtype=torch.float32
+    )
+    torch.testing.assert_close(ours, expected)
+    ref = non_max_suppression(raw.clone(), 0.25, 0.7, max_det=300)[0]
+    torch.testing.assert_close(ours, ref)
+    agnostic = nms(raw, conf=0.25, iou=0.7, agnostic=True)[0]
+    assert agnostic[:, 5].tolist() == [0.0, 0.0]  # the class-1 duplicate now suppressed
+
+
+def test_nms_equals_ultralytics_on_random_batch() -> None:
+    from ultralytics.utils.nms import non_max_suppression
+
+    g = torch.Generator().manual_seed(0)
+    b, k, a = 3, 4, 2000
+    raw = torch.empty(b, 4 + k, a)
+    raw[:, :2] = torch.rand(b, 2, a, generator=g) * 320
+    raw[:, 2:4] = 5 + torch.rand(b, 2, a, generator=g) * 80
+    raw[:, 4:] = torch.rand(b, k, a, generator=g) ** 4  # few confident boxes
+    ours = nms(raw, conf=0.3, iou=0.5, max_det=100)
+    ref = non_max_suppression(raw.clone(), 0.3, 0.5, max_det=100)
+    for o, r in zip(ours, ref, strict=True):
+        assert len(o) > 5
+        torch.testing.assert_close(o, r)
+
+
+def test_letterbox_and_scale_boxes_equal_ultralytics() -> None:
+    from ultralytics.data.augment import LetterBox
+    from ultralytics.utils.ops import scale_boxes as ref_scale
+
+    rng = np.random.default_rng(0)
+    for h, w in [(120, 160), (240, 320), (100, 300), (480, 270)]:
+        img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        ref = LetterBox((IMGSZ, IMGSZ), auto=False)(image=img).astype(np.float32)
+        ours, infos = letterbox([img, img], IMGSZ)
+        got = (ours[1].permute(1, 2, 0).numpy() * 255).round()
+        assert np.abs(got - ref).max() <= 1.0  # cv2's fixed-point bilinear vs float bilinear
+        boxes = torch.tensor([[3.0, 7.0, 90.0, 150.0], [0.0, 0.0, 160.0, 160.0]])
+        expected = ref_scale((IMGSZ, IMGSZ), boxes.clone(), (h, w))
+        torch.testing.assert_close(scale_boxes(boxes, infos[0]), expected)
+        assert isinstance(infos[0], LetterboxInfo) and infos[0].orig_hw == (h, w)
+
+
+def test_prompts_change_at_run_time_without_rebuild(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    det = _detector(world_model, engine_cache, conf=0.05)
+    session = det.session
+    built = sorted(p.name for p in engine_cache.root.glob("yolo_world-*.onnx"))
+    frame = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+
+    first = det.detect([frame, frame], prompts=["forklift", "person"])
+    assert len(first) == 2 and len(first[0]) > 0
+    assert set(first[0].data["class_name"]) <= {"forklift", "person"}
+    assert first[0].class_id.max() < 2
+    second = det.detect([frame], prompts=["cat", "dog", "bird"])[0]
+    assert len(second) > 0 and set(second.data["class_name"]) <= {"cat", "dog", "bird"}
+    assert second.class_id.max() < 3
+    raw = det.raw(letterbox([frame], IMGSZ)[0], det.text_embeddings(["a", "b", "c", "d"]))
+    assert raw.shape[1] == 4 + 4
+    assert det.session is session
+    assert sorted(p.name for p in engine_cache.root.glob("yolo_world-*.onnx")) == built
+    # boxes lie inside the frame
+    assert (second.xyxy[:, [0, 2]] <= 160).all() and (second.xyxy[:, [1, 3]] <= 120).all()
+
+
+def test_empty_prompt_list_is_a_clear_error(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    det = _detector(world_model, engine_cache)
+    frame = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ConfigError, match="--prompt"):
+        det.detect([frame])
+    with pytest.raises(ConfigError, match="at least one"):
+        det.detect([frame], prompts=[])
+    with pytest.raises(ConfigError):
+        det.set_prompts(["person", "  "])
+
+
+def test_text_embeddings_cached_per_prompt_set(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    calls: list[list[str]] = []
+
+    def encoder(texts):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return hashed_text_encoder(texts)
+
+    det = _detector(world_model, engine_cache, text_encoder=encoder, text_cache_size=2)
+    a = det.text_embeddings(["x", "y"])
+    assert det.text_embeddings(["x", "y"]) is a
+    det.text_embeddings(["z"])
+    det.text_embeddings(["w"])  # evicts ("x", "y")
+    det.text_embeddings(["x", "y"])
+    assert calls == [["x", "y"], ["z"], ["w"], ["x", "y"]]
+
+
+def test_clip_text_encoder_feeds_detector(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("open_clip")
+    from framesift.engines.models.yolo_world import ClipTextEncoder
+
+    enc = ClipTextEncoder("ViT-B-32", pretrained=None)  # random weights: no hub here
+    emb = enc(["person in a hi-vis vest", "forklift"])
+    assert emb.shape == (2, 512)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    det = _detector(world_model, engine_cache, text_encoder=enc, conf=0.05)
+    out = det.detect([np.zeros((96, 128, 3), np.uint8)], prompts=["person in a hi-vis vest", "forklift"])
+    assert set(out[0].data["class_name"]) <= {"person in a hi-vis vest", "forklift"}
+
+
+def test_engine_cache_rebuilds_corrupt_and_changed(world_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cache = EngineCache(tmp_path)
+    det = _detector(world_model, cache)
+    path = det.onnx_path
+    path.write_bytes(path.read_bytes()[:1000])  # truncated engine: must not be loaded
+    again = _detector(world_model, cache)
+    assert again.onnx_path == path and path.stat().st_size > 1000
+    from framesift.engines.models.yolo_world import YoloWorld
+
+    bigger = YoloWorld(world_model, imgsz=192, cache=cache, device="cpu", text_encoder=hashed_text_encoder)
+    assert bigger.onnx_path != path and len(list(tmp_path.glob("yolo_world-*.onnx"))) == 2
+
+
+def test_runtime_path_does_not_import_ultralytics(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    onnx_path = _detector(world_model, engine_cache).onnx_path
+    code = (
+        "import sys, numpy as np\n"
+        "from framesift.engines.models.yolo_world import YoloWorld\n"
+        "from tests.detect.conftest import hashed_text_encoder\n"
+        f"d = YoloWorld({str(onnx_path)!r}, imgsz={IMGSZ}, device='cpu', text_encoder=hashed_text_encoder)\n"
+        "d.detect([np.zeros((50, 70, 3), np.uint8)], prompts=['a'])\n"
+        "assert 'ultralytics' not in sys.modules, 'runtime imported ultralytics'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -1,0 +1,200 @@
+"""Bad input: each a clear one-line error naming the input (sources and `framesift probe`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from framesift.config.sources import DeviceSourceConfig, FileSourceConfig, RtspSourceConfig
+from framesift.errors import EXIT_INPUT, DecodeError, SourceError
+from framesift.samples import write_clip
+from framesift.stream.factory import build_source
+from tests.stream.helpers import barcodes, read_all
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def audio_only(path: Path) -> Path:
+    out = av.open(str(path), "w")
+    stream = out.add_stream("aac", rate=16000)
+    for i in range(10):
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 16000, i * 1024
+        for p in stream.encode(frame):
+            out.mux(p)
+    for p in stream.encode(None):
+        out.mux(p)
+    out.close()
+    return path
+
+
+def unknown_codec(path: Path) -> Path:
+    """An AVI whose video FourCC names no codec FFmpeg knows."""
+    write_clip(path, segments=(5,), codec="mpeg4", width=160, height=120)
+    data = path.read_bytes()
+    assert data.count(b"FMP4") == 2
+    path.write_bytes(data.replace(b"FMP4", b"ZQX9"))
+    return path
+
+
+@pytest.fixture
+def bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, type[SourceError], str]]:
+    """name -> (path, error class, words the message must contain)."""
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    moovless = tmp_path / "cut.mp4"
+    write_clip(moovless, segments=(20,), width=160, height=120)
+    moovless.write_bytes(moovless.read_bytes()[: moovless.stat().st_size // 2])  # index (moov) lost
+    return {
+        "missing": (tmp_path / "nope.mp4", SourceError, "file not found"),
+        "empty": (empty, SourceError, "empty"),
+        "text": (text, SourceError, "not a video file"),
+        "audio": (audio_only(tmp_path / "sound.m4a"), DecodeError, "no video stream"),
+        "codec": (unknown_codec(tmp_path / "odd.avi"), DecodeError, "not supported"),
+        "moovless": (moovless, SourceError, "not a video file"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text", "audio", "codec", "moovless"])
+def test_bad_file_is_one_clear_error(bad_inputs, case: str) -> None:
+    path, cls, words = bad_inputs[case]
+    src = build_source(FileSourceConfig(path=str(path)))
+    with pytest.raises(cls) as err:
+        src.open()
+    msg = str(err.value)
+    assert str(path) in msg and words in msg and "\n" not in msg
+    src.close()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text", "audio", "codec", "moovless"])
+def test_probe_cli_exit_code_3_one_line(bad_inputs, case: str) -> None:
+    path, _cls, words = bad_inputs[case]
+    proc = subprocess.run(
+        [sys.executable, "-m", "framesift", "probe", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == EXIT_INPUT
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("framesift: error: ") and str(path) in lines[0] and words in lines[0]
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_probe_cli_unreachable_url() -> None:
+    url = f"rtsp://127.0.0.1:{closed_port()}/cam"
+    proc = subprocess.run(
+        [sys.executable, "-m", "framesift", "probe", url, "--timeout", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == EXIT_INPUT
+    assert (
+        proc.stderr.strip()
+        == f"framesift: error: {url}: connection refused (is the server running? check host and port)"
+    )
+
+
+def test_probe_cli_table_and_json(make_clip) -> None:
+    import json
+
+    info = make_clip(segments=(50,), width=160, height=120, gop=10)
+    proc = subprocess.run(
+        [sys.executable, "-m", "framesift", "probe", str(info.path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["codec"] == "h264" and (data["width"], data["height"]) == (160, 120)
+    assert data["fps"] == 25 and data["frames"] == 50 and data["duration_s"] == 2.0
+    assert data["keyframe_interval"] == {"mean": 10, "min": 10, "max": 10}
+    table = subprocess.run(
+        [sys.executable, "-m", "framesift", "probe", str(info.path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert table.returncode == 0
+    assert any(line.split()[:2] == ["codec", "h264"] for line in table.stdout.splitlines())
+
+
+def test_unreachable_url_refused() -> None:
+    url = f"rtsp://user:secret@127.0.0.1:{closed_port()}/cam"
+    src = build_source(RtspSourceConfig(url=url, open_timeout_s=2, read_timeout_s=1))
+    assert "secret" not in src.id and "user" not in src.id
+    with pytest.raises(SourceError) as err:
+        src.open()
+    assert "connection refused" in str(err.value) and "secret" not in str(err.value)
+    assert "127.0.0.1" in str(err.value)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="v4l2")
+def test_bad_device_path() -> None:
+    src = build_source(DeviceSourceConfig(device="/dev/video-framesift-missing", open_timeout_s=2))
+    with pytest.raises(SourceError, match="capture device not found"):
+        src.open()
+
+
+@pytest.mark.parametrize("ext", [".ts", ".mkv"])
+def test_truncated_file_delivers_frames_up_to_the_cut(tmp_path: Path, ext: str) -> None:
+    info = write_clip(tmp_path / f"clip{ext}", segments=(50,), width=160, height=120, gop=10)
+    data = info.path.read_bytes()
+    cut = tmp_path / f"cut{ext}"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    frames = read_all(FileSourceConfig(path=str(cut)))
+    codes = barcodes(frames)
+    assert 20 <= len(codes) < 50
+    assert codes == list(range(len(codes)))  # complete and in order up to the cut, then a normal end
+
+
+@pytest.mark.parametrize(("codec", "ext"), [("h264", ".ts"), ("mjpeg", ".mkv")])
+def test_corrupted_middle_counts_errors_and_goes_on(tmp_path: Path, codec: str, ext: str) -> None:
+    info = write_clip(tmp_path / f"clip{ext}", segments=(50,), codec=codec, width=160, height=120, gop=10)
+    data = bytearray(info.path.read_bytes())
+    rng = np.random.default_rng(0)
+    n = len(data)
+    for off in range(n * 4 // 10, n * 6 // 10, 97):
+        data[off : off + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
+    bad = tmp_path / f"bad{ext}"
+    bad.write_bytes(bytes(data))
+    src = build_source(FileSourceConfig(path=str(bad)))
+    src.open()
+    codes = barcodes(list(src.frames()))
+    src.close()
+    assert src.stats.decode_errors > 0
+    assert codes[:15] == list(range(15))  # before the damage: everything
+    assert codes[-5:] == [45, 46, 47, 48, 49]  # decoding went on after it
+    assert len(codes) < 50
+
+
+def test_gpu_decoders_raise_clear_error(make_clip) -> None:
+    info = make_clip(segments=(2,))
+    for decoder in ("pyav-cuda", "nvcodec"):
+        with pytest.raises(SourceError, match=f"decoder '{decoder}' is not available on this machine"):
+            build_source(FileSourceConfig(path=str(info.path), decoder=decoder))
+
+
+def test_opencv_missing_file_and_keyframes(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="file not found"):
+        build_source(FileSourceConfig(path=str(tmp_path / "x.mp4"), decoder="opencv")).open()
+    with pytest.raises(ValueError, match="keyframes_only is not supported by decoder: opencv"):
+        FileSourceConfig(path="x.mp4", decoder="opencv", keyframes_only=True)
+    text = tmp_path / "t.mp4"
+    text.write_text("no video\n" * 20)
+    with pytest.raises(SourceError, match="OpenCV cannot open"):
+        build_source(FileSourceConfig(path=str(text), decoder="opencv")).open()
+    assert os.path.exists(text)

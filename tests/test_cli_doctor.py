@@ -1,0 +1,38 @@
+"""``framesift doctor`` reports versions, codecs and hardware and never fails on a CPU machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from framesift.cli.doctor import cmd_doctor
+
+HW = {"cuvid", "qsv", "vaapi", "v4l2m2m", "videotoolbox", "nvdec", "amf", "rkmpp"}
+
+
+def test_doctor_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd_doctor(argparse.Namespace(json=True)) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["framesift"] and r["python"]
+    ff = r["ffmpeg"]
+    assert ff["pyav"] != "not installed" and "libavcodec" in ff["libraries"]
+    assert set(ff["decoders"]) == {"h264", "hevc", "mjpeg", "av1", "vp9"}
+    assert ff["decoders"]["h264"] != "not available"
+    assert all(n.rsplit("_", 1)[-1] in HW for n in ff["hardware_decoders"])
+    for name in ("numpy", "opencv", "torch", "onnxruntime", "tensorrt"):
+        assert r["packages"][name]  # a version or "not installed"
+    assert isinstance(r["gpus"], list)
+
+
+def test_doctor_command_text() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "framesift", "doctor"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    for needle in ("framesift", "python", "pyav", "h264", "hevc", "hw decoders", "gpu"):
+        assert needle in proc.stdout
+    assert "Traceback" not in proc.stderr
