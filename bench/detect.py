@@ -13,7 +13,7 @@ Debian ``opencv-doc``, 768x576; generated frames when it is absent), interleaved
   the same image embeddings; plus whole-frame (encoder + all masks) rates for context.
 
 Needs the optional export-time packages ``ultralytics`` (AGPL-3.0) and ``mobilesam-mirror``.
-Run: ``python bench/detect.py [--frames 16] [--boxes 16] [--repeat 3]``.
+Run: ``python bench/detect.py [--frames 8] [--boxes 16] [--repeat 3]``.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def bench_sam(imgs: list[np.ndarray], n_boxes: int, repeat: int, cache: Any) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--boxes", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)

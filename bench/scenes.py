@@ -13,6 +13,7 @@ Ends with ``RESULT f1_framesift=... f1_pyscenedetect_best=... fps_ratio_vs_conte
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,6 +36,11 @@ from framesift.scenes.evaluate import Score, match
 
 Clip = tuple[str, Path, tuple[Transition, ...], int]  # name, path, truth, frames
 Detector = Callable[[Path], list[tuple[int, int]]]
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def generated(workdir: Path) -> list[Clip]:
@@ -149,21 +155,27 @@ def main() -> int:
 
     # Methods interleaved clip by clip, each timed `repeats` times (best kept): a shared machine's
     # load then falls on all of them alike.
+    # CPU seconds (all threads of this process) are reported too: on a shared machine they vary far
+    # less than wall time.
     totals: dict[str, tuple[Score, float, int]] = {n: (Score(0, 0, 0), 0.0, 0) for n, _ in methods}
+    cpu_totals: dict[str, float] = {n: 0.0 for n, _ in methods}
     per_clip: dict[str, dict[str, Score]] = {}
     for cname, path, truth, n in clips:
         best: dict[str, float] = {}
+        best_cpu: dict[str, float] = {}
         found_by: dict[str, list[tuple[int, int]]] = {}
         for _ in range(args.repeats):
             for name, det in methods:
-                t = time.perf_counter()
+                c0, t = _cpu(), time.perf_counter()
                 found_by[name] = det(path)
                 best[name] = min(best.get(name, float("inf")), time.perf_counter() - t)
+                best_cpu[name] = min(best_cpu.get(name, float("inf")), _cpu() - c0)
         for name, _ in methods:
             s = match(truth, found_by[name], tolerance=2)
             per_clip.setdefault(cname, {})[name] = s
             total, secs, frames = totals[name]
             totals[name] = (total + s, secs + best[name], frames + n)
+            cpu_totals[name] += best_cpu[name]
 
     names = [m for m, _ in methods]
     w = max(len(c[0]) for c in clips) + 2
@@ -175,10 +187,16 @@ def main() -> int:
             s = per_clip[cname][n]
             row += f"{s.tp}/{s.fp}/{s.fn}".rjust(24)
         print(row)
-    print(f"\n{'method':<26}{'P':>7}{'R':>7}{'F1':>7}{'TP':>5}{'FP':>5}{'FN':>5}{'frames/s':>10}")
+    print(
+        f"\n{'method':<26}{'P':>7}{'R':>7}{'F1':>7}{'TP':>5}{'FP':>5}{'FN':>5}{'frames/s':>10}"
+        f"{'frames/CPU-s':>14}"
+    )
     for n in names:
         s, secs, frames = totals[n]
-        print(f"{n:<26}{s.precision:7.3f}{s.recall:7.3f}{s.f1:7.3f}{s.tp:5d}{s.fp:5d}{s.fn:5d}{frames / secs:10.0f}")
+        print(
+            f"{n:<26}{s.precision:7.3f}{s.recall:7.3f}{s.f1:7.3f}{s.tp:5d}{s.fp:5d}{s.fn:5d}"
+            f"{frames / secs:10.0f}{frames / cpu_totals[n]:14.0f}"
+        )
     print(f"\npixel embedder: {pixel_ms_per_1080p_frame():.3f} ms per 1080p frame (batch of 8, one thread)")
     for note in notes:
         print(note)
@@ -189,10 +207,14 @@ def main() -> int:
         return totals[n][2] / totals[n][1]
 
     ratio = fps("framesift pixel") / fps("PySceneDetect Content")
+    cpu_ratio = cpu_totals["PySceneDetect Content"] / cpu_totals["framesift pixel"]
     extra = ""
     if "framesift hybrid (CLIP)" in totals:
         extra = f" f1_hybrid={totals['framesift hybrid (CLIP)'][0].f1:.3f}"
-    print(f"RESULT f1_framesift={f1_fs:.3f} f1_pyscenedetect_best={f1_psd:.3f} fps_ratio_vs_content={ratio:.2f}{extra}")
+    print(
+        f"RESULT f1_framesift={f1_fs:.3f} f1_pyscenedetect_best={f1_psd:.3f} fps_ratio_vs_content={ratio:.2f} "
+        f"cpu_fps_ratio_vs_content={cpu_ratio:.2f}{extra}"
+    )
     tmp.cleanup()
     return 0
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import os
+import sys
 from dataclasses import dataclass
 
 from framesift.errors import SourceError
@@ -19,6 +21,8 @@ log = logging.getLogger("framesift.gpu")
 CPU_DECODERS = ("pyav", "opencv")
 GPU_DECODERS = ("nvcodec", "pyav-cuda")
 GPU_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video", "mjpeg", "vp8"})
+#: Device nodes of an NVIDIA driver (Linux, containers with the NVIDIA toolkit, WSL2).
+NVIDIA_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg")
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,14 @@ def _pyav_cuda(cuda: bool) -> tuple[bool, str]:
     if "cuda" not in hwdevices_available():
         return False, "PyAV's FFmpeg was built without CUDA hwaccel"
     try:
-        HWAccel(device_type="cuda", allow_software_fallback=False)
+        import av
+
+        # Constructing HWAccel only records settings; create() opens the CUDA device for real.
+        HWAccel(device_type="cuda", allow_software_fallback=False, options={"primary_ctx": "1"}).create(
+            av.codec.Codec("h264", "r")
+        )
     except Exception as exc:  # FFmpeg raises various errors when the driver is missing
-        return False, f"PyAV could not create a CUDA device ({exc})"
+        return False, f"PyAV could not create a CUDA device ({type(exc).__name__}: {exc})"
     return True, "PyAV CUDA hwaccel available"
 
 
@@ -63,7 +72,10 @@ def probe_gpu() -> GpuInfo:
     cuda, reason = False, ""
     name: str | None = None
     cc: tuple[int, int] | None = None
-    if importlib.util.find_spec("torch") is None:
+    if "torch" not in sys.modules and not any(os.path.exists(p) for p in NVIDIA_NODES):
+        # Importing torch costs seconds; without a driver device node CUDA cannot work anyway.
+        reason = f"no NVIDIA driver device ({NVIDIA_NODES[0]} missing; torch.cuda not consulted)"
+    elif importlib.util.find_spec("torch") is None:
         reason = "torch is not installed"
     else:
         try:
@@ -93,8 +105,9 @@ def select_decoder(
 ) -> DecoderChoice:
     """Pick the decoder for a source.
 
-    ``auto`` prefers NVDEC (PyNvVideoCodec, then PyAV's CUDA hwaccel) for files/RTSP/HTTP whose codec
-    NVDEC handles, else PyAV on the CPU. An explicit GPU decoder that cannot run raises SourceError.
+    ``auto`` prefers NVDEC for files/RTSP/HTTP whose codec NVDEC handles — PyAV's CUDA hwaccel first
+    (same NVDEC, plus PyAV's timeouts, reconnects and every source option), then PyNvVideoCodec —
+    else PyAV on the CPU. An explicit GPU decoder that cannot run raises SourceError.
     """
     gpu = gpu or probe_gpu()
     if requested in CPU_DECODERS:
@@ -106,8 +119,11 @@ def select_decoder(
             else (gpu.pyav_cuda, gpu.pyav_cuda_reason)
         )
         if not ok:
+            if not gpu.cuda:  # say both: the missing GPU and what else is missing
+                extra = why if why and why != "no CUDA device" else ""
+                why = "; ".join(x for x in (gpu.reason or "no CUDA device", extra) if x)
             raise SourceError(
-                f"decoder {requested!r} is not available on this machine: {why or gpu.reason}; "
+                f"decoder {requested!r} is not available on this machine: {why}; "
                 "use decoder: auto (falls back to CPU decoding) or decoder: pyav"
             )
         return DecoderChoice(requested, f"{requested} requested in the config")
@@ -119,10 +135,12 @@ def select_decoder(
         return DecoderChoice("pyav", f"CPU decode: {gpu.reason or 'no CUDA device'}")
     if codec is not None and codec not in GPU_CODECS:
         return DecoderChoice("pyav", f"CPU decode: NVDEC does not decode {codec}")
-    if gpu.nvcodec:
-        return DecoderChoice("nvcodec", f"NVDEC through PyNvVideoCodec on {gpu.device_name}")
     if gpu.pyav_cuda:
         return DecoderChoice("pyav-cuda", f"NVDEC through PyAV's CUDA hwaccel on {gpu.device_name}")
+    if gpu.nvcodec:
+        return DecoderChoice(
+            "nvcodec", f"NVDEC through PyNvVideoCodec on {gpu.device_name} ({gpu.pyav_cuda_reason})"
+        )
     return DecoderChoice(
         "pyav", f"CPU decode: CUDA present but no NVDEC path ({gpu.nvcodec_reason}; {gpu.pyav_cuda_reason})"
     )

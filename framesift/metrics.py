@@ -1,5 +1,6 @@
 """Prometheus metrics read from the components' own counters at scrape time, and the HTTP server
-that serves ``/metrics``, ``/healthz`` and ``/status``.
+that serves ``/metrics``, ``/healthz``, ``/status`` and (when given) the live-control API
+(``/sources``, see :mod:`framesift.control`).
 
 Nothing on the frame path touches prometheus_client: counters are plain ints kept by sources,
 ring buffers and sink workers, and latency goes into a lock-free :class:`LatencyHistogram`.
@@ -20,9 +21,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from framesift.errors import ConfigError
-from framesift.log import redact
+from framesift.log import redact, redact_obj
 
 if TYPE_CHECKING:
+    from framesift.control import ControlAPI
     from framesift.pipeline import Pipeline
 
 log = logging.getLogger("framesift.metrics")
@@ -105,11 +107,35 @@ class PipelineCollector(Collector):
             "Events per sink by outcome (written, failed, retries, dropped_<cause>).",
             labels=["sink", "outcome"],
         )
+        spool = GaugeMetricFamily(
+            "framesift_sink_spool_events", "Events waiting in a sink's on-disk spool.", labels=["sink"]
+        )
+        spool_dropped = CounterMetricFamily(
+            "framesift_sink_spool_dropped",
+            "Events dropped from a full spool (oldest first).",
+            labels=["sink"],
+        )
+        published = CounterMetricFamily(
+            "framesift_sink_published", "Events acknowledged by the endpoint.", labels=["sink"]
+        )
+        connected = GaugeMetricFamily(
+            "framesift_sink_connected", "1 while the sink is connected to its endpoint.", labels=["sink"]
+        )
         for name, k in snap["sinks"].items():
-            backlog.add_metric([_label(name)], k["backlog"])
+            sink = _label(name)
+            backlog.add_metric([sink], k["backlog"])
             for outcome, n in k["counts"].items():
-                events.add_metric([_label(name), outcome.replace(":", "_")], n)
-        yield from (backlog, events)
+                events.add_metric([sink, outcome.replace(":", "_")], n)
+            stats = k.get("stats") or {}
+            if "spool_backlog" in stats:
+                spool.add_metric([sink], stats["spool_backlog"])
+            if "spool_dropped" in stats:
+                spool_dropped.add_metric([sink], stats["spool_dropped"])
+            if "published" in stats or "delivered" in stats:
+                published.add_metric([sink], stats.get("published", stats.get("delivered", 0)))
+            if "connected" in stats:
+                connected.add_metric([sink], float(bool(stats["connected"])))
+        yield from (backlog, events, spool, spool_dropped, published, connected)
 
         hist = HistogramMetricFamily(
             "framesift_latency_seconds",
@@ -132,8 +158,11 @@ class MetricsServer:
         port: int = 0,
         healthy: Callable[[], bool],
         status: Callable[[], dict[str, Any]],
+        control: ControlAPI | None = None,
     ) -> None:
-        handler = _make_handler(registry, healthy, status)
+        if control is not None:
+            control.check_bind(host)
+        handler = _make_handler(registry, healthy, status, control)
         try:
             self._server = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:
@@ -144,6 +173,7 @@ class MetricsServer:
         self._server.daemon_threads = True
         self.host = host
         self.port = int(self._server.server_address[1])
+        self.control = control
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="metrics-http", daemon=True
         )
@@ -151,6 +181,9 @@ class MetricsServer:
     def start(self) -> None:
         self._thread.start()
         log.info("metrics on http://%s:%d/metrics", self.host, self.port)
+        if self.control is not None:
+            auth = "bearer token required" if self.control.token else "no token (loopback only)"
+            log.info("live control on http://%s:%d/sources (%s)", self.host, self.port, auth)
 
     def stop(self) -> None:
         if self._thread.is_alive():
@@ -160,21 +193,52 @@ class MetricsServer:
 
 
 def _make_handler(
-    registry: CollectorRegistry, healthy: Callable[[], bool], status: Callable[[], dict[str, Any]]
+    registry: CollectorRegistry,
+    healthy: Callable[[], bool],
+    status: Callable[[], dict[str, Any]],
+    control: ControlAPI | None = None,
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "framesift"
 
+        def _control(self, method: str) -> bool:
+            """Serve a control request; False when the path is not the control API's."""
+            path = self.path.split("?", 1)[0]
+            if control is None or not control.handles(path):
+                return False
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > control.MAX_BODY:
+                msg = b'{"error": "request body too large or invalid Content-Length"}\n'
+                self._send(413, msg, "application/json")
+                return True
+            body = self.rfile.read(length) if length else b""
+            code, doc, extra = control.handle(method, path, self.headers.get("Authorization"), body)
+            self._send(code, (json.dumps(redact_obj(doc)) + "\n").encode(), "application/json", extra)
+            return True
+
+        def do_POST(self) -> None:
+            if not self._control("POST"):
+                self._send(405, b"method not allowed\n", "text/plain")
+
+        def do_DELETE(self) -> None:
+            if not self._control("DELETE"):
+                self._send(405, b"method not allowed\n", "text/plain")
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             try:
+                if self._control("GET"):
+                    return
                 if path == "/metrics":
                     self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
                 elif path == "/healthz":
                     ok = healthy()
                     self._send(200 if ok else 503, b"ok\n" if ok else b"stopped\n", "text/plain")
                 elif path == "/status":
-                    body = redact(json.dumps(status(), default=str)).encode()
+                    body = json.dumps(redact_obj(status()), default=str).encode()
                     self._send(200, body, "application/json")
                 else:
                     self._send(404, b"not found: try /metrics, /healthz or /status\n", "text/plain")
@@ -182,10 +246,12 @@ def _make_handler(
                 log.warning("metrics request %s failed: %s", path, exc)
                 self._send(500, f"error: {exc}\n".encode(), "text/plain")
 
-        def _send(self, code: int, body: bytes, ctype: str) -> None:
+        def _send(self, code: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
             self.end_headers()
             self.wfile.write(body)
 

@@ -7,6 +7,7 @@ sinks drain and close → metrics server and progress stop.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -25,9 +26,9 @@ from framesift.config import LIVE_TYPES, PipelineConfig, SourceConfig
 from framesift.engines.base import Embedder
 from framesift.engines.batcher import Batcher
 from framesift.errors import ConfigError, FramesiftError, SourceError, WorkerError
-from framesift.events import Event, SourceStatus
+from framesift.events import ErrorEvent, Event, SourceStatus
 from framesift.frame import Frame
-from framesift.log import redact
+from framesift.log import redact, register_url_secrets
 from framesift.metrics import LatencyHistogram, MetricsServer, new_registry
 from framesift.registry import ANALYZERS, SINKS, resolve
 from framesift.sinks.base import Sink, SinkWorker
@@ -44,6 +45,8 @@ __all__ = ["Pipeline"]
 CAPTURE_JOIN_S = 10.0
 STAGE_JOIN_S = 60.0
 SINK_DRAIN_S = 10.0
+REMOVE_TIMEOUT_S = 30.0
+ENGINE_BACKOFF_S = (1.0, 30.0)  # first and longest wait before an engine is retried / rebuilt
 _ORIGINS_MAX = 4096
 
 
@@ -106,6 +109,8 @@ class _SourceRun:
     state: str = "new"
     detail: str = ""
     staged: int = 0
+    engine_drops: int = 0
+    removing: bool = False
     last_index: int = -1
     ended: bool = False
     started: bool = False
@@ -126,7 +131,10 @@ class _TimedSink(Sink):
         self.inner.open()
 
     def write(self, event: Event) -> None:
-        self.inner.write(event)
+        try:
+            self.inner.write(event)
+        finally:
+            self._pipeline._sink_done(self.name)
         self._pipeline._observe_sink(event)
 
     def flush(self) -> None:
@@ -154,16 +162,33 @@ class Pipeline:
         sinks: list[Sink] | None = None,
         progress: bool = False,
         status_interval_s: float = 10.0,
+        embedder_factory: Callable[[], Embedder] | None = None,
+        engine_backoff_s: tuple[float, float] = ENGINE_BACKOFF_S,
     ) -> None:
         self.config = config
         self._own_embedder = False
         engine_cfg = getattr(config, "engine", None)
-        if embedder is None and engine_cfg is not None and getattr(config, "analyzers", None):
+        if (
+            embedder is None
+            and embedder_factory is None
+            and engine_cfg is not None
+            and getattr(config, "analyzers", None)
+        ):
             from framesift.engines.factory import build_embedder
 
-            embedder = build_embedder(engine_cfg)
+            def embedder_factory() -> Embedder:
+                return build_embedder(engine_cfg)
+
+        self._embedder_factory = embedder_factory
+        if embedder is None and embedder_factory is not None:
+            embedder = embedder_factory()
             self._own_embedder = True
         self.embedder = embedder
+        self._engine_backoff = engine_backoff_s
+        self._engine_failures = 0  # consecutive
+        self._engine_retry_at = 0.0  # monotonic; frames before it are dropped (engine_error)
+        self._engine_broken = False
+        self.engine_errors = 0
         self.analyzers: list[Analyzer] = self._build_analyzers(embedder) + list(analyzers or [])
         self._extra_sinks: list[Sink] = list(sinks or [])
         self._progress_enabled = progress
@@ -193,6 +218,11 @@ class Pipeline:
         self._state = "new"  # new → running → stopping → stopped
         self._finish_lock = threading.Lock()
         self._started_at = 0.0
+        self._sources_lock = threading.RLock()  # add/remove over the control API
+        self._stage_lock = threading.Lock()  # held by the stage while it runs analyzers
+        self._control = bool(config.metrics.enabled and getattr(config.metrics, "control", False))
+        self._accepted: dict[str, int] = {}  # sink name -> events queued (for flush barriers)
+        self._sink_cond = threading.Condition()
 
     def _build_analyzers(self, embedder: Embedder | None) -> list[Analyzer]:
         """Analyzers named in ``config.analyzers`` (when the config has that section)."""
@@ -217,9 +247,19 @@ class Pipeline:
             for w in self.sink_workers:
                 w.start()
             if self.config.metrics.enabled:
+                from framesift.control import ControlAPI, control_token
+
                 m = self.config.metrics
+                control = None
+                if self._control:
+                    control = ControlAPI(self, token=control_token(m.token), host=m.host)
                 self._metrics = MetricsServer(
-                    new_registry(self), host=m.host, port=m.port, healthy=self.healthy, status=self.status
+                    new_registry(self),
+                    host=m.host,
+                    port=m.port,
+                    healthy=self.healthy,
+                    status=self.status,
+                    control=control,
                 )
                 self.metrics_port = self._metrics.port
                 self._metrics.start()
@@ -238,8 +278,7 @@ class Pipeline:
             raise
 
     def _build_sources(self) -> None:
-        from framesift.stream.capture import CaptureWorker
-        from framesift.stream.factory import build_source, source_id_for
+        from framesift.stream.factory import source_id_for
 
         seen: dict[str, int] = {}
         for cfg in self.config.sources:
@@ -250,22 +289,144 @@ class Pipeline:
                 seen[sid] += 1
                 sid = f"{sid}-{seen[sid]}"
             seen.setdefault(sid, 1)
-            source = build_source(cfg, source_id=sid)
-            live = bool(getattr(source, "live", cfg.type in LIVE_TYPES))
-            on_full = cfg.buffer.on_full or ("drop_oldest" if live else "block")
-            buffer: RingBuffer[Frame] = RingBuffer(
-                cfg.buffer.capacity, on_full, name=sid, waker=self.batcher.waker
-            )
-            run = _SourceRun(sid, cfg, source, buffer, live)
-            run.worker = CaptureWorker(
-                source,
-                buffer,
-                on_status=self._make_on_status(run),
-                reconnect=getattr(cfg, "reconnect", None) if live else None,
-                watchdog_s=getattr(cfg, "watchdog_s", None) if live else None,
-            )
-            self.sources[sid] = run
-            self.batcher.add_source(sid, buffer, live)
+            self._add_run(self._make_run(cfg, sid))
+
+    def _make_run(self, cfg: SourceConfig, sid: str) -> _SourceRun:
+        from framesift.stream.capture import CaptureWorker
+        from framesift.stream.factory import build_source
+
+        for attr in ("url", "path", "device"):  # a camera password is masked wherever it shows up
+            value = getattr(cfg, attr, None)
+            if isinstance(value, str) and "://" in value:
+                register_url_secrets(value)
+        source = build_source(cfg, source_id=sid)
+        live = bool(getattr(source, "live", cfg.type in LIVE_TYPES))
+        on_full = cfg.buffer.on_full or ("drop_oldest" if live else "block")
+        buffer: RingBuffer[Frame] = RingBuffer(
+            cfg.buffer.capacity, on_full, name=sid, waker=self.batcher.waker
+        )
+        run = _SourceRun(sid, cfg, source, buffer, live)
+        run.worker = CaptureWorker(
+            source,
+            buffer,
+            on_status=self._make_on_status(run),
+            reconnect=getattr(cfg, "reconnect", None) if live else None,
+            watchdog_s=getattr(cfg, "watchdog_s", None) if live else None,
+        )
+        return run
+
+    def _add_run(self, run: _SourceRun) -> None:
+        with self._sources_lock:
+            self.sources = {**self.sources, run.id: run}  # copy-on-write: readers never see a resize
+        self.batcher.add_source(run.id, run.buffer, run.live)
+
+    # -- live control ------------------------------------------------------------------------------
+
+    def add_source(self, cfg: SourceConfig) -> str:
+        """Start a new source in the running pipeline; returns its id. The others are not touched.
+
+        Raises ConfigError when its id is taken (or the pipeline is not running), SourceError when
+        it cannot be built (e.g. an unavailable decoder); a source that cannot connect is added and
+        reports its state as usual.
+        """
+        from framesift.stream.factory import source_id_for
+
+        with self._sources_lock:
+            if self._state != "running" or self._stop_requested.is_set():
+                raise ConfigError(f"pipeline is {self._state}: sources can be added only while it runs")
+            sid = source_id_for(cfg)
+            if sid in self.sources:
+                raise ConfigError(f"source id {sid!r} is already in use (choose another id)")
+            run = self._make_run(cfg, sid)
+            self._add_run(run)
+            run.worker.start()
+            run.started = True
+        where = getattr(cfg, "url", None) or getattr(cfg, "path", None) or getattr(cfg, "device", "")
+        log.info("source %s added (%s)", sid, redact(str(where)))
+        self._wake.set()
+        return sid
+
+    def remove_source(self, source_id: str, timeout: float = REMOVE_TIMEOUT_S) -> dict[str, Any]:
+        """Stop a source, let the stage drain its frames and its analyzers' ``on_end`` events, and
+        wait until the sinks have delivered every event queued so far. Returns its last status.
+
+        Raises KeyError for an unknown id.
+        """
+        with self._sources_lock:
+            run = self.sources.get(source_id)
+            if run is None:
+                raise KeyError(source_id)
+            if run.removing:
+                raise KeyError(source_id)
+            run.removing = True
+        deadline = time.monotonic() + timeout
+        if run.started:
+            run.worker.stop()
+            if not run.worker.join(max(0.1, deadline - time.monotonic())):
+                log.error("capture thread of source %s did not stop in %.0fs", run.id, timeout)
+                run.buffer.clear("removed")
+        run.buffer.close()
+        # The stage drains what is left in the buffer, then calls on_end (run.ended). When the other
+        # sources deliver nothing, the batcher does not return to the stage: end the source here,
+        # under the stage lock, once the batcher has let go of its drained buffer.
+        gone_since: float | None = None
+        grace = 0.5 + 2 * self.batcher.max_wait_s
+        while not run.ended and time.monotonic() < deadline:
+            stage = self._stage_thread
+            if stage is None or not stage.is_alive():
+                run.buffer.clear("removed")
+                self.batcher.remove_source(run.id)
+                self._source_ended(run.id)
+                break
+            if run.id not in self.batcher.source_ids and len(run.buffer) == 0:
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since > grace:  # a batch holding its last frames is out
+                    with self._stage_lock:
+                        self._source_ended(run.id)
+                    break
+            self._wake.wait(0.05)
+        if not run.ended:
+            log.error("source %s: stage did not drain it in %.0fs", run.id, timeout)
+        info = self._source_info(run, time.time())
+        self.flush_sinks(max(0.1, deadline - time.monotonic()))
+        with self._sources_lock:
+            rest = dict(self.sources)
+            rest.pop(source_id, None)
+            self.sources = rest
+        log.info("source %s removed (%d frames staged)", run.id, run.staged)
+        self._wake.set()
+        return info
+
+    def flush_sinks(self, timeout: float = SINK_DRAIN_S) -> bool:
+        """Wait until every event queued so far has been written (or failed) by its sink."""
+        with self._sink_cond:
+            target = dict(self._accepted)
+        deadline = time.monotonic() + timeout
+        workers = {w.name: w for w in self.sink_workers}
+        with self._sink_cond:
+            while True:
+                behind = [
+                    n
+                    for n, k in target.items()
+                    if n in workers and workers[n].error is None and _finished(workers[n]) < k
+                ]
+                if not behind:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("sinks %s did not deliver their backlog in %.1fs", ", ".join(behind), timeout)
+                    return False
+                self._sink_cond.wait(min(0.1, left))
+
+    def _sink_done(self, name: str) -> None:
+        with self._sink_cond:
+            self._sink_cond.notify_all()
+
+    def _submit(self, event: Event) -> None:
+        for w in self.sink_workers:
+            if w.submit(event):
+                with self._sink_cond:
+                    self._accepted[w.name] = self._accepted.get(w.name, 0) + 1
 
     def _build_sinks(self) -> None:
         names: set[str] = set()
@@ -309,7 +470,9 @@ class Pipeline:
         while self._state == "running":
             if self._stop_requested.is_set() or self._stage_error is not None:
                 break
-            if all(run.worker.done for run in self.sources.values() if run.started):
+            runs = list(self.sources.values())
+            # With the control API on, an emptied pipeline waits for new sources.
+            if (runs or not self._control) and all(r.worker.done for r in runs if r.started):
                 break
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -392,6 +555,9 @@ class Pipeline:
                 log.warning("embedder %s failed to close: %s", self.embedder.name, exc)
         for w in self.sink_workers:  # 3. sinks deliver what is queued and close
             w.stop(drain=True, timeout=SINK_DRAIN_S)
+        for w in self.sink_workers:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(w.counts.items())) or "nothing"
+            log.info("sink %s: %d events queued; %s", w.name, self._accepted.get(w.name, 0), counts)
         if self._progress is not None:
             self._progress.stop()
         if self._metrics is not None:
@@ -425,25 +591,41 @@ class Pipeline:
 
     # -- stage -------------------------------------------------------------------------------------
 
+    def _keep_stage(self) -> bool:
+        """Whether the stage waits for new sources when none is left (control API on, running)."""
+        return self._control and self._state == "running" and not self._stop_requested.is_set()
+
     def _stage_loop(self) -> None:
         try:
-            batcher, stop, runs = self.batcher, self._stage_stop, self.sources
+            batcher, stop = self.batcher, self._stage_stop
             while True:
                 batch = batcher.next_batch(stop)
                 if batch is None:
-                    break
+                    with self._stage_lock:
+                        for sid in batcher.ended():
+                            self._source_ended(sid)
+                    if stop.is_set() or not self._keep_stage():
+                        break
+                    batcher.waker.wait(0.2)  # no source left: wait for add_source
+                    batcher.waker.clear()
+                    continue
                 now = time.time()
+                runs = self.sources
                 for f in batch:
-                    run = runs[f.source_id]
+                    run = runs.get(f.source_id)
+                    if run is None:
+                        continue
                     run.staged += 1
                     run.last_index = f.index
                     run.stage_latency.observe(now - f.wallclock)
-                if self.analyzers:
-                    self._analyze(batch)
+                with self._stage_lock:
+                    if self.analyzers:
+                        self._analyze(batch)
+                    for sid in batcher.ended():
+                        self._source_ended(sid)
+            with self._stage_lock:
                 for sid in batcher.ended():
                     self._source_ended(sid)
-            for sid in batcher.ended():
-                self._source_ended(sid)
         except BaseException as exc:
             log.error("stage failed: %s: %s", type(exc).__name__, exc)
             self._stage_error = exc
@@ -453,8 +635,9 @@ class Pipeline:
     def _analyze(self, batch: list[Frame]) -> None:
         embeddings = None
         if self._needs_embedding:
-            assert self.embedder is not None
-            embeddings = self.embedder.embed_images(batch)
+            embeddings = self._embed(batch)
+            if embeddings is None:
+                return
         for i, frame in enumerate(batch):
             for a in self.analyzers:
                 emb = embeddings[i] if embeddings is not None and a.needs_embedding else None
@@ -467,6 +650,83 @@ class Pipeline:
                         worker=f"analyzer:{a.name}",
                     ) from exc
                 self._emit(events, frame)
+
+    # -- graceful degradation of the engine ----------------------------------------------------------
+
+    def _embed(self, batch: list[Frame]) -> Any:
+        """Embeddings of ``batch``, or None when the engine is down: the frames are then dropped and
+        counted (``engine_error``), an ErrorEvent goes to the sinks, and the engine is retried (rebuilt
+        when the pipeline built it) after an exponential backoff, so a broken engine never spins."""
+        if self._engine_broken and time.monotonic() < self._engine_retry_at:
+            self._drop_engine(batch, None)
+            return None
+        if (self._engine_broken or self.embedder is None) and not self._rebuild_embedder():
+            self._drop_engine(batch, None)
+            return None
+        assert self.embedder is not None
+        try:
+            out = self.embedder.embed_images(batch)
+        except Exception as exc:  # an engine failure (CUDA error, runtime crash...): degrade
+            self._engine_failed(batch, f"{type(exc).__name__}: {exc}")
+            return None
+        if self._engine_broken or self._engine_failures:
+            log.info("engine %s works again", getattr(self.embedder, "name", "embedder"))
+        self._engine_broken = False
+        self._engine_failures = 0
+        return out
+
+    def _engine_failed(self, batch: list[Frame], message: str) -> None:
+        self._engine_failures += 1
+        self.engine_errors += 1
+        first, longest = self._engine_backoff
+        delay = min(longest, first * 2 ** (self._engine_failures - 1))
+        self._engine_broken = True
+        self._engine_retry_at = time.monotonic() + delay
+        log.error(
+            "engine %s failed (%d in a row): %s; dropping frames, retrying in %.1fs",
+            getattr(self.embedder, "name", "embedder"),
+            self._engine_failures,
+            redact(message),
+            delay,
+        )
+        self._drop_engine(batch, message)
+
+    def _rebuild_embedder(self) -> bool:
+        """After the backoff: rebuild an embedder the pipeline built, else retry the given one."""
+        if self._embedder_factory is None or not self._own_embedder:
+            return self.embedder is not None
+        old, self.embedder = self.embedder, None
+        if old is not None:
+            try:
+                old.close()
+            except Exception as exc:
+                log.debug("closing the failed embedder: %s", exc)
+        try:
+            self.embedder = self._embedder_factory()
+        except Exception as exc:
+            self._engine_failed([], f"rebuild failed: {type(exc).__name__}: {exc}")
+            return False
+        for a in self.analyzers:  # analyzers that keep the embedder (text prompts) get the new one
+            if getattr(a, "embedder", None) is old and old is not None:
+                with contextlib.suppress(AttributeError):
+                    a.embedder = self.embedder  # type: ignore[attr-defined]
+        log.info("engine rebuilt: %s", getattr(self.embedder, "name", "embedder"))
+        return True
+
+    def _drop_engine(self, batch: list[Frame], message: str | None) -> None:
+        per: dict[str, int] = {}
+        for f in batch:
+            per[f.source_id] = per.get(f.source_id, 0) + 1
+        runs = self.sources
+        for sid, n in per.items():
+            run = runs.get(sid)
+            if run is not None:
+                run.engine_drops += n
+        if message is None:
+            return
+        for sid in per or {"pipeline": 0}:
+            ev = ErrorEvent(source=sid, stage="engine", message=redact(message), count=per.get(sid, 0))
+            self._submit(ev)
 
     def _source_ended(self, sid: str) -> None:
         run = self.sources.get(sid)
@@ -485,8 +745,7 @@ class Pipeline:
                     self._origins[id(ev)] = (ev, frame.source_id, frame.wallclock)
                     if len(self._origins) > _ORIGINS_MAX:
                         del self._origins[next(iter(self._origins))]
-            for w in self.sink_workers:
-                w.submit(ev)
+            self._submit(ev)
 
     def emit(self, event: Event) -> None:
         """Send an event to every sink (for programmatic producers)."""
@@ -507,8 +766,7 @@ class Pipeline:
         def on_status(ev: SourceStatus) -> None:
             run.state, run.detail = ev.state, ev.detail
             log.log(_status_level(ev.state, run.live), "source %s: %s", run.id, _describe(ev))
-            for w in self.sink_workers:
-                w.submit(ev)
+            self._submit(ev)
             self._wake.set()
 
         return on_status
@@ -528,6 +786,8 @@ class Pipeline:
         drops: dict[str, int] = dict(run.buffer.drops)
         if st.decode_errors:
             drops["decode_error"] = st.decode_errors
+        if run.engine_drops:
+            drops["engine_error"] = run.engine_drops
         cfg = run.cfg
         return {
             "type": getattr(cfg, "type", "custom"),
@@ -562,21 +822,32 @@ class Pipeline:
         return {
             "state": self._state,
             "uptime_s": round(now - self._started_at, 3) if self._started_at else 0.0,
-            "sources": {sid: self._source_info(run, now) for sid, run in self.sources.items()},
+            "sources": {sid: self._source_info(run, now) for sid, run in list(self.sources.items())},
             "stage": {
                 "batches": self.batcher.batches,
                 "frames": self.batcher.frames,
                 "analyzers": [a.name for a in self.analyzers],
-                "error": None if self._stage_error is None else str(self._stage_error),
+                "error": None if self._stage_error is None else redact(str(self._stage_error)),
+                "engine": {
+                    "name": getattr(self.embedder, "name", None),
+                    "state": "backoff" if self._engine_broken else "ok",
+                    "errors": self.engine_errors,
+                    "consecutive_failures": self._engine_failures,
+                },
             },
-            "sinks": {
-                w.name: {
-                    "backlog": w.backlog,
-                    "counts": dict(w.counts),
-                    "last_error": None if w.last_error is None else redact(w.last_error),
-                }
-                for w in self.sink_workers
-            },
+            "sinks": {w.name: self._sink_info(w) for w in self.sink_workers},
+            "control": self._control,
+        }
+
+    @staticmethod
+    def _sink_info(w: SinkWorker) -> dict[str, Any]:
+        inner = getattr(w.sink, "inner", w.sink)
+        stats = getattr(inner, "stats", None)
+        return {
+            "backlog": w.backlog,
+            "counts": dict(w.counts),
+            "stats": dict(stats) if isinstance(stats, dict) else {},
+            "last_error": None if w.last_error is None else redact(w.last_error),
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -584,14 +855,23 @@ class Pipeline:
         the latency histograms keyed by (source, stage)."""
         snap = self.status()
         latency: dict[tuple[str, str], LatencyHistogram] = {}
+        runs = self.sources
         for sid, info in snap["sources"].items():
             info["drops"] = {(_drop_stage(cause), cause): n for cause, n in info["drops"].items()}
-            run = self.sources[sid]
+            run = runs.get(sid)
+            if run is None:
+                continue
             latency[(sid, "stage")] = run.stage_latency
             if run.sink_latency.count:
                 latency[(sid, "sink")] = run.sink_latency
         snap["latency"] = latency
         return snap
+
+
+def _finished(w: SinkWorker) -> int:
+    """Events a sink worker has finished with: written, failed, or dropped while stopping."""
+    c = w.counts
+    return int(c.get("written", 0) + c.get("failed", 0) + c.get("dropped:shutdown", 0))
 
 
 def _status_level(state: str, live: bool) -> int:
@@ -616,4 +896,6 @@ def _drop_stage(cause: str) -> str:
         return "batcher"
     if cause == "decode_error":
         return "decode"
+    if cause == "engine_error":
+        return "engine"
     return "buffer"

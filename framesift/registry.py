@@ -19,6 +19,7 @@ SINKS: dict[str, str] = {
     "mqtt": "framesift.sinks.mqtt:MqttSink",
     "webhook": "framesift.sinks.webhook:WebhookSink",
     "video": "framesift.sinks.video:VideoSink",
+    "detections": "framesift.sinks.detections:DetectionsSink",
 }
 
 ANALYZERS: dict[str, str] = {

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -117,8 +118,8 @@ class PanShot(Shot):
         period = 2 * w  # ping-pong so a long clip stays inside the panorama
         x = x % (2 * period)
         x = x if x <= period else 2 * period - x
-        m = np.float32([[1, 0, -x], [0, 1, 0]])
-        return cv2.warpAffine(self.pano, m, self.size, flags=cv2.INTER_LINEAR)
+        m = np.array([[1.0, 0.0, -x], [0.0, 1.0, 0.0]], np.float32)
+        return np.asarray(cv2.warpAffine(self.pano, m, self.size, flags=cv2.INTER_LINEAR), np.float32)
 
 
 class PeopleShot(Shot):
@@ -155,6 +156,14 @@ class PeopleShot(Shot):
 
 
 Op = Callable[[], np.ndarray]
+
+
+def _mix(a: Shot, b: Shot, alpha: float) -> np.ndarray:
+    return (1 - alpha) * a.take() + alpha * b.take()
+
+
+def _dim(a: Shot, k: float) -> np.ndarray:
+    return k * a.take()
 
 
 @dataclass
@@ -196,7 +205,7 @@ class Timeline:
         start = len(self.ops)
         for j in range(1, n_trans + 1):
             alpha = j / (n_trans + 1)
-            self._emit(lambda alpha=alpha: (1 - alpha) * a.take() + alpha * b.take())
+            self._emit(functools.partial(_mix, a, b, alpha))
         self.transitions.append(Transition("dissolve", start, len(self.ops) - 1))
         self.current = b
         for _ in range(n):
@@ -209,11 +218,11 @@ class Timeline:
         a, b = self.current, self._shot(shot)
         start = len(self.ops)
         for j in range(1, n_out + 1):
-            self._emit(lambda k=1 - j / n_out: k * a.take())
+            self._emit(functools.partial(_dim, a, 1 - j / n_out))
         for _ in range(n_black):
             self._emit(lambda: np.zeros((self.height, self.width, 3), np.float32))
         for j in range(1, n_in + 1):
-            self._emit(lambda k=j / (n_in + 1): k * b.take())
+            self._emit(functools.partial(_dim, b, j / (n_in + 1)))
         self.transitions.append(Transition("fade", start, len(self.ops) - 1))
         self.current = b
         for _ in range(n):

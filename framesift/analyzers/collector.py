@@ -39,7 +39,7 @@ from framesift.engines.base import Embedder
 from framesift.errors import ConfigError, EngineError
 from framesift.events import Event
 from framesift.frame import Frame
-from framesift.store.payload import KeptFrame
+from framesift.store.payload import FramePayload, KeptFrame
 
 log = logging.getLogger("framesift.analyzers.collector")
 
@@ -266,7 +266,7 @@ class Collector(Analyzer):
     def on_frame(self, frame: Frame, embedding: np.ndarray | None) -> Iterable[Event]:
         if embedding is None:
             raise EngineError("the collector needs frame embeddings (needs_embedding=True was ignored)")
-        e = np.asarray(embedding, dtype=np.float32).ravel()
+        e = np.array(embedding, dtype=np.float32).ravel()  # a copy: never pin the batch's array
         with self._lock:
             ev = self._decide(frame, e)
         return () if ev is None else (ev,)
@@ -323,9 +323,7 @@ class Collector(Analyzer):
             reason=reason,
             scores=scores,
             id=f"{frame.source_id}-{frame.index:08d}-{uuid.uuid4().hex[:8]}",
-            image=frame.image,
-            embedding=e,
-            model=self.model,
+            payload=FramePayload(frame.image, e, self.model),
         )
 
     def on_end(self, source_id: str) -> Iterable[Event]:

@@ -20,9 +20,10 @@ Delay: a cut is emitted ``flash_frames + 1`` frames after it; a gradual transiti
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -124,6 +125,10 @@ class _SourceState:
         self.label_sum: np.ndarray | None = None
         self.label_n = 0
 
+    def pos(self, index: int) -> int:
+        """Position in the ring of the last frame at or before ``index`` (0 if none)."""
+        return max(0, bisect.bisect_right(self.ring, index, key=lambda e: e.index) - 1)
+
     def get(self, index: int) -> _Entry | None:
         if not self.ring:
             return None
@@ -172,23 +177,22 @@ class SceneChangeAnalyzer(Analyzer):
     ) -> None:
         self.cfg = cfg or SceneChangeConfig()
         c = self.cfg
-        self.embedder = embedder
+        self.embedder = embedder  # the pipeline swaps this attribute when it rebuilds its engine
         if c.mode == "clip":
             if embedder is None:
                 raise ConfigError("scene_change mode 'clip' needs an embedder (engine: block)")
-            self.primary: Embedder = embedder
-            self.refiner: Embedder | None = None
             self.needs_embedding = True
         else:
             if primary is None:
                 from framesift.engines.models.pixel import PixelEmbedder
 
                 primary = PixelEmbedder()
-            self.primary = primary
-            self.refiner = embedder if c.mode == "hybrid" else None
             if c.mode == "hybrid" and embedder is None:
-                raise ConfigError("scene_change mode 'hybrid' needs an embedder (engine: block) for refinement")
+                raise ConfigError(
+                    "scene_change mode 'hybrid' needs an embedder (engine: block) for refinement"
+                )
             self.needs_embedding = False
+        self._pixel = primary
         self._area = getattr(self.primary, "changed_area", None)  # pixel: share of the picture changed
         self.lookahead = c.flash_frames + 1
         self.k = c.gradual_k
@@ -196,25 +200,46 @@ class SceneChangeAnalyzer(Analyzer):
         self.gradual_floor = c.gradual_floor()
         self.max_delay_frames = max(self.lookahead, c.max_transition + self.k + GAP + 1)
         history = c.max_transition + 3 * self.k + GAP + self.lookahead + 8
-        self._frames_kept = self.lookahead + c.refine_radius + 3 if self.refiner is not None else 0
+        self._frames_kept = self.lookahead + c.refine_radius + 3 if c.mode == "hybrid" else 0
         self._history = history
         self._states: dict[str, _SourceState] = {}
         self.trace: list[tuple[int, float, float]] | None = None  # (index, d1, cut threshold), file mode
         self.text_emb: np.ndarray | None = None
-        self.label_embedder: Embedder | None = None
+        self._label_source: str | None = None  # "embedder" or "primary"
         if c.labels:
-            cand = embedder if embedder is not None and embedder.supports_text else None
-            if cand is None and primary is not None and primary.supports_text:
-                cand = primary
-            if cand is None:
+            if embedder is not None and embedder.supports_text:
+                self._label_source = "embedder"
+            elif primary is not None and primary.supports_text:
+                self._label_source = "primary"
+            else:
                 raise ConfigError(
                     "scene_change labels need an embedder with a text tower (a CLIP model with weights); "
                     "the pixel embedder has none: remove 'labels' or configure a CLIP engine"
                 )
-            self.label_embedder = cand
-            self.text_emb = np.asarray(cand.embed_texts(list(c.labels)), np.float32)
+            assert self.label_embedder is not None
+            self.text_emb = np.asarray(self.label_embedder.embed_texts(list(c.labels)), np.float32)
         if c.thumbnails and c.thumbnail_dir:
             Path(c.thumbnail_dir).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def primary(self) -> Embedder:
+        """The embedder behind the every-frame signal."""
+        if self.cfg.mode == "clip":
+            assert self.embedder is not None
+            return self.embedder
+        assert self._pixel is not None
+        return self._pixel
+
+    @property
+    def refiner(self) -> Embedder | None:
+        """Hybrid: the embedder run on candidate frames only."""
+        return self.embedder if self.cfg.mode == "hybrid" else None
+
+    @property
+    def label_embedder(self) -> Embedder | None:
+        if self._label_source == "embedder":
+            return self.embedder
+        return self._pixel if self._label_source == "primary" else None
 
     @classmethod
     def from_config(cls, cfg: SceneChangeConfig, embedder: Embedder | None) -> SceneChangeAnalyzer:
@@ -229,7 +254,9 @@ class SceneChangeAnalyzer(Analyzer):
         return st
 
     def on_frame(self, frame: Frame, embedding: np.ndarray | None) -> list[Event]:
-        if self.cfg.mode == "clip" and embedding is not None:
+        if self.cfg.mode == "clip":
+            if embedding is None:  # the engine dropped this frame: nothing to compare
+                return []
             emb = np.asarray(embedding, np.float32).reshape(-1)
         else:
             emb = self.primary.embed_images([frame])[0]
@@ -297,7 +324,9 @@ class SceneChangeAnalyzer(Analyzer):
         if ok:
             # The return from a flash: this frame looks like one shortly before the excursion.
             for j in range(2, self.lookahead + 1):
-                if pos - j >= 0 and _dist(st.ring[pos - j].emb, cur.emb) < max(0.5 * cur.d1, 0.5 * self.cut_floor):
+                if pos - j >= 0 and _dist(st.ring[pos - j].emb, cur.emb) < max(
+                    0.5 * cur.d1, 0.5 * self.cut_floor
+                ):
                     ok = False
                     break
         if ok:
@@ -350,7 +379,7 @@ class SceneChangeAnalyzer(Analyzer):
             else:
                 run.last, run.quiet = e.index, 0
                 run.values.append(e.dk)
-                if run.last - run.start > c.max_transition + self.k:
+                if len(run.values) > c.max_transition + self.k:  # frames analysed, not index span
                     st.dk_hist.extend(run.values[-c.window :])  # a long movement, not a transition
                     st.run = None
             return []
@@ -366,11 +395,10 @@ class SceneChangeAnalyzer(Analyzer):
 
     def _gradual_close(self, st: _SourceState, run: _Run, q_pos: int) -> list[Event]:
         c = self.cfg
-        first = st.ring[0].index
-        p_index = max(first, run.start - self.k)
-        p_pos = p_index - first
         q = st.ring[q_pos]
-        if st.get(p_index) is None or q.index <= p_index + 1:
+        p_pos = max(0, st.pos(run.start) - self.k)
+        p_index = st.ring[p_pos].index
+        if q_pos <= p_pos + 1:
             return []
         pre = [st.ring[j].emb for j in range(max(0, p_pos - 2), p_pos + 1)]
         pre_dark = st.ring[p_pos].dark
@@ -386,27 +414,25 @@ class SceneChangeAnalyzer(Analyzer):
                 return []  # the stream opened on black: the first scene fades in
             pre, start = pending.pre, pending.start
         else:
-            start = max(self._leave(st, p_pos, q_pos, pre), run.start - self.k)
+            start = max(self._leave(st, p_pos, q_pos, pre), p_index)
         total = min(_dist(p, q.emb) for p in pre)
         if total < self.gradual_floor:
             return []
         end = min(self._arrive(st, p_pos, q_pos, q.emb), run.last)
         if end < start:
             start, end = end, start
-        first_idx = st.ring[0].index
-        dark_inside = pending is not None or any(
-            st.ring[i - first_idx].dark for i in range(max(start, first_idx), end + 1)
-        )
+        s_pos, e_pos = st.pos(start), st.pos(end)
+        dark_inside = pending is not None or any(st.ring[j].dark for j in range(s_pos, e_pos + 1))
         if dark_inside:
             start, end = self._fade_bounds(st, start, end)
-        elif end > start + 1:
+        elif e_pos > s_pos + 1:
             # The first and last frames of a mix differ from the shots by less than the noise.
-            start, end = max(first_idx, start - 1), min(q.index - 1, end + 1)
+            start, end = st.ring[max(0, s_pos - 1)].index, st.ring[min(q_pos - 1, e_pos + 1)].index
         if any(start - 2 <= cut <= end + 2 for cut in st.cuts):
             return []  # the hard cut already explains this change
         if st.last_boundary_end is not None and start - st.last_boundary_end < c.min_scene_len:
             return []
-        if end - start <= 1 and not pre_dark and pending is None:
+        if st.pos(end) - st.pos(start) <= 1 and not pre_dark and pending is None:
             st.cuts.append(start)
             return [self._emit(st, "cut", start, total, start, start, q_pos)]
         kind = "fade" if dark_inside else "dissolve"
@@ -415,16 +441,16 @@ class SceneChangeAnalyzer(Analyzer):
 
     def _fade_bounds(self, st: _SourceState, start: int, end: int) -> tuple[int, int]:
         """Widen a fade to where the mean luminance starts falling and stops rising."""
-        first = st.ring[0].index
-        last = st.ring[-1].index
-        i = start
-        # Back to the darkest frame, then outwards while the picture keeps getting darker/brighter.
-        while i - 1 >= first and st.ring[i - 1 - first].luma > st.ring[i - first].luma * 1.02 + 0.3:
-            i -= 1
-        j = end
-        while j + 1 <= last and st.ring[j + 1 - first].luma > st.ring[j - first].luma * 1.02 + 0.3:
+        ring = st.ring
+        if start >= ring[0].index:  # (a long black hold may have pushed the start out of the ring)
+            i = st.pos(start)
+            while i - 1 >= 0 and ring[i - 1].luma > ring[i].luma * 1.02 + 0.3:
+                i -= 1
+            start = ring[i].index
+        j = st.pos(end)
+        while j + 1 < len(ring) and ring[j + 1].luma > ring[j].luma * 1.02 + 0.3:
             j += 1
-        return i, j
+        return start, ring[j].index
 
     def _leave(self, st: _SourceState, p_pos: int, q_pos: int, pre: list[np.ndarray]) -> int:
         """First frame after ``p_pos`` that no longer looks like the frames before the run."""
@@ -447,7 +473,9 @@ class SceneChangeAnalyzer(Analyzer):
         med = float(np.median(np.fromiter(st.d1_hist, np.float64))) if st.d1_hist else 0.0
         return max(0.004, 3.0 * med)
 
-    def _crossover(self, st: _SourceState, start: int, end: int, pre: list[np.ndarray], post: np.ndarray) -> int:
+    def _crossover(
+        self, st: _SourceState, start: int, end: int, pre: list[np.ndarray], post: np.ndarray
+    ) -> int:
         """The frame where the picture is closer to the new scene than to the old one."""
         for i in range(start, end + 1):
             e = st.get(i)
@@ -496,8 +524,7 @@ class SceneChangeAnalyzer(Analyzer):
         """Label of the new scene from the frames seen since its first frame (argmax similarity)."""
         if self.text_emb is None or self.label_embedder is None:
             return None
-        first = st.ring[0].index
-        pos = max(0, index - first)
+        pos = st.pos(index)
         if self.cfg.mode == "clip" and self.label_embedder is self.embedder:
             embs = np.stack([st.ring[j].emb for j in range(pos, now_pos + 1)])
         else:

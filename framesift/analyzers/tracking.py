@@ -272,7 +272,9 @@ class TrackingAnalyzer(Analyzer):
                 tr.last_emit = now
                 events.append(self._event(frame.source_id, tr, "updated", frame.index, now))
         seen = {int(t) for t in tracked.tracker_id} if tracked.tracker_id is not None else set()
-        for tid in [t for t, tr in st.tracks.items() if t not in seen and now - tr.last_time >= self.lost_after_s]:
+        for tid in [
+            t for t, tr in st.tracks.items() if t not in seen and now - tr.last_time >= self.lost_after_s
+        ]:
             tr = st.tracks.pop(tid)
             events.append(self._event(frame.source_id, tr, "ended", tr.last_frame, tr.last_time))
         events.extend(self._zones(st, frame, tracked))
@@ -346,7 +348,7 @@ class TrackingAnalyzer(Analyzer):
         if not isinstance(image, np.ndarray):
             return None
         h, w = image.shape[:2]
-        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
         x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
         if x2 <= x1 or y2 <= y1:
             return None
@@ -359,7 +361,9 @@ class TrackingAnalyzer(Analyzer):
     def _crop_ref(self, source: str, tr: _Track) -> str | None:
         if tr.crop_ref is not None or tr.best_crop is None:
             return tr.crop_ref
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(tr.best_crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        ok, buf = cv2.imencode(
+            ".jpg", cv2.cvtColor(tr.best_crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+        )
         if not ok:
             return None
         if self.crops_dir is None:

@@ -16,7 +16,19 @@ from framesift import __version__
 from framesift.errors import EXIT_INTERRUPTED, EXIT_USAGE, FramesiftError
 from framesift.log import redact, setup_logging
 
-COMMANDS = ("run", "probe", "doctor", "scenes", "collect", "search", "export", "detect", "label", "sources")
+COMMANDS = (
+    "run",
+    "probe",
+    "doctor",
+    "scenes",
+    "collect",
+    "search",
+    "export",
+    "detect",
+    "label",
+    "sources",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -95,13 +95,23 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_detect)
 
 
+def check_source(source: str) -> None:
+    """SourceError when ``source`` is neither an existing file nor a URL."""
+    if "://" not in source and not Path(source).is_file():
+        raise SourceError(
+            f"input {source!r} not found: pass an existing video file or a stream URL", source=source
+        )
+
+
 def decode_frames(source: str, source_id: str, max_frames: int | None = None) -> Iterator[Frame]:
     """Frames of ``source`` in presentation order (PyAV), with ``meta['fps']`` set."""
     import av
 
     options = {"rtsp_transport": "tcp", "timeout": "10000000"} if source.startswith("rtsp") else {}
     if "://" not in source and not Path(source).exists():
-        raise SourceError(f"input {source!r} not found: pass an existing video file or a stream URL", source=source)
+        raise SourceError(
+            f"input {source!r} not found: pass an existing video file or a stream URL", source=source
+        )
     try:
         container = av.open(source, options=options, timeout=15.0)
     except (av.FFmpegError, OSError) as exc:
@@ -146,6 +156,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from framesift.sinks.video import VideoSink
 
     out = Path(args.output)
+    check_source(args.source)  # before loading models or creating the output folder
     detector, segmenter = build_models(args)
     out.mkdir(parents=True, exist_ok=True)
     source_id = Path(args.source).stem if "://" not in args.source else "stream"

@@ -31,7 +31,41 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--status-interval", type=float, default=10.0, metavar="S", help="seconds between live status lines"
     )
+    p.add_argument(
+        "--log-format",
+        dest="run_log_format",
+        choices=["plain", "json"],
+        default=None,
+        help="override the config's log.format",
+    )
+    p.add_argument(
+        "--log-level",
+        dest="run_log_level",
+        choices=["debug", "info", "warning", "error"],
+        default=None,
+        help="override the config's log.level",
+    )
     p.set_defaults(func=cmd_run)
+
+
+def _flag_given(name: str, argv: list[str] | None = None) -> bool:
+    """Whether the global ``--log-format``/``--log-level`` was on the command line (its parser
+    default cannot tell "not given" from the default value)."""
+    argv = sys.argv[1:] if argv is None else argv
+    return any(a == name or a.startswith(name + "=") for a in argv)
+
+
+def log_settings(args: argparse.Namespace, level: str, fmt: str) -> tuple[str, str]:
+    """(level, format): a command-line flag wins over the config's ``log:`` block."""
+    if getattr(args, "run_log_level", None):
+        level = args.run_log_level
+    elif _flag_given("--log-level"):
+        level = args.log_level
+    if getattr(args, "run_log_format", None):
+        fmt = args.run_log_format
+    elif _flag_given("--log-format"):
+        fmt = args.log_format
+    return level, fmt
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -43,8 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not 0 <= args.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port: {args.metrics_port} is not a port (0..65535)")
         cfg = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"port": args.metrics_port})})
-    if args.log_level == "info" and args.log_format == "plain":  # command line defaults: config decides
-        setup_logging(cfg.log.level, cfg.log.format)
+    setup_logging(*log_settings(args, cfg.log.level, cfg.log.format))
     show = not args.no_progress
     pipeline = Pipeline(cfg, progress=show, status_interval_s=args.status_interval)
     pipeline.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -17,10 +18,10 @@ from framesift.errors import EXIT_OK, ConfigError, SourceError
 
 log = logging.getLogger("framesift.scenes")
 
-_progress_q: Any = None
+_tick: Any = None  # called with a frame count: bar.update here, a queue's put_nowait in workers
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "scenes",
         help="find scenes (cuts, dissolves, fades) in video files",
@@ -31,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
     p.add_argument("-o", "--output", default=".", metavar="DIR", help="output folder (default: .)")
     p.add_argument("--split", action="store_true", help="write one re-encoded file per scene (PyAV)")
-    p.add_argument("--labels", nargs="+", metavar="PROMPT", help="label each scene by its closest prompt (CLIP)")
+    p.add_argument(
+        "--labels", nargs="+", metavar="PROMPT", help="label each scene by its closest prompt (CLIP)"
+    )
     p.add_argument(
         "--mode",
         choices=["pixel", "hybrid", "clip"],
@@ -80,7 +83,12 @@ def _embedder(mode: str, labels: bool, checkpoint: str | None, model: str) -> An
 
 
 def process_one(
-    video: str, out_dir: str, cfg: SceneChangeConfig, checkpoint: str | None, model: str, opts: dict[str, bool]
+    video: str,
+    out_dir: str,
+    cfg: SceneChangeConfig,
+    checkpoint: str | None,
+    model: str,
+    opts: dict[str, bool],
 ) -> tuple[str, int, int, str]:
     """Detect and write every output for one video; returns (video, scenes, frames, html path)."""
     from framesift.scenes import detect_scenes, write_all
@@ -88,14 +96,14 @@ def process_one(
     embedder = _embedder(cfg.mode, bool(cfg.labels), checkpoint, model)
 
     def tick(n: int) -> None:
-        if _progress_q is not None:
-            try:
-                _progress_q.put_nowait(n)
-            except queue.Full:
-                pass
+        if _tick is not None:
+            with contextlib.suppress(queue.Full):
+                _tick(n)
 
     try:
-        sl = detect_scenes(video, config=cfg, embedder=embedder, on_progress=tick, thumbnails=not opts["no_thumbnails"])
+        sl = detect_scenes(
+            video, config=cfg, embedder=embedder, on_progress=tick, thumbnails=not opts["no_thumbnails"]
+        )
         paths = write_all(
             sl,
             Path(out_dir),
@@ -110,8 +118,8 @@ def process_one(
 
 
 def _init_worker(q: Any) -> None:
-    global _progress_q
-    _progress_q = q
+    global _tick
+    _tick = q.put_nowait
 
 
 def _count_frames(videos: list[str]) -> int | None:
@@ -150,21 +158,22 @@ def run(args: argparse.Namespace) -> int:
 
     tqdm.monitor_interval = 0  # no monitor thread: the bar is updated from this thread only
     bar = tqdm(
-        total=_count_frames(videos), unit="frame", desc="scenes", disable=args.no_progress or None, file=sys.stderr
+        total=_count_frames(videos),
+        unit="frame",
+        desc="scenes",
+        disable=args.no_progress or None,
+        file=sys.stderr,
     )
     results: list[tuple[str, int, int, str]] = []
     try:
         if jobs == 1:
-            global _progress_q
-            q1: queue.Queue[int] = queue.Queue()
-            _progress_q = q1
+            global _tick
+            _tick = bar.update
             try:
                 for v in videos:
                     results.append(process_one(v, str(out), cfg, args.checkpoint, args.model, opts))
-                    while not q1.empty():
-                        bar.update(q1.get_nowait())
             finally:
-                _progress_q = None
+                _tick = None
         else:
             results = _run_pool(videos, out, cfg, args, opts, jobs, bar)
     finally:
@@ -188,16 +197,16 @@ def _run_pool(
     q = ctx.Queue(maxsize=10_000)
     results: list[tuple[str, int, int, str]] = []
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(q,)
+        ) as pool:
             futs: list[Future[tuple[str, int, int, str]]] = [
                 pool.submit(process_one, v, str(out), cfg, args.checkpoint, args.model, opts) for v in videos
             ]
             pending = set(futs)
             while pending:
-                try:
+                with contextlib.suppress(queue.Empty):
                     bar.update(q.get(timeout=0.2))
-                except queue.Empty:
-                    pass
                 for f in [f for f in pending if f.done()]:
                     pending.discard(f)
                     exc = f.exception()

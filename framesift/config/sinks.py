@@ -35,3 +35,10 @@ class MetricsConfig(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535, description="0 picks a free port")
+    control: bool = Field(True, description="serve the live-control API (/sources) on this server")
+    token: str | None = Field(
+        None,
+        min_length=8,
+        description="bearer token for the control API (default $FRAMESIFT_CONTROL_TOKEN); required to "
+        "bind a non-loopback host with control on",
+    )

@@ -131,7 +131,9 @@ class LabelWriter:
 
         lines = detections_to_yolo_annotations(det, (h, w, 3), approximation_percentage=self.approximation)
         self._yolo_lines += len(lines)
-        _atomic_write(self.out / "labels" / f"{stem}.txt", ("\n".join(lines) + ("\n" if lines else "")).encode())
+        _atomic_write(
+            self.out / "labels" / f"{stem}.txt", ("\n".join(lines) + ("\n" if lines else "")).encode()
+        )
 
     def close(self) -> dict[str, int]:
         """Write the index files; returns counts (images, annotations)."""
@@ -149,7 +151,13 @@ class LabelWriter:
             return {"images": len(self.images), "annotations": len(self.annotations)}
         import yaml
 
-        data = {"nc": len(self.classes), "names": self.classes, "path": ".", "train": "images", "val": "images"}
+        data = {
+            "nc": len(self.classes),
+            "names": self.classes,
+            "path": ".",
+            "train": "images",
+            "val": "images",
+        }
         _atomic_write(self.out / "data.yaml", yaml.safe_dump(data, sort_keys=False).encode())
         return {"images": len(self._names), "annotations": self._yolo_lines}
 

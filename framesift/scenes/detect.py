@@ -33,7 +33,9 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     try:
         container = av.open(str(p))
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise SourceError(f"{p}: cannot open as a video ({exc}); is it a video file FFmpeg reads?", source=str(p)) from None
+        raise SourceError(
+            f"{p}: cannot open as a video ({exc}); is it a video file FFmpeg reads?", source=str(p)
+        ) from None
     if not container.streams.video:
         container.close()
         raise DecodeError(f"{p}: has no video stream (pass a video file)", source=str(p))
@@ -65,7 +67,7 @@ def small_rgb(vf: av.VideoFrame, width: int, height: int) -> np.ndarray:
     planes = []
     for i, (pw, ph) in enumerate(((fw, fh), (fw // 2, fh // 2), (fw // 2, fh // 2))):
         pl = vf.planes[i]
-        arr = np.frombuffer(pl, np.uint8).reshape(-1, pl.line_size)[:ph, :pw]
+        arr = np.frombuffer(memoryview(pl), np.uint8).reshape(-1, pl.line_size)[:ph, :pw]
         planes.append(_shrink(arr, width, height))
     return cv2.cvtColor(np.dstack(planes), cv2.COLOR_YUV2RGB)
 
@@ -205,7 +207,9 @@ def detect_scenes(
 
 
 def _jpeg(image: np.ndarray, quality: int = 85) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     return buf.tobytes() if ok else b""
 
 

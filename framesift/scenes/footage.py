@@ -78,7 +78,9 @@ def trailer_transitions(script: str) -> tuple[Transition, ...]:
     """The true transitions of trailer_bbb.mp4 (frames, inclusive), given the text of trailer.py."""
     missing = [fact for fact in _SCRIPT_FACTS if fact not in script]
     if missing:
-        raise ValueError(f"trailer.py differs from the one these transitions were derived from: {missing[0]!r}")
+        raise ValueError(
+            f"trailer.py differs from the one these transitions were derived from: {missing[0]!r}"
+        )
     out = []
     for kind, a, b in _EDIT_SECONDS:
         start = round(a * TRAILER_FPS)
@@ -97,7 +99,18 @@ def bbb_trailer(directory: Path | None = None, *, timeout_s: float = 600) -> Rea
         dl.mkdir(exist_ok=True)
         sdists = list(dl.glob("moviepy-2.2.1.tar.gz"))
         if not sdists:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", MOVIEPY, "-d", str(dl)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                MOVIEPY,
+                "-d",
+                str(dl),
+            ]
             try:
                 subprocess.run(cmd, check=True, capture_output=True, timeout=timeout_s)
             except (subprocess.SubprocessError, OSError) as exc:

@@ -43,12 +43,16 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[IO[str]]:
     """Write to ``path.tmp`` then rename; the temporary file is removed on failure."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, mode, encoding=None if "b" in mode else "utf-8", newline="" if "b" not in mode else None) as fh:
+        with open(
+            tmp, mode, encoding=None if "b" in mode else "utf-8", newline="" if "b" not in mode else None
+        ) as fh:
             yield cast(IO[str], fh)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise SinkError(f"{path}: cannot write ({exc.strerror or exc}); check the output folder", transient=False) from None
+        raise SinkError(
+            f"{path}: cannot write ({exc.strerror or exc}); check the output folder", transient=False
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -69,7 +73,7 @@ def edl_timecode(frame: int, fps: Fraction) -> str:
     seconds = frame / float(fps)
     h, rem = divmod(int(seconds), 3600)
     m, s = divmod(rem, 60)
-    ff = int(round(seconds * float(fps))) % base
+    ff = round(seconds * float(fps)) % base
     return f"{h:02d}:{m:02d}:{s:02d}:{ff:02d}"
 
 
@@ -185,7 +189,9 @@ def _svg_timeline(sl: SceneList, width: int = 1100, height: int = 260) -> str:
             f"({e.time:.2f}s) score {e.score:.3f}</title></line>"
         )
     if pts:
-        parts.append(f'<polyline points="{" ".join(thr)}" fill="none" stroke="#d62728" stroke-dasharray="4 3" stroke-width="1"/>')
+        parts.append(
+            f'<polyline points="{" ".join(thr)}" fill="none" stroke="#d62728" stroke-dasharray="4 3" stroke-width="1"/>'
+        )
         parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="#1f77b4" stroke-width="1"/>')
     by = top + plot_h + 4
     for s in sl.scenes:
@@ -240,6 +246,11 @@ td:first-child,th:first-child{text-align:center} td.l,th.l{text-align:left}
 """
 
 
+def _plural(n: int, word: str, with_count: bool = False) -> str:
+    w = word if n == 1 else word + "s"
+    return f"{n} {w}" if with_count else w
+
+
 def write_html(sl: SceneList, path: Path) -> Path:
     """A self-contained report: summary, timeline plot, scene thumbnails, scene table."""
     esc = html.escape
@@ -254,7 +265,9 @@ def write_html(sl: SceneList, path: Path) -> Path:
         )
         b = s.boundary
         tag = (
-            f'<span class="tag" style="background:{_KIND_COLOUR.get(b.kind, "#888")}">{esc(b.kind)}</span>' if b else ""
+            f'<span class="tag" style="background:{_KIND_COLOUR.get(b.kind, "#888")}">{esc(b.kind)}</span>'
+            if b
+            else ""
         )
         label = f"<br>{esc(s.label)}" if s.label else ""
         cards.append(
@@ -267,9 +280,7 @@ def write_html(sl: SceneList, path: Path) -> Path:
             f"<td>{timecode(s.end_time)}</td><td>{s.frames}</td><td>{s.duration:.2f}</td>"
             f'<td class="l">{esc(trans)}</td><td class="l">{esc(s.label or "")}</td></tr>'
         )
-    legend = "".join(
-        f'<span><i style="background:{c}"></i>{k}</span>' for k, c in _KIND_COLOUR.items()
-    ) + (
+    legend = "".join(f'<span><i style="background:{c}"></i>{k}</span>' for k, c in _KIND_COLOUR.items()) + (
         '<span><i style="background:#1f77b4"></i>distance to previous frame</span>'
         '<span><i style="background:repeating-linear-gradient(90deg,#d62728 0 4px,transparent 4px 7px)"></i>'
         "adaptive threshold</span>"
@@ -278,8 +289,9 @@ def write_html(sl: SceneList, path: Path) -> Path:
 <html lang="en"><head><meta charset="utf-8"><title>Scenes · {esc(sl.path.name)}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style></head><body>
 <h1>{esc(sl.path.name)}</h1>
-<div class="meta"><b>{len(sl.scenes)}</b> scenes · {kinds["cut"]} cuts, {kinds["dissolve"]} dissolves,
-{kinds["fade"]} fades · {timecode(sl.duration)} · {sl.frames} frames at {float(sl.fps):.3g} fps ·
+<div class="meta"><b>{len(sl.scenes)}</b> {_plural(len(sl.scenes), "scene")} ·
+{_plural(kinds["cut"], "cut", True)}, {_plural(kinds["dissolve"], "dissolve", True)},
+{_plural(kinds["fade"], "fade", True)} · {timecode(sl.duration)} · {sl.frames} frames at {float(sl.fps):.3g} fps ·
 {sl.width}×{sl.height} · mode <b>{esc(sl.mode)}</b> · analysed in {sl.elapsed_s:.1f}s
 ({sl.frames / max(sl.elapsed_s, 1e-9):.0f} frames/s)</div>
 <div class="legend">{legend}</div>

@@ -1,7 +1,8 @@
 """The ``frame_store`` sink: writes frames kept by the collector into a :class:`FrameStore`.
 
 It consumes :class:`~framesift.store.payload.KeptFrame` events (a FrameKept carrying the image and
-embedding); other events are ignored. Failures raise SinkError (non-transient), which the
+embedding) and takes their payload, so the image is released once written (or failed); other
+events are ignored. Failures raise SinkError (non-transient), which the
 SinkWorker counts and reports; capture is never blocked. ``counts`` holds this sink's own tally
 (``written``, ``disk_full``, ``failed``, ``no_image``, ``removed``).
 """
@@ -59,10 +60,11 @@ class FrameStoreSink(Sink):
     def write(self, event: Event) -> None:
         if not isinstance(event, FrameKept):
             return
-        image = getattr(event, "image", None) if isinstance(event, KeptFrame) else None
-        if image is None:
+        taken = event.payload.take() if isinstance(event, KeptFrame) and event.payload is not None else None
+        if taken is None:
             self.counts["no_image"] += 1
             return
+        image, embedding, model = taken
         before = self.store.removed
         try:
             self.store.add(
@@ -76,8 +78,8 @@ class FrameStoreSink(Sink):
                 frame_index=event.frame_index,
                 reason=event.reason,
                 scores=event.scores,
-                embedding=event.embedding if isinstance(event, KeptFrame) else None,
-                model=event.model if isinstance(event, KeptFrame) else None,
+                embedding=embedding,
+                model=model,
             )
         except SinkError as exc:
             self.counts["disk_full" if "disk full" in str(exc) else "failed"] += 1

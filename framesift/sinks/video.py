@@ -124,7 +124,7 @@ class VideoSink(Sink):
             container = av.open(str(tmp), "w")
             fps = self.fps or frame.meta.get("fps") or 30
             rate = Fraction(fps).limit_denominator(100000)
-            stream = container.add_stream(self.codec, rate=rate)
+            stream: Any = container.add_stream(self.codec, rate=rate)
             h, w = frame.height, frame.width
             stream.width, stream.height = w - w % 2, h - h % 2
             stream.pix_fmt = "yuv420p"

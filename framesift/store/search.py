@@ -110,8 +110,20 @@ def embedder_for_store(store: FrameStore, model: str) -> Embedder:
         from framesift.engines.models.pixel import PixelEmbedder
 
         return PixelEmbedder()
+    from framesift.config.engines import EngineConfig
+
     raw = store.get_meta("engine")
-    if raw is None:
+    if raw is not None:
+        engine_cfg = EngineConfig.model_validate(json.loads(raw))
+    elif model.startswith("clip:") and "/" in model:  # clip:<arch>/<pretrained tag>#<weights hash>
+        arch, _, rest = model[len("clip:") :].partition("/")
+        tag = rest.split("#", 1)[0]
+        if tag == "random":
+            raise ConfigError(
+                f"{store.root}: frames were embedded with random CLIP weights ({model}); not searchable"
+            )
+        engine_cfg = EngineConfig(model=arch, pretrained=tag)
+    else:
         raise ConfigError(
             f"{store.root}: frames were embedded with {model!r} but the store records no engine config; "
             "pass the embedder programmatically (framesift.store.search.search(..., embedder=...))"
@@ -120,13 +132,13 @@ def embedder_for_store(store: FrameStore, model: str) -> Embedder:
         from framesift.engines.factory import build_embedder
     except ImportError as exc:
         raise ConfigError(f"cannot rebuild the {model!r} embedder: {exc}") from None
-    from framesift.config.engines import EngineConfig
+    from framesift.analyzers.collector import model_id
 
-    engine_cfg = EngineConfig.model_validate(json.loads(raw))
     embedder: Embedder = build_embedder(engine_cfg)
-    if getattr(embedder, "name", None) != model:
-        log.warning(
-            "store %s was embedded with %s; the rebuilt engine is %s", store.root, model, embedder.name
+    if model_id(embedder) != model:
+        raise ConfigError(
+            f"{store.root}: frames were embedded with {model!r} but the recorded engine now builds "
+            f"{model_id(embedder)!r} (other weights?): the embeddings are not comparable"
         )
     return embedder
 

@@ -10,7 +10,8 @@ from typing import Any
 import av
 import av.error
 
-from framesift.log import redact
+from framesift.errors import SourceError
+from framesift.log import redact, register_url_secrets
 from framesift.stream._errors import (
     check_local_file,
     is_url,
@@ -23,13 +24,42 @@ from framesift.stream._errors import (
 MAX_FILE_PACKETS = 20_000
 
 
-def probe(url_or_path: str, timeout: float = 10.0, *, max_packets: int = MAX_FILE_PACKETS) -> dict[str, Any]:
+def _source_type(url_or_path: str) -> str:
+    if url_or_path.startswith(("rtsp://", "rtsps://")):
+        return "rtsp"
+    return "http" if url_or_path.startswith(("http://", "https://")) else "file"
+
+
+def _decoder(requested: str, name: str, url_or_path: str, codec: str | None) -> str:
+    """``"<decoder> (<reason>)"`` as :func:`framesift.gpu.select_decoder` resolves it for this input."""
+    from framesift.gpu import select_decoder
+
+    try:
+        choice = select_decoder(requested, source_type=_source_type(url_or_path), codec=codec)
+    except SourceError as exc:
+        raise SourceError(f"{name}: {exc}") from None
+    return f"{choice.name} ({choice.reason})"
+
+
+def probe(
+    url_or_path: str,
+    timeout: float = 10.0,
+    *,
+    max_packets: int = MAX_FILE_PACKETS,
+    decoder: str = "auto",
+) -> dict[str, Any]:
     """Describe the first video stream; raises SourceError/DecodeError with a one-line message.
 
     The keyframe interval (frames between keyframes: mean, min, max) is measured from packets: all of
     a file's (up to ``max_packets``), or what a live stream sends within ``timeout`` seconds.
+    ``decoder`` reports which decoder ``decoder:`` resolves to here, and why; an explicit GPU decoder
+    this machine cannot run raises SourceError before anything is opened.
     """
     name = redact(url_or_path)
+    if url_or_path.startswith(("rtsp://", "rtsps://", "http://", "https://")):
+        register_url_secrets(url_or_path)
+    if decoder != "auto":
+        _decoder(decoder, name, url_or_path, None)
     live = is_url(url_or_path) and not url_or_path.startswith("file:")
     if not is_url(url_or_path):
         check_local_file(url_or_path)
@@ -67,6 +97,7 @@ def probe(url_or_path: str, timeout: float = 10.0, *, max_packets: int = MAX_FIL
             "bit_rate": s.bit_rate or container.bit_rate or None,
             "live": live,
             "streams": [f"{st.type}:{getattr(st.codec_context, 'name', '?')}" for st in container.streams],
+            "decoder": _decoder(decoder, name, url_or_path, codec),
         }
         key_pos: list[int] = []
         n = 0

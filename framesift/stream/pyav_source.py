@@ -122,9 +122,15 @@ class PyAVSource(Source):
         if isinstance(cfg, FileSourceConfig) and "://" not in cfg.path:
             check_local_file(cfg.path)
         timeouts = self._timeouts
+        extra = self._open_kwargs()
         try:
             container = av.open(
-                self.url, mode="r", format=self.format, options=self.options, timeout=timeouts
+                self.url,
+                mode="r",
+                format=self.format,
+                options=self.options,
+                timeout=timeouts,
+                **extra,
             )
         except Exception as exc:
             raise open_error(
@@ -143,6 +149,10 @@ class PyAVSource(Source):
             # A URL of a finite file or an HLS VOD playlist has a duration: it ends like a file.
             # Live HTTP streams (live HLS, MJPEG over HTTP) have none and are reconnected.
             self.live = container.duration is None
+
+    def _open_kwargs(self) -> dict[str, Any]:
+        """Extra ``av.open`` arguments (the CUDA subclass adds ``hwaccel``)."""
+        return {}
 
     def _setup_stream(self, container: InputContainer) -> VideoStream:
         if not container.streams.video:
@@ -249,6 +259,7 @@ class PyAVSource(Source):
                     wallclock=now,
                     image=image,
                     keyframe=bool(f.key_frame),
+                    meta=self._frame_meta(f, image),
                 )
                 if self._stop.is_set():  # closed while suspended: never touch the container again
                     return
@@ -324,6 +335,10 @@ class PyAVSource(Source):
         if size is not None:
             kw["width"], kw["height"] = size
         return f.to_ndarray(**kw)
+
+    def _frame_meta(self, f: VideoFrame, image: Any) -> dict[str, Any]:
+        """Per-frame metadata (the CUDA subclass says where the frame was decoded and lives)."""
+        return {}
 
     # -- closing -----------------------------------------------------------------------------
     def close_container(self) -> None:

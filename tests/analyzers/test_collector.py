@@ -55,7 +55,10 @@ def run_collector(collector: Collector, embedder, frames) -> list[KeptFrame]:  #
 def test_covers_every_segment_and_skips_static_stretches(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     clip = tmp_path / "station.mp4"
     labels = write_station_clip(clip, PLAN)
-    collector = Collector(CollectorConfig(novelty_threshold=0.15, min_interval_s=0.5), embedder)
+    # generated scenes (random rectangles, a moving disc, a changing barcode) are closer to one another
+    # than real shots: a lower threshold than the real-footage default of the pixel embedder
+    threshold = 0.15 if embedder.name == "tiny" else 0.2
+    collector = Collector(CollectorConfig(novelty_threshold=threshold, min_interval_s=0.5), embedder)
     kept = run_collector(collector, embedder, decode(clip))
     kept_labels = [labels[k.frame_index] for k in kept]
     # every stretch showing a new scene is covered...
@@ -195,7 +198,9 @@ def _clip_embedder(tmp_path: Path):  # type: ignore[no-untyped-def]
     from framesift.engines.models.clip import ClipEmbedder
     from tests.engines.clip_helpers import TINY, tiny_model
 
-    return ClipEmbedder(TINY, torch_model=tiny_model(0), runtime="torch", device="cpu", cache_dir=str(tmp_path))
+    return ClipEmbedder(
+        TINY, torch_model=tiny_model(0), runtime="torch", device="cpu", cache_dir=str(tmp_path)
+    )
 
 
 def test_prompt_rule_through_real_clip_code_path(tmp_path: Path) -> None:

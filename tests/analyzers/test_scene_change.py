@@ -14,7 +14,7 @@ import pytest
 
 from framesift.analyzers.scene_change import SceneChangeAnalyzer
 from framesift.config.scene import SceneChangeConfig
-from framesift.engines.base import Embedder, ImageLike, as_images
+from framesift.engines.base import Embedder, ImageLike
 from framesift.errors import ConfigError
 from framesift.events import SceneChange
 from framesift.frame import Frame
@@ -207,7 +207,7 @@ def test_thumbnails_of_both_sides(tmp_path: Path) -> None:
     tl = Timeline()
     tl.add(StaticShot(1), 30).add(StaticShot(2), 30)
     cfg = SceneChangeConfig(thumbnails=True, thumbnail_dir=str(tmp_path), thumbnail_width=64)
-    (_, e), = run(tl, cfg)
+    ((_, e),) = run(tl, cfg)
     assert len(e.thumbnails) == 2
     assert "before" in e.thumbnails[0] and "after" in e.thumbnails[1]
     for p in e.thumbnails:
@@ -233,3 +233,66 @@ def test_state_is_bounded() -> None:
     assert len(st.ring) <= st.ring.maxlen  # type: ignore[operator]
     assert st.ring.maxlen is not None and st.ring.maxlen < 200
     assert len(st.d1_hist) <= SceneChangeConfig().window
+
+
+def test_engine_rebuild_swaps_the_refiner() -> None:
+    tl = Timeline()
+    tl.add(StaticShot(1), 40).add(StaticShot(2), 40)
+    old = TableEmbedder(lambda i: 0)
+    an = SceneChangeAnalyzer(SceneChangeConfig(mode="hybrid"), old)
+    new = TableEmbedder(lambda i: 0 if i < 40 else 1)
+    an.embedder = new  # what Pipeline does after rebuilding a failed engine
+    assert an.refiner is new
+    assert [e.frame_index for _, e in feed(an, list(tl.render()))] == [40]
+    assert old.calls == 0
+
+
+def test_clip_mode_skips_frames_the_engine_dropped() -> None:
+    emb = TableEmbedder(lambda i: 0)
+    an = SceneChangeAnalyzer(SceneChangeConfig(mode="clip"), emb)
+    img = np.full((24, 32, 3), 128, np.uint8)
+    assert an.on_frame(Frame("s", 0, 0, TB, 0.0, img), None) == []
+    assert emb.calls == 0
+
+
+def test_in_a_pipeline_with_a_jsonl_sink(tmp_path: Path) -> None:
+    """The real pipeline (file source → stage → this analyzer → jsonl sink)."""
+    import json
+
+    pipeline = pytest.importorskip("framesift.pipeline")
+    from framesift.config import parse_config
+
+    info = mixed_timeline().write(tmp_path / "m.mp4")
+    out = tmp_path / "events.jsonl"
+    cfg = parse_config(
+        {
+            "sources": [{"type": "file", "path": str(info.path), "id": "m"}],
+            "analyzers": [{"type": "scene_change", "mode": "pixel"}],
+            "sinks": [{"type": "jsonl", "path": str(out)}],
+            "metrics": {"enabled": False},
+            "engine": {"model": "pixel"},
+        }
+    )
+    pipeline.Pipeline(cfg).run()
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    scenes = [e for e in events if e["type"] == "scene_change"]
+    assert [e["kind"] for e in scenes] == [t.kind for t in info.transitions]
+    for e, t in zip(scenes, info.transitions, strict=True):
+        assert e["transition_start"] <= t.start and e["transition_end"] >= t.end
+        assert e["source"] == "m" and e["schema"] == "framesift.event/1"
+
+
+def test_subsampled_source_indices_with_gaps() -> None:
+    """``target_fps`` leaves gaps in ``Frame.index``: events keep the source's frame numbers."""
+    tl = mixed_timeline()
+    an = SceneChangeAnalyzer(SceneChangeConfig())
+    got: list[SceneChange] = []
+    for i, img in enumerate(tl.render()):
+        got += [
+            e for e in an.on_frame(Frame("s", 3 * i, 3 * i, TB, 0.0, img), None) if isinstance(e, SceneChange)
+        ]
+    got += [e for e in an.on_end("s") if isinstance(e, SceneChange)]
+    assert [e.kind for e in got] == [t.kind for t in tl.transitions]
+    for e, t in zip(got, tl.transitions, strict=True):
+        assert e.frame_index % 3 == 0
+        assert e.transition_start <= 3 * t.start and e.transition_end >= 3 * t.end  # type: ignore[operator]

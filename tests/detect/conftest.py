@@ -20,7 +20,7 @@ tqdm.tqdm.monitor_interval = 0
 
 @pytest.fixture(scope="session")
 def engine_cache(tmp_path_factory: pytest.TempPathFactory) -> EngineCache:
-    return EngineCache(tmp_path_factory.mktemp("fscache") / "engines")  # = $FRAMESIFT_CACHE/engines layout
+    return EngineCache(tmp_path_factory.mktemp("engines"))
 
 
 def hashed_text_encoder(texts: list[str]) -> np.ndarray:

@@ -62,12 +62,24 @@ def test_detect_writes_tracks_frames_and_annotated_video(make_clip, onnx_model: 
     assert started and started == ended
 
 
-def test_detect_with_segmentation_draws_masks(make_clip, onnx_model: str, tmp_path: Path, monkeypatch, engine_cache) -> None:  # type: ignore[no-untyped-def]
+def test_detect_with_segmentation_draws_masks(
+    make_clip, onnx_model: str, tmp_path: Path, monkeypatch, engine_cache
+) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("mobile_sam")
-    monkeypatch.setenv("FRAMESIFT_CACHE", str(engine_cache.root.parent))  # reuses test_sam's export
+    monkeypatch.setenv("FRAMESIFT_CACHE", str(engine_cache.root))  # reuses test_sam's export
     clip = make_clip("seg.mp4", segments=(4,), width=160, height=120)
     out = tmp_path / "seg"
-    args = ["detect", str(clip.path), *_common(onnx_model), "-o", str(out), "--per-frame", "--segment", "--max-det", "3"]
+    args = [
+        "detect",
+        str(clip.path),
+        *_common(onnx_model),
+        "-o",
+        str(out),
+        "--per-frame",
+        "--segment",
+        "--max-det",
+        "3",
+    ]
     assert main(args) == 0
     frames = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     assert len(frames) == 4
@@ -78,10 +90,20 @@ def test_detect_with_segmentation_draws_masks(make_clip, onnx_model: str, tmp_pa
 
 
 def test_detect_errors_are_clear(onnx_model: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["detect", str(tmp_path / "missing.mp4"), *_common(onnx_model)[4:], "--prompt", "x"]) == 3
-    assert "not found" in capsys.readouterr().err
-    rc = main(["detect", str(tmp_path / "missing.mp4"), "--model", onnx_model, "--clip-pretrained", "none"])
-    assert rc == 2 and "--prompt" in capsys.readouterr().err
+    out = tmp_path / "never"
+    args = [
+        "detect",
+        str(tmp_path / "missing.mp4"),
+        *_common(onnx_model)[4:],
+        "--prompt",
+        "x",
+        "-o",
+        str(out),
+    ]
+    assert main(args) == 3
+    assert "not found" in capsys.readouterr().err and not out.exists()
+    rc = main(["detect", onnx_model, "--model", onnx_model, "--clip-pretrained", "none", "-o", str(out)])
+    assert rc == 2 and "--prompt" in capsys.readouterr().err and not out.exists()
 
 
 def test_label_folder_and_store_to_coco_and_yolo(onnx_model: str, tmp_path: Path) -> None:
@@ -93,7 +115,9 @@ def test_label_folder_and_store_to_coco_and_yolo(onnx_model: str, tmp_path: Path
     for i in range(3):
         cv2.imwrite(str(folder / f"f{i}.png"), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
     out = tmp_path / "coco"
-    assert main(["label", "--store", str(folder), *_common(onnx_model), "--format", "coco", "-o", str(out)]) == 0
+    assert (
+        main(["label", "--store", str(folder), *_common(onnx_model), "--format", "coco", "-o", str(out)]) == 0
+    )
     ds = sv.DetectionDataset.from_coco(str(out / "images"), str(out / "annotations.json"))
     assert ds.classes == ["person", "forklift"] and len(ds) == 3
     assert sum(len(d) for _, _, d in ds) > 0
@@ -103,8 +127,15 @@ def test_label_folder_and_store_to_coco_and_yolo(onnx_model: str, tmp_path: Path
     store = tmp_path / "store"
     with FrameStore(store, fsync=False) as fs:
         for i in range(2):
-            fs.add(id=f"k{i}", source="cam", image=rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), wallclock=1.0 + i)
+            fs.add(
+                id=f"k{i}",
+                source="cam",
+                image=rng.integers(0, 255, (96, 128, 3), dtype=np.uint8),
+                wallclock=1.0 + i,
+            )
     yolo = tmp_path / "yolo"
-    assert main(["label", "--store", str(store), *_common(onnx_model), "--format", "yolo", "-o", str(yolo)]) == 0
+    assert (
+        main(["label", "--store", str(store), *_common(onnx_model), "--format", "yolo", "-o", str(yolo)]) == 0
+    )
     ds2 = sv.DetectionDataset.from_yolo(str(yolo / "images"), str(yolo / "labels"), str(yolo / "data.yaml"))
     assert sorted(Path(p).stem for p in ds2.image_paths) == ["k0", "k1"]

@@ -49,7 +49,7 @@ def _check_coco(doc: dict) -> None:  # pycocotools-style consistency
         assert a["image_id"] in sizes and a["category_id"] in cat_ids
         x, y, bw, bh = a["bbox"]
         w, h = sizes[a["image_id"]]
-        assert 0 <= x and 0 <= y and x + bw <= w and y + bh <= h
+        assert x >= 0 and y >= 0 and x + bw <= w and y + bh <= h
         assert 0 < a["area"] <= (bw + 1) * (bh + 1)  # mask_to_xyxy boxes are pixel-inclusive
 
 
@@ -62,7 +62,9 @@ def test_coco_roundtrip(tmp_path: Path, mask_format: str) -> None:
     _check_coco(doc)
     # polygons cannot hold the ring's hole: it stays RLE in polygon mode
     assert {a["iscrowd"] for a in doc["annotations"]} == ({1} if mask_format == "rle" else {0, 1})
-    ds = sv.DetectionDataset.from_coco(str(tmp_path / "images"), str(tmp_path / "annotations.json"), force_masks=True)
+    ds = sv.DetectionDataset.from_coco(
+        str(tmp_path / "images"), str(tmp_path / "annotations.json"), force_masks=True
+    )
     assert ds.classes == CLASSES and len(ds) == 4
     by_name = {Path(p).stem: det for p, _, det in ds}
     assert len(by_name["empty"]) == 0
@@ -84,7 +86,9 @@ def test_yolo_roundtrip_boxes_and_segments(tmp_path: Path) -> None:
     counts = export_labels(items, CLASSES, tmp_path / "seg", fmt="yolo")
     assert counts == {"images": 4, "annotations": 6}
     ds = sv.DetectionDataset.from_yolo(
-        str(tmp_path / "seg" / "images"), str(tmp_path / "seg" / "labels"), str(tmp_path / "seg" / "data.yaml"),
+        str(tmp_path / "seg" / "images"),
+        str(tmp_path / "seg" / "labels"),
+        str(tmp_path / "seg" / "data.yaml"),
         force_masks=True,
     )
     assert ds.classes == CLASSES and len(ds) == 4
@@ -94,13 +98,19 @@ def test_yolo_roundtrip_boxes_and_segments(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got.class_id, it.detections.class_id)
         np.testing.assert_allclose(got.xyxy, it.detections.xyxy, atol=2.0)
         assert got.mask is not None
-    boxes_only = [LabeledImage(i.name, i.image, sv.Detections(xyxy=i.detections.xyxy, class_id=i.detections.class_id))
-                  if len(i.detections) else i for i in items]
+    boxes_only = [
+        LabeledImage(i.name, i.image, sv.Detections(xyxy=i.detections.xyxy, class_id=i.detections.class_id))
+        if len(i.detections)
+        else i
+        for i in items
+    ]
     export_labels(boxes_only, CLASSES, tmp_path / "box", fmt="yolo")
     line = (tmp_path / "box" / "labels" / "cam-000.txt").read_text().splitlines()[0].split()
     assert len(line) == 5 and line[0] == "0"
     ds2 = sv.DetectionDataset.from_yolo(
-        str(tmp_path / "box" / "images"), str(tmp_path / "box" / "labels"), str(tmp_path / "box" / "data.yaml")
+        str(tmp_path / "box" / "images"),
+        str(tmp_path / "box" / "labels"),
+        str(tmp_path / "box" / "data.yaml"),
     )
     got = {Path(p).stem: det for p, _, det in ds2}["cam-001"]
     np.testing.assert_allclose(got.xyxy, items[1].detections.xyxy, atol=1.01)

@@ -48,7 +48,7 @@ def test_batched_decoder_equals_reference_predictor_box_by_box(sam_model, segmen
     masks, ious = segmenter.decode(pred.features.numpy(), BOXES, img.shape[:2])
     assert masks.shape == (len(BOXES), 120, 160) and masks.dtype == bool
     for i, box in enumerate(BOXES):
-        ref_masks, ref_iou, ref_low = pred.predict(box=box, multimask_output=False)
+        ref_masks, ref_iou, _ref_low = pred.predict(box=box, multimask_output=False)
         assert ref_masks[0].sum() > 0
         diff = int((ref_masks[0] != masks[i]).sum())
         assert diff <= max(3, ref_masks[0].size // 2000), f"box {i}: {diff} pixels differ"

@@ -58,7 +58,7 @@ def test_one_track_per_object_one_start_and_end_each(tmp_path) -> None:  # type:
         by_id.setdefault(e.track_id, []).append(e)
     assert len(by_id) == 2, {k: [e.phase for e in v] for k, v in by_id.items()}
     classes = {}
-    for tid, evs in by_id.items():
+    for _tid, evs in by_id.items():
         phases = [e.phase for e in evs]
         assert phases[0] == "started" and phases[-1] == "ended"
         assert phases.count("started") == 1 and phases.count("ended") == 1

@@ -25,11 +25,11 @@ def _detector(model, cache: EngineCache, **kw):  # type: ignore[no-untyped-def]
     return YoloWorld(model, imgsz=IMGSZ, cache=cache, device="cpu", **kw)
 
 
-@pytest.mark.parametrize("k", [2, 5])
-def test_onnx_equals_reference_raw_outputs(world_model, engine_cache: EngineCache, k: int) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("k", "hw"), [(2, (IMGSZ, IMGSZ)), (5, (IMGSZ - 32, IMGSZ + 64))])
+def test_onnx_equals_reference_raw_outputs(world_model, engine_cache: EngineCache, k: int, hw) -> None:  # type: ignore[no-untyped-def]
     det = _detector(world_model, engine_cache)
     torch.manual_seed(k)
-    x = torch.rand(2, 3, IMGSZ, IMGSZ)
+    x = torch.rand(2, 3, *hw)
     text = torch.nn.functional.normalize(torch.randn(k, 512), dim=-1)
     ours = det.raw(x, text.numpy())
     head = world_model.model[-1]
@@ -40,7 +40,7 @@ def test_onnx_equals_reference_raw_outputs(world_model, engine_cache: EngineCach
             ref = world_model.predict(x, txt_feats=text[None])[0].numpy()
     finally:
         head.nc = old
-    assert ours.shape == ref.shape == (2, 4 + k, (IMGSZ // 8) ** 2 + (IMGSZ // 16) ** 2 + (IMGSZ // 32) ** 2)
+    assert ours.shape == ref.shape == (2, 4 + k, sum((hw[0] // s) * (hw[1] // s) for s in (8, 16, 32)))
     np.testing.assert_allclose(ours[:, :4], ref[:, :4], atol=1e-2, rtol=1e-4)  # pixel boxes
     np.testing.assert_allclose(ours[:, 4:], ref[:, 4:], atol=1e-4)  # scores
 
@@ -67,7 +67,8 @@ def test_nms_known_answer_and_equals_ultralytics() -> None:
     raw = _raw_from(rows, 3)
     ours = nms(raw, conf=0.25, iou=0.7)[0]
     expected = torch.tensor(
-        [[40, 40, 60, 60, 0.90, 0], [42, 40, 62, 60, 0.85, 1], [125, 20, 135, 60, 0.60, 0]], dtype=torch.float32
+        [[40, 40, 60, 60, 0.90, 0], [42, 40, 62, 60, 0.85, 1], [125, 20, 135, 60, 0.60, 0]],
+        dtype=torch.float32,
     )
     torch.testing.assert_close(ours, expected)
     ref = non_max_suppression(raw.clone(), 0.25, 0.7, max_det=300)[0]
@@ -102,17 +103,29 @@ def test_letterbox_and_scale_boxes_equal_ultralytics() -> None:
         ref = LetterBox((IMGSZ, IMGSZ), auto=False)(image=img).astype(np.float32)
         ours, infos = letterbox([img, img], IMGSZ)
         got = (ours[1].permute(1, 2, 0).numpy() * 255).round()
-        assert np.abs(got - ref).max() <= 1.0  # cv2's fixed-point bilinear vs float bilinear
+        assert np.abs(got - ref).max() == 0  # CPU path: the same cv2 resize
+        gpu_path, _ = letterbox([torch.from_numpy(img)], IMGSZ)  # tensor path (as on a GPU device)
+        got_t = (gpu_path[0].permute(1, 2, 0).numpy() * 255).round()
+        assert np.abs(got_t - ref).max() <= 1.0  # float bilinear vs cv2's fixed-point bilinear
         boxes = torch.tensor([[3.0, 7.0, 90.0, 150.0], [0.0, 0.0, 160.0, 160.0]])
         expected = ref_scale((IMGSZ, IMGSZ), boxes.clone(), (h, w))
         torch.testing.assert_close(scale_boxes(boxes, infos[0]), expected)
         assert isinstance(infos[0], LetterboxInfo) and infos[0].orig_hw == (h, w)
+        # rect (ultralytics' auto=True): smallest multiple-of-32 rectangle
+        ref_rect = LetterBox((IMGSZ, IMGSZ), auto=True, stride=32)(image=img).astype(np.float32)
+        rect, rinfo = letterbox([img], IMGSZ, rect=True)
+        assert rect.shape[2:] == ref_rect.shape[:2]
+        assert np.abs((rect[0].permute(1, 2, 0).numpy() * 255).round() - ref_rect).max() == 0
+        expected = ref_scale(tuple(rect.shape[2:]), boxes.clone(), (h, w))
+        torch.testing.assert_close(scale_boxes(boxes, rinfo[0]), expected)
+    mixed, _ = letterbox([img, img[:50]], IMGSZ, rect=True)  # mixed shapes: square
+    assert mixed.shape[2:] == (IMGSZ, IMGSZ)
 
 
 def test_prompts_change_at_run_time_without_rebuild(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
     det = _detector(world_model, engine_cache, conf=0.05)
     session = det.session
-    built = sorted(p.name for p in engine_cache.root.glob("yolo_world-*.onnx"))
+    built = sorted(str(p) for p in engine_cache.root.glob("*/yolo_world.onnx"))
     frame = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
 
     first = det.detect([frame, frame], prompts=["forklift", "person"])
@@ -125,7 +138,7 @@ def test_prompts_change_at_run_time_without_rebuild(world_model, engine_cache: E
     raw = det.raw(letterbox([frame], IMGSZ)[0], det.text_embeddings(["a", "b", "c", "d"]))
     assert raw.shape[1] == 4 + 4
     assert det.session is session
-    assert sorted(p.name for p in engine_cache.root.glob("yolo_world-*.onnx")) == built
+    assert sorted(str(p) for p in engine_cache.root.glob("*/yolo_world.onnx")) == built
     # boxes lie inside the frame
     assert (second.xyxy[:, [0, 2]] <= 160).all() and (second.xyxy[:, [1, 3]] <= 120).all()
 
@@ -180,7 +193,7 @@ def test_engine_cache_rebuilds_corrupt_and_changed(world_model, tmp_path: Path) 
     from framesift.engines.models.yolo_world import YoloWorld
 
     bigger = YoloWorld(world_model, imgsz=192, cache=cache, device="cpu", text_encoder=hashed_text_encoder)
-    assert bigger.onnx_path != path and len(list(tmp_path.glob("yolo_world-*.onnx"))) == 2
+    assert bigger.onnx_path != path and len(list(tmp_path.glob("*/yolo_world.onnx"))) == 2
 
 
 def test_runtime_path_does_not_import_ultralytics(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]

@@ -244,3 +244,18 @@ def test_out_of_memory_retries_at_half_batch_then_names_engine() -> None:
     finally:
         emb.image_rt = real
         emb.close()
+
+
+def test_pretrained_tag_offline_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HOME", str(tmp_path))  # empty open_clip URL cache
+    try:
+        from huggingface_hub import constants
+
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    except ImportError:
+        pass
+    with pytest.raises(EngineError) as exc:
+        ClipEmbedder("ViT-B-32", pretrained="openai", runtime="torch", device="cpu")
+    msg = _one_line(exc)
+    assert "ViT-B-32/openai are not in the local cache" in msg and "checkpoint" in msg

@@ -143,3 +143,30 @@ def test_ort_missing_file_and_garbage(tmp_path: Path) -> None:
     bad.write_bytes(b"garbage")
     with pytest.raises(EngineError, match="cannot load"):
         OrtRuntime(bad)
+
+
+def test_engine_logs_which_runtime_and_why(tmp_path: Path) -> None:
+    import logging
+
+    from framesift.engines.models.clip import ClipEmbedder
+    from tests.engines.clip_helpers import TINY, tiny_model
+
+    got: list[str] = []
+
+    class H(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            got.append(record.getMessage())
+
+    logger = logging.getLogger("framesift.engines.clip")
+    h, old = H(level=logging.INFO), logger.level
+    logger.addHandler(h)
+    logger.setLevel(logging.INFO)
+    try:
+        emb = ClipEmbedder(TINY, torch_model=tiny_model(), cache_dir=str(tmp_path))
+        emb.close()
+    finally:
+        logger.removeHandler(h)
+        logger.setLevel(old)
+    sel = select_runtime()
+    line = next(m for m in got if "— runtime" in m)
+    assert f"runtime {sel.runtime}: {sel.reason}" in line and "fastest available" in line

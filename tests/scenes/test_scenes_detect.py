@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from framesift.config.scene import SceneChangeConfig
+from framesift.engines.base import Embedder, ImageLike
 from framesift.errors import DecodeError, SourceError
 from framesift.samples import write_clip
 from framesift.samples_scenes import dissolve_clip, fade_clip, hard_negatives_clip, mixed_clip, pan_clip
@@ -73,3 +77,44 @@ def test_truncated_file_keeps_what_decoded(tmp_path: Path) -> None:
     sl = detect_scenes(cut)
     assert 30 < sl.frames < 60
     assert [e.frame_index for e in sl.events] == [30]
+
+
+class _Table(Embedder):
+    """Vectors the test controls: one-hot of ``which(frame.index)``; texts map to indices."""
+
+    name = "table"
+    dim = 4
+
+    def __init__(self, which, texts: dict[str, int] | None = None) -> None:  # type: ignore[no-untyped-def]
+        self.which, self.texts = which, texts or {}
+        self.supports_text = bool(texts)
+        self.frames_seen = 0
+
+    def _v(self, k: int) -> np.ndarray:
+        v = np.zeros(self.dim, np.float32)
+        v[k] = 1
+        return v
+
+    def embed_images(self, images: Sequence[ImageLike]) -> np.ndarray:
+        self.frames_seen += len(images)
+        return np.stack([self._v(self.which(f.index)) for f in images])  # type: ignore[union-attr]
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._v(self.texts[t]) for t in texts])
+
+
+def test_file_hybrid_refines_with_the_second_embedder(tmp_path: Path) -> None:
+    info = write_clip(tmp_path / "c.mp4", segments=(30, 30, 30), width=320, height=240)
+    refiner = _Table(lambda i: 0 if i < 31 else (1 if i < 60 else 2))  # says: 31 (one late), 60
+    sl = detect_scenes(info.path, config=SceneChangeConfig(mode="hybrid"), embedder=refiner)
+    assert [e.frame_index for e in sl.events] == [31, 60]
+    assert refiner.frames_seen < 20  # candidates only, not the 90 frames
+
+
+def test_file_labels_per_scene(tmp_path: Path) -> None:
+    info = write_clip(tmp_path / "c.mp4", segments=(30, 30), width=320, height=240)
+    texts = {"a football match": 0, "a studio presenter": 1, "an advertisement": 2}
+    emb = _Table(lambda i: 2 if i < 30 else 0, texts=texts)
+    cfg = SceneChangeConfig(mode="hybrid", labels=list(texts))
+    sl = detect_scenes(info.path, config=cfg, embedder=emb)
+    assert [s.label for s in sl.scenes] == ["an advertisement", "a football match"]

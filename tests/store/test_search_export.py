@@ -173,3 +173,6 @@ def test_text_search_through_the_real_clip_code_path(tmp_path: Path) -> None:
     hits = search(tmp_path / "store", text=query, k=5, embedder=emb)
     want = np.argsort(-(vecs.astype(np.float16).astype(np.float32) @ emb.embed_texts([query])[0]))[:5]
     assert [h.frame.frame_index for h in hits] == [int(i) for i in want]
+    # without the embedder: the store's model id names random weights, which nothing can rebuild
+    with pytest.raises(ConfigError, match="random CLIP weights"):
+        search(tmp_path / "store", text=query, k=5)

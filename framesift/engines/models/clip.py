@@ -149,9 +149,11 @@ def load_open_clip(
         force_qg = bool(tag_cfg.get("quick_gelu", False))
         pre_over = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
         weights = cached_pretrained_path(name, pretrained)
+        offline = offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         if weights is None and offline:
             raise EngineError(
-                f"CLIP weights {name}/{pretrained} are not in the local cache and downloads are off",
+                f"CLIP weights {name}/{pretrained} are not in the local cache and downloads are off "
+                "(HF_HUB_OFFLINE); download them once where the hub is reachable, or give a checkpoint path",
                 engine="clip",
             )
         if weights is None:
@@ -165,7 +167,10 @@ def load_open_clip(
         )
     except Exception as exc:
         what = f"checkpoint {checkpoint}" if checkpoint else f"pretrained {name}/{pretrained}"
-        raise EngineError(f"cannot load CLIP {what}: {exc}".splitlines()[0], engine="clip") from exc
+        hint = (
+            "" if checkpoint else " (no network? give a local checkpoint path; HF_HUB_OFFLINE=1 fails fast)"
+        )
+        raise EngineError(f"cannot load CLIP {what}: {exc}".splitlines()[0] + hint, engine="clip") from exc
     net = net.eval()
     cfg = PreprocessCfg.from_open_clip(open_clip.get_model_preprocess_cfg(net))
     return net, cfg
@@ -519,7 +524,7 @@ class ClipEmbedder(Embedder):
         self.image_rt: Runtime = image_rt
         self._text_rt: Runtime | None = None
         self._text_built = False
-        self._text_lock = threading.Lock()
+        self._text_lock = threading.RLock()
         self._text_cache: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
         log.info(
@@ -802,17 +807,19 @@ class ClipEmbedder(Embedder):
                 engine=self.name,
             )
         key = tuple(texts)
-        hit = self._text_cache.get(key)
-        if hit is not None:
-            self._text_cache.move_to_end(key)
-            return hit.copy()
+        with self._text_lock:
+            hit = self._text_cache.get(key)
+            if hit is not None:
+                self._text_cache.move_to_end(key)
+                return hit.copy()
         if not key:
             return np.zeros((0, self.dim), np.float32)
         tokens = self._tokenizer(list(key))
         emb = self._run_chunked(self.text_rt, TEXT_INPUT, TEXT_OUTPUT, tokens, len(key))
-        self._text_cache[key] = emb
-        if len(self._text_cache) > self._text_cache_size:
-            self._text_cache.popitem(last=False)
+        with self._text_lock:
+            self._text_cache[key] = emb
+            if len(self._text_cache) > self._text_cache_size:
+                self._text_cache.popitem(last=False)
         return emb.copy()
 
     def label_embeddings(

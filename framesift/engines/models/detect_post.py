@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -32,41 +33,69 @@ class LetterboxInfo:
     top: int
 
 
-def letterbox_params(h: int, w: int, size: int) -> tuple[float, tuple[int, int], int, int, int, int]:
-    """(gain, (new_w, new_h), top, bottom, left, right) as ultralytics computes them."""
+def letterbox_params(
+    h: int, w: int, size: int, stride: int | None = None
+) -> tuple[float, tuple[int, int], int, int, int, int]:
+    """(gain, (new_w, new_h), top, bottom, left, right) as ultralytics computes them.
+
+    With ``stride`` (ultralytics' ``auto``), padding is only up to the next multiple of ``stride``
+    (a ``size`` x ``size`` box shrunk to the smallest rectangle holding the frame).
+    """
     r = min(size / h, size / w)
     new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
-    dw, dh = (size - new_w) / 2, (size - new_h) / 2
+    pw, ph = size - new_w, size - new_h
+    if stride:
+        pw, ph = pw % stride, ph % stride
+    dw, dh = pw / 2, ph / 2
     top, bottom = round(dh - 0.1), round(dh + 0.1)
     left, right = round(dw - 0.1), round(dw + 0.1)
     return r, (new_w, new_h), top, bottom, left, right
 
 
 def letterbox(
-    images: Sequence[np.ndarray | torch.Tensor], size: int, device: str | torch.device = "cpu"
+    images: Sequence[np.ndarray | torch.Tensor],
+    size: int,
+    device: str | torch.device = "cpu",
+    *,
+    rect: bool = False,
+    stride: int = 32,
 ) -> tuple[torch.Tensor, list[LetterboxInfo]]:
     """(H, W, 3) uint8 RGB frames → ``(B, 3, size, size)`` float32 in [0, 1] on ``device``.
 
-    Frames of the same shape are resized together (bilinear, like ``cv2.INTER_LINEAR``).
+    With ``rect`` and all frames of one shape, the batch is the smallest ``stride``-multiple
+    rectangle instead (ultralytics' ``auto`` letterbox: 768x576 at 640 → 640x480, 25 % less work).
+    Frames of the same shape are resized together: with ``cv2.INTER_LINEAR`` on the CPU (exactly
+    ultralytics' resize), with bilinear tensor ops on a GPU device (within one grey level).
     """
-    out = torch.full((len(images), 3, size, size), PAD_VALUE / 255.0, dtype=torch.float32, device=device)
-    infos: list[LetterboxInfo] = []
     groups: dict[tuple[int, int], list[int]] = {}
     for i, img in enumerate(images):
         groups.setdefault((int(img.shape[0]), int(img.shape[1])), []).append(i)
+    auto = stride if rect and len(groups) == 1 else None
+    oh = ow = size
+    if auto:
+        h0, w0 = next(iter(groups))
+        _, (nw0, nh0), t, b, le, r = letterbox_params(h0, w0, size, auto)
+        oh, ow = nh0 + t + b, nw0 + le + r
+    out = torch.full((len(images), 3, oh, ow), PAD_VALUE / 255.0, dtype=torch.float32, device=device)
     infos_by_index: dict[int, LetterboxInfo] = {}
     for (h, w), idx in groups.items():
-        _, (nw, nh), top, _, left, _ = letterbox_params(h, w, size)
-        batch = torch.stack([torch.as_tensor(np.asarray(images[i])) for i in idx]).to(device)
-        x = batch.permute(0, 3, 1, 2).float()
-        if (nh, nw) != (h, w):
-            x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
-            x = x.round_().clamp_(0, 255)
-        out[idx, :, top : top + nh, left : left + nw] = x / 255.0
+        _, (nw, nh), top, _, left, _ = letterbox_params(h, w, size, auto)
+        if torch.device(device).type == "cpu" and all(isinstance(images[i], np.ndarray) for i in idx):
+            # CPU: cv2's uint8 resize (what ultralytics uses; ~10x cheaper than float interpolation)
+            rs = [np.asarray(images[i]) for i in idx]
+            if (nh, nw) != (h, w):
+                rs = [cv2.resize(im, (nw, nh), interpolation=cv2.INTER_LINEAR) for im in rs]
+            x = torch.from_numpy(np.stack(rs)).permute(0, 3, 1, 2).float()
+        else:  # device tensors: the same bilinear as float ops on the device
+            batch = torch.stack([torch.as_tensor(np.asarray(images[i])) for i in idx]).to(device)
+            x = batch.permute(0, 3, 1, 2).float()
+            if (nh, nw) != (h, w):
+                x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
+                x = x.round_().clamp_(0, 255)
+        out[idx, :, top : top + nh, left : left + nw] = x.div_(255.0)
         for i in idx:
             infos_by_index[i] = LetterboxInfo((h, w), nw / w, nh / h, left, top)
-    infos = [infos_by_index[i] for i in range(len(images))]
-    return out, infos
+    return out, [infos_by_index[i] for i in range(len(images))]
 
 
 def xywh2xyxy(x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from framesift.engines.base import ImageLike, as_images
-from framesift.engines.detect import EngineCache, OnnxSession, Segmenter, hash_state_dict
+from framesift.engines.detect import EngineCache, OnnxSession, Segmenter, export_key, hash_state_dict
 from framesift.errors import ConfigError, EngineError
 
 log = logging.getLogger("framesift.engines.sam")
@@ -51,7 +51,7 @@ def build_reference(kind: str = "vit_t", checkpoint: str | Path | None = None) -
         raise EngineError(
             f"exporting SAM {kind} needs the optional package: pip install {PACKAGES[module]}", engine="sam"
         ) from None
-    return registry[kind](checkpoint=None if checkpoint is None else str(checkpoint)).eval()  # type: ignore[no-any-return]
+    return registry[kind](checkpoint=None if checkpoint is None else str(checkpoint)).eval()
 
 
 def preprocess_shape(h: int, w: int, long_side: int = IMG_SIZE) -> tuple[int, int]:
@@ -63,12 +63,13 @@ def preprocess_shape(h: int, w: int, long_side: int = IMG_SIZE) -> tuple[int, in
 class EncoderExport(nn.Module):
     """``(1, 3, 1024, 1024)`` normalised, padded image → ``(1, 256, 64, 64)`` image embeddings."""
 
-    def __init__(self, sam: nn.Module) -> None:
+    def __init__(self, sam: Any) -> None:
         super().__init__()
         self.encoder = sam.image_encoder
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)  # type: ignore[no-any-return]
+        encoder: Any = self.encoder
+        return encoder(x)
 
 
 class DecoderExport(nn.Module):
@@ -76,7 +77,7 @@ class DecoderExport(nn.Module):
     low-resolution mask logits and ``(N, 1)`` predicted IoU — SAM's single-mask output, with the
     image expanded (not copied) over the N prompts."""
 
-    def __init__(self, sam: nn.Module) -> None:
+    def __init__(self, sam: Any) -> None:
         super().__init__()
         self.pe = sam.prompt_encoder
         self.dec = sam.mask_decoder
@@ -85,7 +86,8 @@ class DecoderExport(nn.Module):
     def forward(
         self, image_embeddings: torch.Tensor, boxes: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        pe, dec = self.pe, self.dec
+        pe: Any = self.pe
+        dec: Any = self.dec
         n = boxes.shape[0]
         coords = boxes.reshape(-1, 2, 2) + 0.5
         corners = pe.pe_layer.forward_with_coords(coords, pe.input_image_size)
@@ -95,7 +97,8 @@ class DecoderExport(nn.Module):
         out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], 0)
         tokens = torch.cat((out_tokens.unsqueeze(0).expand(n, -1, -1), sparse), 1)
         src = (image_embeddings + dense).expand(n, -1, -1, -1)
-        pos = self.image_pe.expand(n, -1, -1, -1)
+        image_pe: Any = self.image_pe
+        pos = image_pe.expand(n, -1, -1, -1)
         _, c, h, w = image_embeddings.shape
         hs, src = dec.transformer(src, pos, tokens)
         src = src.transpose(1, 2).reshape(n, c, h, w)
@@ -106,7 +109,7 @@ class DecoderExport(nn.Module):
         return masks, iou
 
 
-def export_encoder(sam: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
+def export_encoder(sam: Any, path: str | Path, opset: int = OPSET) -> Path:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -121,7 +124,7 @@ def export_encoder(sam: nn.Module, path: str | Path, opset: int = OPSET) -> Path
     return Path(path)
 
 
-def export_decoder(sam: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
+def export_decoder(sam: Any, path: str | Path, opset: int = OPSET) -> Path:
     emb = torch.zeros(1, 256, IMG_SIZE // 16, IMG_SIZE // 16)
     boxes = torch.tensor([[10.0, 20.0, 300.0, 400.0], [0.0, 0.0, 100.0, 100.0]])
     with torch.no_grad(), warnings.catch_warnings():
@@ -220,20 +223,18 @@ class SamSegmenter(Segmenter):
         return enc, dec
 
     def _export_cached(self, sam: nn.Module) -> tuple[Path, Path]:
-        import onnxruntime
+        weights = hash_state_dict(sam.state_dict())
+        enc_key = export_key("sam/encoder", weights, {"image": IMG_SIZE}, opset=OPSET)
+        dec_key = export_key("sam/decoder", weights, {"boxes": "dynamic"}, opset=OPSET, single_mask=True)
 
-        key: dict[str, Any] = {
-            "weights": hash_state_dict(sam.state_dict()),
-            "opset": OPSET,
-            "torch": torch.__version__,
-            "runtime": f"onnxruntime-{onnxruntime.__version__}",
-        }
-        enc = self.cache.get_or_build(
-            "sam_encoder", {**key, "part": "encoder"}, lambda p: export_encoder(sam, p)
-        )
-        dec = self.cache.get_or_build(
-            "sam_decoder", {**key, "part": "decoder"}, lambda p: export_decoder(sam, p)
-        )
+        def build_encoder(tmp: Path) -> None:
+            export_encoder(sam, tmp)
+
+        def build_decoder(tmp: Path) -> None:
+            export_decoder(sam, tmp)
+
+        enc = self.cache.get_or_build(enc_key, "sam_encoder.onnx", build_encoder)
+        dec = self.cache.get_or_build(dec_key, "sam_decoder.onnx", build_decoder)
         return enc, dec
 
     def embed(self, image: ImageLike) -> np.ndarray:

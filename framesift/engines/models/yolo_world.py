@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from framesift.engines.base import ImageLike, as_images
-from framesift.engines.detect import Detector, EngineCache, OnnxSession, hash_state_dict
+from framesift.engines.detect import Detector, EngineCache, OnnxSession, export_key, hash_state_dict
 from framesift.engines.models.detect_post import decode, letterbox
 from framesift.errors import ConfigError, EngineError
 
@@ -74,12 +74,13 @@ def load_reference(path: str | Path) -> nn.Module:
 class WorldExport(nn.Module):
     """Runs a reference ``WorldModel`` with text embeddings as an input of any class count.
 
-    ``forward(images (B, 3, S, S) float [0, 1], text (K, D) L2-normalised) -> (B, 4 + K, A)``:
+    ``forward(images (B, 3, H, W) float [0, 1], text (K, D) L2-normalised) -> (B, 4 + K, A)``:
     xywh boxes in input pixels and per-class sigmoid scores — ultralytics' export output, except that
-    the class count comes from ``text`` instead of being fixed in the graph.
+    the class count comes from ``text`` and the anchors from the input size (H, W multiples of 32)
+    instead of being fixed in the graph.
     """
 
-    def __init__(self, model: nn.Module, imgsz: int) -> None:
+    def __init__(self, model: Any, imgsz: int) -> None:
         super().__init__()
         from ultralytics.nn.modules.block import C2fAttn, ImagePoolingAttn
         from ultralytics.nn.modules.head import WorldDetect
@@ -87,28 +88,26 @@ class WorldExport(nn.Module):
 
         self.model = model
         self.kinds = (C2fAttn, ImagePoolingAttn, WorldDetect)
-        head = model.model[-1]
-        strides = [int(s) for s in head.stride.tolist()]
-        feats = [torch.zeros(1, 1, imgsz // s, imgsz // s) for s in strides]
-        anchors, stride_t = make_anchors(feats, head.stride, 0.5)
-        self.register_buffer("anchors", anchors.transpose(0, 1).unsqueeze(0), persistent=False)
-        self.register_buffer("strides", stride_t.transpose(0, 1), persistent=False)
+        self.strides_list = [float(v) for v in model.model[-1].stride.tolist()]
+        self.make_anchors = make_anchors
 
-    def _head(self, head: nn.Module, feats: list[torch.Tensor], text: torch.Tensor) -> torch.Tensor:
+    def _head(self, head: Any, feats: list[torch.Tensor], text: torch.Tensor) -> torch.Tensor:
         from ultralytics.utils.tal import dist2bbox
 
+        anchors, strides = self.make_anchors(feats, self.strides_list, 0.5)  # in-graph: any H, W
         boxes = torch.cat([head.cv2[i](feats[i]).flatten(2) for i in range(head.nl)], 2)
         scores = torch.cat([head.cv4[i](head.cv3[i](feats[i]), text).flatten(2) for i in range(head.nl)], 2)
-        dbox = dist2bbox(head.dfl(boxes), self.anchors, xywh=True, dim=1) * self.strides
-        return torch.cat((dbox, scores.sigmoid()), 1)
+        dbox = dist2bbox(head.dfl(boxes), anchors.transpose(0, 1).unsqueeze(0), xywh=True, dim=1)
+        return torch.cat((dbox * strides.transpose(0, 1), scores.sigmoid()), 1)
 
     def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         c2f_attn, pool_attn, world_detect = self.kinds
+        model: Any = self.model
         txt = text.unsqueeze(0).expand(images.shape[0], -1, -1)
         ori = txt
         x: Any = images
         y: list[Any] = []
-        for m in self.model.model:
+        for m in model.model:
             if m.f != -1:
                 x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
             if isinstance(m, c2f_attn):
@@ -119,8 +118,8 @@ class WorldExport(nn.Module):
                 txt = m(x, txt)
             else:
                 x = m(x)
-            y.append(x if m.i in self.model.save else None)
-        return x  # type: ignore[no-any-return]
+            y.append(x if m.i in model.save else None)
+        return x
 
 
 def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 640, opset: int = OPSET) -> Path:
@@ -132,7 +131,7 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 640, opset: int
     import copy
     import warnings
 
-    fused = copy.deepcopy(model).eval()
+    fused: Any = copy.deepcopy(model).eval()
     if hasattr(fused, "fuse"):
         fused = fused.fuse(verbose=False)
     wrapper = WorldExport(fused, imgsz).eval()
@@ -147,9 +146,9 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 640, opset: int
             input_names=["images", "text"],
             output_names=["output"],
             dynamic_axes={
-                "images": {0: "batch"},
+                "images": {0: "batch", 2: "height", 3: "width"},
                 "text": {0: "classes"},
-                "output": {0: "batch", 1: "channels"},
+                "output": {0: "batch", 1: "channels", 2: "anchors"},
             },
             opset_version=opset,
             dynamo=False,
@@ -214,11 +213,13 @@ class YoloWorld(Detector):
         threads: int | None = None,
         cache: EngineCache | None = None,
         text_cache_size: int = 32,
+        rect: bool = True,
     ) -> None:
         if imgsz % 32:
             raise ConfigError(f"YOLO-World imgsz must be a multiple of 32, got {imgsz}")
         self.imgsz, self.conf, self.iou, self.max_det = imgsz, conf, iou, max_det
         self.max_batch = max_batch
+        self.rect = rect
         self.cache = cache or EngineCache()
         self.onnx_path = self._resolve(source)
         self.session = OnnxSession(self.onnx_path, device=device, threads=threads)
@@ -250,18 +251,19 @@ class YoloWorld(Detector):
         return self._export_cached(load_reference(path), path.name)
 
     def _export_cached(self, model: nn.Module, label: str) -> Path:
-        import onnxruntime
+        key = export_key(
+            f"yolo_world_v2/{label}",
+            hash_state_dict(model.state_dict()),
+            {"trace_imgsz": self.imgsz, "batch": "dynamic", "hw": "dynamic", "classes": "dynamic"},
+            opset=OPSET,
+            inputs="images,text",
+            fused=True,
+        )
 
-        key = {
-            "model": "yolo_world_v2",
-            "weights": hash_state_dict(model.state_dict()),
-            "imgsz": self.imgsz,
-            "opset": OPSET,
-            "torch": torch.__version__,
-            "runtime": f"onnxruntime-{onnxruntime.__version__}",
-            "inputs": "images,text",
-        }
-        return self.cache.get_or_build("yolo_world", key, lambda tmp: export_onnx(model, tmp, self.imgsz))
+        def build(tmp: Path) -> None:
+            export_onnx(model, tmp, self.imgsz)
+
+        return self.cache.get_or_build(key, "yolo_world.onnx", build)
 
     @property
     def text_encoder(self) -> TextEncoder:
@@ -315,7 +317,7 @@ class YoloWorld(Detector):
         out: list[Any] = []
         for start in range(0, len(frames), self.max_batch):
             chunk = frames[start : start + self.max_batch]
-            batch, infos = letterbox(chunk, self.imgsz, self.torch_device)
+            batch, infos = letterbox(chunk, self.imgsz, self.torch_device, rect=self.rect)
             raw = torch.from_numpy(self.raw(batch, text)).to(self.torch_device)
             for det in decode(raw, infos, conf=self.conf, iou=self.iou, max_det=self.max_det):
                 d = det.cpu().numpy()

@@ -59,8 +59,6 @@ class TorchRuntime(Runtime):
         module = module.eval().to(device=device, dtype=self._dtype)
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
-        for p in module.parameters():
-            p.requires_grad_(False)
         self._module = module
         self._fn = torch.compile(module, dynamic=False) if compile else module
         self._use_graphs = cuda_graphs and device.startswith("cuda")
