@@ -9,6 +9,8 @@ ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 ARG EXTRAS=clip,mqtt,webhook
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
+# "video" exposes NVDEC/NVENC inside the container (without it decoder: auto falls back to CPU decode).
+ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility,video
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg python3 python3-pip python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*

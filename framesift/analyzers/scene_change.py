@@ -122,8 +122,6 @@ class _SourceState:
         self.cuts: deque[int] = deque(maxlen=16)
         self.scene_id = 0
         self.seen_light = False  # a non-black frame was seen (so a fade-in is a change, not the start)
-        self.label_sum: np.ndarray | None = None
-        self.label_n = 0
 
     def pos(self, index: int) -> int:
         """Position in the ring of the last frame at or before ``index`` (0 if none)."""
@@ -200,7 +198,8 @@ class SceneChangeAnalyzer(Analyzer):
         self.gradual_floor = c.gradual_floor()
         self.max_delay_frames = max(self.lookahead, c.max_transition + self.k + GAP + 1)
         history = c.max_transition + 3 * self.k + GAP + self.lookahead + 8
-        self._frames_kept = self.lookahead + c.refine_radius + 3 if c.mode == "hybrid" else 0
+        keep = c.mode == "hybrid" or (bool(c.labels) and c.mode == "pixel")  # frames for CLIP calls
+        self._frames_kept = self.lookahead + c.refine_radius + 3 if keep else 0
         self._history = history
         self._states: dict[str, _SourceState] = {}
         self.trace: list[tuple[int, float, float]] | None = None  # (index, d1, cut threshold), file mode
@@ -282,8 +281,6 @@ class SceneChangeAnalyzer(Analyzer):
         if not dark:
             st.seen_light = True
         events: list[Event] = []
-        if self.cfg.mode == "clip" and self.label_embedder is self.embedder:
-            self._label_accumulate(st, emb)
         # Cuts: decide the frame `lookahead` back.
         pos = len(st.ring) - 1 - self.lookahead
         if pos >= 1:
@@ -515,10 +512,6 @@ class SceneChangeAnalyzer(Analyzer):
         return st.source
 
     # -- labels and thumbnails ---------------------------------------------------------------------
-
-    def _label_accumulate(self, st: _SourceState, emb: np.ndarray) -> None:
-        st.label_sum = emb.copy() if st.label_sum is None else st.label_sum + emb
-        st.label_n += 1
 
     def _label(self, st: _SourceState, index: int, now_pos: int) -> str | None:
         """Label of the new scene from the frames seen since its first frame (argmax similarity)."""

@@ -118,6 +118,36 @@ def _onnx_providers() -> list[str]:
         return []
 
 
+def _runtimes() -> dict[str, Any]:
+    """Engine runtimes found (name → version or why unavailable) and what ``runtime: auto`` picks."""
+    try:
+        from framesift.engines.runtimes import available_runtimes, select_runtime
+
+        sel = select_runtime("auto")
+        return {"available": available_runtimes(), "auto": f"{sel.runtime}-{sel.device}", "why": sel.reason}
+    except Exception as exc:  # doctor never fails: it reports
+        return {"available": {}, "auto": "none", "why": str(exc)}
+
+
+def _decode() -> dict[str, Any]:
+    """NVDEC paths (PyAV CUDA hwaccel, PyNvVideoCodec) and what ``decoder: auto`` picks for H.264."""
+    from framesift.gpu import probe_gpu, select_decoder
+
+    g = probe_gpu()
+    choice = select_decoder("auto", source_type="file", codec="h264", gpu=g)
+    return {
+        "cuda": g.cuda,
+        "device": g.device_name,
+        "cuda_reason": g.reason,
+        "pyav_cuda": g.pyav_cuda,
+        "pyav_cuda_reason": g.pyav_cuda_reason,
+        "nvcodec": g.nvcodec,
+        "nvcodec_reason": g.nvcodec_reason,
+        "auto_h264": choice.name,
+        "auto_why": choice.reason,
+    }
+
+
 def report() -> dict[str, Any]:
     """Everything doctor prints, as a JSON-ready dict."""
     return {
@@ -128,6 +158,8 @@ def report() -> dict[str, Any]:
         "packages": {name: _version(mod) for name, mod in PACKAGES.items()},
         "onnxruntime_providers": _onnx_providers(),
         "gpus": _gpus(),
+        "runtimes": _runtimes(),
+        "decode": _decode(),
     }
 
 
@@ -153,6 +185,15 @@ def format_report(r: dict[str, Any]) -> str:
             lines.append(f"gpu {g['index']}         {g['name']} ({g['memory_gb']} GiB)")
     else:
         lines.append("gpus          none seen by torch (CPU only)")
+    rt = r["runtimes"]
+    lines.append("runtimes:")
+    for name, v in rt["available"].items():
+        lines.append(f"  {name:<17} {v}")
+    lines.append(f"  auto picks        {rt['auto']} ({rt['why']})")
+    d = r["decode"]
+    lines.append(f"nvdec (pyav)  {'yes' if d['pyav_cuda'] else 'no'}: {d['pyav_cuda_reason']}")
+    lines.append(f"nvdec (nvcodec) {'yes' if d['nvcodec'] else 'no'}: {d['nvcodec_reason']}")
+    lines.append(f"decoder auto  {d['auto_h264']} for H.264 ({d['auto_why']})")
     return "\n".join(lines)
 
 

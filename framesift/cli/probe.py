@@ -18,6 +18,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("input", metavar="URL_OR_FILE")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a stream (default 10)")
+    p.add_argument(
+        "--decoder",
+        default="auto",
+        choices=["auto", "pyav", "opencv", "pyav-cuda", "nvcodec"],
+        help="decoder to report on (default auto); an unavailable one exits 3",
+    )
     p.set_defaults(func=run)
 
 
@@ -36,7 +42,7 @@ def _fmt(value: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     from framesift.stream.probe import probe
 
-    info = probe(args.input, timeout=args.timeout)
+    info = probe(args.input, timeout=args.timeout, decoder=args.decoder)
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK

@@ -296,3 +296,13 @@ def test_subsampled_source_indices_with_gaps() -> None:
     for e, t in zip(got, tl.transitions, strict=True):
         assert e.frame_index % 3 == 0
         assert e.transition_start <= 3 * t.start and e.transition_end >= 3 * t.end  # type: ignore[operator]
+
+
+def test_labels_in_pixel_mode_with_a_text_capable_pipeline_embedder() -> None:
+    tl = Timeline()
+    tl.add(StaticShot(1), 40).add(StaticShot(2), 40)
+    texts = {"indoor": 0, "outdoor": 1}
+    labeller = TableEmbedder(lambda i: 0 if i < 40 else 1, texts=texts)
+    got = run(tl, SceneChangeConfig(mode="pixel", labels=list(texts)), embedder=labeller)
+    assert [(e.frame_index, e.label) for _, e in got] == [(40, "outdoor")]
+    assert labeller.calls < 10  # only the frames after the boundary, at emission

@@ -173,12 +173,12 @@ def test_cli_sources_list_add_remove(
         assert main(["sources", "add", str(spec), "--type", "file", "--path", str(clip), *auth]) == 0
         assert "added cli2" in capsys.readouterr().out
         assert main(["sources", "add", "{type: rtsp, url: 'ftp://x'}", *auth]) == 2
+        assert "source: url" in capsys.readouterr().err
         rtsp = ["--type", "rtsp", "--url", "rtsp://127.0.0.1:1/none", "--id", "r1"]
         assert main(["sources", "add", "--url", api, *rtsp, "--token", "cli-token-123456"]) == 0
         assert "added r1 (rtsp" in capsys.readouterr().out
         assert main(["sources", "remove", "r1", *auth]) == 0  # a source that never connected
         capsys.readouterr()
-        assert "source: url" in capsys.readouterr().err
         wait_for(lambda: p.status()["sources"]["cli1"]["frames_staged"] >= 3)
         assert main(["sources", "remove", "cli1", *auth]) == 0
         assert "removed cli1" in capsys.readouterr().out

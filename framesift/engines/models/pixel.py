@@ -34,6 +34,8 @@ EDGE_W, EDGE_H = 8, 6
 # proportionally shorter block, so noise on a black frame is not blown up to a full-size signal.
 LAYOUT_FLOOR = 4.0
 WEIGHTS = {"hist": 0.4, "luma": 0.4, "edge": 0.2}
+N_HIST = HUE_BINS * SAT_LEVELS + 1
+DIM = N_HIST + LUMA_W * LUMA_H + EDGE_W * EDGE_H  # 225
 
 
 def _layout(x: np.ndarray, floor: float) -> np.ndarray:
@@ -51,13 +53,13 @@ class PixelEmbedder(Embedder):
     """Colour histogram + normalised luminance and edge layouts; no weights, CPU only."""
 
     name = "pixel"
+    dim = DIM
     supports_text = False
 
     def __init__(self, weights: dict[str, float] | None = None) -> None:
         w = dict(WEIGHTS, **(weights or {}))
         self._w = {k: float(np.sqrt(max(v, 0.0))) for k, v in w.items()}
-        self.n_hist = HUE_BINS * SAT_LEVELS + 1
-        self.dim = self.n_hist + LUMA_W * LUMA_H + EDGE_W * EDGE_H
+        self.n_hist = N_HIST
 
     @property
     def layout_slice(self) -> slice:
