@@ -1,9 +1,5 @@
-"""``framesift export``: build and cache model engines (``framesift export clip ...``).
-
-The first positional argument names what to export; only ``clip`` exists today. (A dataset form,
-``framesift export --store DIR --format coco|yolo``, can be added to this parser: leave
-``model_family`` empty and dispatch on ``--store``.)
-"""
+"""``framesift export``: model engines (``export clip ...``) or a dataset from a frame store
+(``export --store DIR --format coco|yolo|folder --out OUT``)."""
 
 from __future__ import annotations
 
@@ -22,9 +18,11 @@ FAMILIES = ("clip",)
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "export",
-        help="build and cache model engines (ONNX, TensorRT)",
-        description="Build engines for a model and store them in the engine cache. Example: "
-        "framesift export clip --model ViT-B-32 --pretrained openai --runtime onnxruntime --out engines/",
+        help="build and cache model engines (ONNX, TensorRT), or export a dataset from a frame store",
+        description="Build engines for a model and store them in the engine cache, e.g. "
+        "`framesift export clip --model ViT-B-32 --pretrained openai --runtime onnxruntime --out engines/`; "
+        "or export kept frames as a dataset, e.g. "
+        "`framesift export --store collect-out/ --format coco --out dataset/`.",
     )
     p.add_argument("model_family", nargs="?", choices=FAMILIES, help="what to export (clip)")
     g = p.add_argument_group("clip")
@@ -42,16 +40,42 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--cache-dir", help="engine cache (default $FRAMESIFT_CACHE or ~/.cache/framesift/engines)"
     )
-    g.add_argument("--out", help="also copy the built artefacts into this directory")
+    g.add_argument("--out", help="clip: also copy the built artefacts here; dataset: the output directory")
+    d = p.add_argument_group("dataset")
+    d.add_argument("--store", help="frame store (or `framesift collect` output directory) to export")
+    d.add_argument("--format", default="coco", choices=["coco", "yolo", "folder"], help="dataset layout")
+    d.add_argument("--val-fraction", type=float, default=0.2, help="share of frames in val (default 0.2)")
+    d.add_argument("--seed", type=int, default=0, help="split seed (deterministic)")
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.store is not None:
+        if args.model_family is not None:
+            raise ConfigError("framesift export: give either a model family (clip) or --store, not both")
+        return export_store(args)
     if args.model_family is None:
         raise ConfigError(
-            "framesift export: say what to export, e.g. `framesift export clip --model ViT-B-32`"
+            "framesift export: say what to export, e.g. `framesift export clip --model ViT-B-32` "
+            "or `framesift export --store DIR --format coco --out DATASET`"
         )
     return export_clip(args)
+
+
+def export_store(args: argparse.Namespace) -> int:
+    """Kept frames of a store → COCO / YOLO / folder dataset with a deterministic train/val split."""
+    from framesift.cli.search import resolve_store
+    from framesift.store.export import export_dataset
+
+    if not args.out:
+        raise ConfigError("framesift export --store: give --out DIR for the dataset")
+    summary = export_dataset(
+        resolve_store(args.store), args.out, args.format, val_fraction=args.val_fraction, seed=args.seed
+    )
+    print(f"dataset  {args.format} in {args.out}")
+    for key, value in summary.items():
+        print(f"  {key:<12} {value}")
+    return 0
 
 
 def export_clip(args: argparse.Namespace) -> int:

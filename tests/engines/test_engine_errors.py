@@ -259,3 +259,13 @@ def test_pretrained_tag_offline_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_
         ClipEmbedder("ViT-B-32", pretrained="openai", runtime="torch", device="cpu")
     msg = _one_line(exc)
     assert "ViT-B-32/openai are not in the local cache" in msg and "checkpoint" in msg
+
+
+def test_bf16_goes_to_torch_under_auto_and_is_refused_by_onnxruntime() -> None:
+    emb = ClipEmbedder(TINY, torch_model=tiny_model(), runtime="auto", device="cpu", precision="bf16")
+    try:
+        assert emb.runtime_name == "torch" and emb.precision == "bf16"
+    finally:
+        emb.close()
+    with pytest.raises(EngineError, match="bf16 is not supported by onnxruntime"):
+        ClipEmbedder(TINY, torch_model=tiny_model(), runtime="onnxruntime", device="cpu", precision="bf16")

@@ -176,3 +176,23 @@ def test_text_search_through_the_real_clip_code_path(tmp_path: Path) -> None:
     # without the embedder: the store's model id names random weights, which nothing can rebuild
     with pytest.raises(ConfigError, match="random CLIP weights"):
         search(tmp_path / "store", text=query, k=5)
+
+
+def test_export_cli_writes_a_coco_dataset(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    fill(tmp_path / "store", FakeEmbedder(), [0, 1, 2, 0, 1, 2, 0, 1])
+    out = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "framesift", "export", "--store", str(tmp_path), "--format", "coco"]
+    proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ann = out / "annotations"
+    images = [
+        im
+        for split in ("train", "val")
+        for im in json.loads((ann / f"instances_{split}.json").read_text())["images"]
+    ]
+    assert len(images) == 8
+    missing = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--out" in missing.stderr and "Traceback" not in missing.stderr

@@ -484,6 +484,15 @@ class ClipEmbedder(Embedder):
         sel = select_runtime(runtime, device)
         if self._onnx is not None and sel.runtime == "torch":
             sel = select_runtime("onnxruntime", device)
+        if precision == "bf16" and sel.runtime == "onnxruntime":
+            if runtime != "auto" or self._onnx is not None:
+                raise EngineError(
+                    "precision bf16 is not supported by onnxruntime; use runtime torch (or auto), "
+                    "or precision fp32/fp16",
+                    engine="clip",
+                )
+            sel = select_runtime("torch", sel.device)
+            sel = type(sel)(sel.runtime, sel.device, "bf16 runs on torch (onnxruntime has no bf16 path)")
         self.runtime_name, self.device = sel.runtime, sel.device
         if precision == "fp16" and sel.runtime == "onnxruntime" and not sel.device.startswith("cuda"):
             raise EngineError(
