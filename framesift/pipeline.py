@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -213,7 +214,9 @@ class Pipeline:
         self._stop_requested = threading.Event()
         self._wake = threading.Event()
         self._stage_error: BaseException | None = None
-        self._origins: dict[int, tuple[Event, str, float]] = {}
+        # id(event) → (weak ref to it, source, capture wallclock): capture→sink latency without
+        # keeping delivered events (and the images some carry) alive.
+        self._origins: dict[int, tuple[weakref.ref[Event], str, float]] = {}
         self._origins_lock = threading.Lock()
         self._state = "new"  # new → running → stopping → stopped
         self._finish_lock = threading.Lock()
@@ -742,7 +745,7 @@ class Pipeline:
         for ev in events:
             if frame is not None:
                 with self._origins_lock:
-                    self._origins[id(ev)] = (ev, frame.source_id, frame.wallclock)
+                    self._origins[id(ev)] = (weakref.ref(ev), frame.source_id, frame.wallclock)
                     if len(self._origins) > _ORIGINS_MAX:
                         del self._origins[next(iter(self._origins))]
             self._submit(ev)
@@ -754,7 +757,7 @@ class Pipeline:
     def _observe_sink(self, event: Event) -> None:
         with self._origins_lock:
             origin = self._origins.get(id(event))
-            if origin is None or origin[0] is not event:
+            if origin is None or origin[0]() is not event:
                 return
             run = self.sources.get(origin[1])
             if run is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -55,6 +56,18 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     if live_procs:
         msg.append(f"child processes left running: {live_procs}")
     pytest.fail("; ".join(msg))
+
+
+@pytest.fixture(autouse=True)
+def reset_framesift_logging() -> Iterator[None]:
+    """Tests that run the CLI in-process call ``setup_logging``, which stops propagation to the root
+    logger (and so hides records from ``caplog``); undo it after every test."""
+    yield
+    logger = logging.getLogger("framesift")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture

@@ -160,6 +160,8 @@ class SinkWorker:
                 try:
                     item = self._queue.get(timeout=0.5)
                 except queue.Empty:
+                    if self._stop_evt.is_set():  # stop() could not queue its marker (queue was full)
+                        break
                     self._safe_flush()
                     continue
                 if item is _STOP:
