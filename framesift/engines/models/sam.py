@@ -153,7 +153,10 @@ def preprocess(image: np.ndarray | torch.Tensor, device: str | torch.device = "c
     """
     h, w = int(image.shape[0]), int(image.shape[1])
     nh, nw = preprocess_shape(h, w)
-    x = torch.as_tensor(np.asarray(image)).to(device).permute(2, 0, 1)[None].float()
+    arr = np.asarray(image)
+    if not arr.flags.writeable:  # frames are read-only; torch wants a writable buffer to wrap
+        arr = arr.copy()
+    x = torch.from_numpy(arr).to(device).permute(2, 0, 1)[None].float()
     if (nh, nw) != (h, w):
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
         x = x.round_().clamp_(0, 255)
