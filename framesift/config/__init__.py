@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from framesift.config.collect import CollectorConfig, FrameStoreSinkConfig
 from framesift.config.delivery import MqttSinkConfig, WebhookSinkConfig
+from framesift.config.detect import DetectionsSinkConfig, TrackerConfig, VideoSinkConfig
 from framesift.config.engines import EngineConfig
 from framesift.config.scene import SceneChangeConfig
 from framesift.config.sinks import JsonlSinkConfig, MetricsConfig, SinkCommon
@@ -59,10 +60,15 @@ __all__ = [
 # it to the union here (or in sources.py), and map ``name`` to its class in framesift/registry.py.
 # Error messages pick the new type up by themselves (see _discriminator_tags).
 SinkConfig = Annotated[
-    JsonlSinkConfig | FrameStoreSinkConfig | MqttSinkConfig | WebhookSinkConfig,
+    JsonlSinkConfig
+    | FrameStoreSinkConfig
+    | MqttSinkConfig
+    | WebhookSinkConfig
+    | DetectionsSinkConfig
+    | VideoSinkConfig,
     Field(discriminator="type"),
 ]
-AnalyzerConfig = Annotated[SceneChangeConfig | CollectorConfig, Field(discriminator="type")]
+AnalyzerConfig = Annotated[SceneChangeConfig | CollectorConfig | TrackerConfig, Field(discriminator="type")]
 
 
 class StageConfig(Strict):

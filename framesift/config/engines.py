@@ -25,7 +25,11 @@ class EngineConfig(Strict):
     onnx: str | None = None
     runtime: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto",
+        description="auto: fp16 on CUDA; bf16 on CPUs with native bf16 (AMX / AVX512-BF16) when torch "
+        "runs the model; otherwise fp32",
+    )
     max_batch: int = Field(64, ge=1, le=4096)
     cache_dir: str | None = Field(
         None, description="engine cache; default $FRAMESIFT_CACHE or ~/.cache/framesift/engines"

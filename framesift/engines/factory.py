@@ -7,6 +7,7 @@ import os
 
 from framesift.config.engines import EngineConfig
 from framesift.engines.base import Embedder
+from framesift.engines.runtimes.base import Precision
 from framesift.errors import EngineError
 
 log = logging.getLogger("framesift.engines")
@@ -45,6 +46,44 @@ def find_local_clip_weights(model: str = AUTO_MODEL) -> str | None:
     return None
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with native bf16 matrix instructions (Intel AMX or AVX512-BF16), as torch sees them."""
+    try:
+        import torch
+
+        cpu = torch.cpu
+        amx = getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+        avx = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+        return bool(amx or avx)
+    except Exception:
+        return False
+
+
+def resolve_precision(cfg: EngineConfig) -> Precision:
+    """``precision: auto`` → fp16 on CUDA; bf16 on a CPU with native bf16 when torch may run the model
+    (runtime auto/torch, no ONNX file); else fp32. Explicit precisions pass through."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    from framesift.engines.runtimes import select_runtime
+
+    try:
+        sel = select_runtime(cfg.runtime, cfg.device)
+    except EngineError:
+        return "fp32"  # the embedder itself reports the runtime problem
+    chosen: Precision
+    if sel.device.startswith("cuda"):
+        chosen, why = "fp16", f"{sel.runtime} on {sel.device}"
+    elif cfg.runtime in ("auto", "torch") and not cfg.onnx and cpu_has_fast_bf16():
+        chosen, why = (
+            "bf16",
+            "this CPU has native bf16 (AMX / AVX512-BF16); set engine.precision: fp32 for fp32",
+        )
+    else:
+        chosen, why = "fp32", f"{sel.runtime} on the CPU"
+    log.info("engine precision auto → %s (%s)", chosen, why)
+    return chosen
+
+
 def build_embedder(cfg: EngineConfig) -> Embedder:
     """``pixel`` → PixelEmbedder; an open_clip name → ClipEmbedder; ``auto`` → CLIP when its weights
     are present locally (checkpoint/onnx given, or open_clip's cache holds them), else ``pixel``
@@ -54,7 +93,6 @@ def build_embedder(cfg: EngineConfig) -> Embedder:
     common = dict(
         runtime=cfg.runtime,
         device=cfg.device,
-        precision=cfg.precision,
         max_batch=cfg.max_batch,
         cache_dir=cfg.cache_dir,
     )
@@ -90,5 +128,6 @@ def _clip(model: str, cfg: EngineConfig, common: dict[str, object], *, offline: 
         checkpoint=cfg.checkpoint,
         onnx=cfg.onnx,
         offline=offline,
+        precision=resolve_precision(cfg),
         **common,  # type: ignore[arg-type]
     )

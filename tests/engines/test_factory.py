@@ -64,7 +64,7 @@ def test_config_defaults_and_validation() -> None:
         "auto",
         "auto",
         "auto",
-        "fp32",
+        "auto",
         64,
     )
     EngineConfig(model="ViT-B-32", pretrained="openai", device="cuda:1", precision="fp16")
@@ -134,13 +134,41 @@ def test_explicit_clip_model_from_checkpoint(tmp_path: Path) -> None:
 def test_auto_with_runtime_choice(tmp_path: Path) -> None:
     """An explicit open_clip name with its runtime left on auto picks the best runtime here."""
     torch = pytest.importorskip("torch")
+    from framesift.engines import factory
     from framesift.engines.runtimes import select_runtime
     from tests.engines.clip_helpers import TINY, tiny_model
 
     ckpt = tmp_path / "tiny.pt"
     torch.save(tiny_model().state_dict(), ckpt)
-    emb = build_embedder(EngineConfig(model=TINY, checkpoint=str(ckpt), cache_dir=str(tmp_path / "cache")))
+    common = dict(model=TINY, checkpoint=str(ckpt), cache_dir=str(tmp_path / "cache"))
+    emb = build_embedder(EngineConfig(**common, precision="fp32"))  # type: ignore[arg-type]
     try:
         assert emb.name.endswith("@" + select_runtime().runtime)  # type: ignore[attr-defined]
     finally:
         emb.close()
+    # precision auto: bf16 on torch where the CPU has native bf16, else the fp32 choice above
+    emb = build_embedder(EngineConfig(**common))  # type: ignore[arg-type]
+    try:
+        if factory.cpu_has_fast_bf16():
+            assert emb.name.endswith("@torch") and emb.precision == "bf16"  # type: ignore[attr-defined]
+        else:
+            assert emb.name.endswith("@" + select_runtime().runtime)  # type: ignore[attr-defined]
+    finally:
+        emb.close()
+
+
+def test_precision_auto_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    from framesift.engines import factory
+
+    for explicit in ("fp32", "fp16", "bf16"):
+        assert factory.resolve_precision(EngineConfig(model="ViT-B-32", precision=explicit)) == explicit
+    monkeypatch.setattr(factory, "cpu_has_fast_bf16", lambda: True)
+    assert factory.resolve_precision(EngineConfig(model="ViT-B-32", device="cpu")) == "bf16"
+    # onnxruntime has no bf16 path: auto stays fp32 there, and for ONNX files
+    assert (
+        factory.resolve_precision(EngineConfig(model="ViT-B-32", device="cpu", runtime="onnxruntime"))
+        == "fp32"
+    )
+    assert factory.resolve_precision(EngineConfig(model="auto", onnx="/x/image.onnx", device="cpu")) == "fp32"
+    monkeypatch.setattr(factory, "cpu_has_fast_bf16", lambda: False)
+    assert factory.resolve_precision(EngineConfig(model="ViT-B-32", device="cpu")) == "fp32"
