@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from framesift.config.engines import EngineConfig
 from framesift.engines.base import Embedder
-from framesift.engines.runtimes.base import Precision
 from framesift.errors import EngineError
+
+if TYPE_CHECKING:  # the runtimes package imports torch; pixel-only pipelines never need it
+    from framesift.engines.runtimes.base import Precision
 
 log = logging.getLogger("framesift.engines")
 
