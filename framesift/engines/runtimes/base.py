@@ -35,16 +35,18 @@ class Runtime(abc.ABC):
     def __init__(self, *, device: str, precision: Precision) -> None:
         self.device = device
         self.precision: Precision = precision
+        self._inputs: list[TensorSpec] = []  # filled by the subclass once the graph is loaded
+        self._outputs: list[TensorSpec] = []
 
     @property
-    @abc.abstractmethod
     def inputs(self) -> Sequence[TensorSpec]:
         """The graph's inputs."""
+        return self._inputs
 
     @property
-    @abc.abstractmethod
     def outputs(self) -> Sequence[TensorSpec]:
         """The graph's outputs."""
+        return self._outputs
 
     @abc.abstractmethod
     def run(self, feeds: Mapping[str, Tensor], *, as_torch: bool = False) -> dict[str, Tensor]:

@@ -102,14 +102,6 @@ class OrtRuntime(Runtime):
         self._outputs = [TensorSpec(o.name, o.type, tuple(o.shape)) for o in self._session.get_outputs()]
         log.debug("onnxruntime session on %s (providers %s)", path.name, self.providers)
 
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._outputs
-
     def describe(self) -> str:
         return f"onnxruntime[{self.providers[0]}] on {self.device} ({self.precision})"
 

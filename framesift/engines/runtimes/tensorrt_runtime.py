@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +116,6 @@ class TensorRTRuntime(Runtime):
                 self._inputs.append(spec)
             else:
                 self._outputs.append(spec)
-
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._outputs
 
     def _torch_dtype(self, name: str) -> Any:
         import torch

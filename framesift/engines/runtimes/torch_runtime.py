@@ -67,14 +67,6 @@ class TorchRuntime(Runtime):
         self._outputs = list(outputs)
 
     @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._outputs
-
-    @property
     def module(self) -> Any:
         return self._module
 
