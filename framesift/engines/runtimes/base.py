@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -64,17 +65,16 @@ def to_numpy(x: Tensor) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     t = x.detach()
-    if t.dtype.is_floating_point and t.dtype not in _NUMPY_FLOATS:
+    if t.dtype.is_floating_point and t.dtype not in _numpy_floats():
         t = t.float()
     return np.asarray(t.cpu().numpy())
 
 
-def _numpy_floats() -> set[Any]:
+@functools.cache
+def _numpy_floats() -> frozenset[Any]:
+    """torch float types numpy can hold (looked up on first use: importing this module stays light)."""
     try:
         import torch
     except ModuleNotFoundError:  # pragma: no cover - torch is in the clip extra
-        return set()
-    return {torch.float32, torch.float16, torch.float64}
-
-
-_NUMPY_FLOATS = _numpy_floats()
+        return frozenset()
+    return frozenset({torch.float32, torch.float16, torch.float64})
