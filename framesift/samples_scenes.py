@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import abc
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ def _texture(seed: int, width: int, height: int) -> np.ndarray:
     return base
 
 
-class Shot:
+class Shot(abc.ABC):
     """A continuous camera shot; ``render(i)`` is its i-th frame as float32 RGB."""
 
     def __init__(self, seed: int) -> None:
@@ -73,8 +74,9 @@ class Shot:
     def setup(self, width: int, height: int) -> None:
         self.size = (width, height)
 
+    @abc.abstractmethod
     def render(self, i: int) -> np.ndarray:
-        raise NotImplementedError
+        """Frame ``i`` of the shot (float32 RGB, 0..255)."""
 
     def take(self) -> np.ndarray:
         img = self.render(self.next)
