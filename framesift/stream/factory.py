@@ -127,7 +127,7 @@ def build_source(cfg: SourceConfig, source_id: str | None = None, *, gpu_frames:
     elif isinstance(cfg, FileSourceConfig) and "://" in cfg.path:
         register_url_secrets(cfg.path)
     decoder, reason = resolve_decoder(cfg, sid)
-    log.info("%s: gate: decoder %s (%s)", sid, decoder, reason)
+    log.info("source %s: decoder %s (%s)", sid, decoder, reason)
     if isinstance(cfg, ImagesSourceConfig):
         from framesift.stream.images import ImagesSource
 

@@ -63,11 +63,11 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> Callable[[GpuInfo], None]:
 def test_auto_on_this_machine_is_pyav_and_the_reason_is_logged(gate_log: pytest.LogCaptureFixture) -> None:
     src = build_source(FileSourceConfig(path="a.mp4"), source_id="cam1")
     assert type(src) is PyAVSource
-    lines = [r.getMessage() for r in gate_log.records if "gate:" in r.getMessage()]
+    lines = [r.getMessage() for r in gate_log.records if ": decoder " in r.getMessage()]
     assert len(lines) == 1, lines
-    assert lines[0].startswith("cam1: gate: decoder pyav (CPU decode: ")
+    assert lines[0].startswith("source cam1: decoder pyav (CPU decode: ")
     assert probe_gpu().reason in lines[0]
-    assert [r.levelno for r in gate_log.records if "gate:" in r.getMessage()] == [logging.INFO]
+    assert [r.levelno for r in gate_log.records if ": decoder " in r.getMessage()] == [logging.INFO]
 
 
 @cpu_only
@@ -119,9 +119,9 @@ def test_factory_builds_the_selected_gpu_source(
     fake_gpu(gpu)
     src = build_source(RtspSourceConfig(url="rtsp://127.0.0.1:1/x", decoder=decoder), source_id="c")
     assert type(src) is cls
-    (line,) = [r.getMessage() for r in gate_log.records if "gate:" in r.getMessage()]
+    (line,) = [r.getMessage() for r in gate_log.records if ": decoder " in r.getMessage()]
     expected = {PyAVCudaSource: "pyav-cuda", NvCodecSource: "nvcodec", PyAVSource: "pyav"}[cls]
-    assert line.startswith(f"c: gate: decoder {expected} (")
+    assert line.startswith(f"source c: decoder {expected} (")
 
 
 def test_auto_reads_the_codec_of_a_local_file(
@@ -208,7 +208,7 @@ def test_password_never_in_errors_or_logs(
     logged = "\n".join(r.getMessage() for r in gate_log.records)
     assert "secret" not in logged
     if decoder == "auto":
-        assert "gate: decoder" in logged
+        assert ": decoder " in logged
     out, errout = capfd.readouterr()
     assert "secret" not in out + errout
 
