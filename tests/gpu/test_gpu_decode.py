@@ -12,28 +12,15 @@ import pytest
 
 from framesift.config.sources import FileSourceConfig
 from framesift.errors import SourceError
-from framesift.frame import Frame
 from framesift.gpu import probe_gpu
 from framesift.samples import ClipInfo, read_barcode
 from framesift.stream.nvcodec_source import NvCodecSource
 from framesift.stream.pyav_cuda_source import PyAVCudaSource
 from framesift.stream.pyav_source import PyAVSource
+from tests.stream.helpers import read_source
 
 MAX_MEAN_DIFF = 2.0  # NVDEC and FFmpeg's decoder are bit-exact for H.264; the colour maths differs a little
 MAX_DIFF = 8
-
-
-def _read(src: Any, limit: int | None = None) -> list[Frame]:
-    src.open()
-    out: list[Frame] = []
-    try:
-        for f in src.frames():
-            out.append(f)
-            if limit is not None and len(out) >= limit:
-                break
-    finally:
-        src.close()
-    return out
 
 
 def _host(image: Any) -> np.ndarray:
@@ -74,7 +61,7 @@ def test_nvcodec_refuses_what_it_cannot_do(clip: ClipInfo) -> None:
 
 
 def test_cpu_frames_say_nothing_about_devices(clip: ClipInfo) -> None:
-    frames = _read(PyAVSource(FileSourceConfig(path=str(clip.path)), "g"), 2)
+    frames = read_source(PyAVSource(FileSourceConfig(path=str(clip.path)), "g"), 2)
     assert [f.meta for f in frames] == [{}, {}]
 
 
@@ -100,8 +87,8 @@ def test_gpu_decoded_frames_equal_cpu_decoded_frames(
 ) -> None:
     w, h = size or (None, None)
     cfg = FileSourceConfig(path=str(clip.path), width=w, height=h)
-    cpu = _read(PyAVSource(cfg, "g"))
-    gpu = _read(_gpu_source(kind, cfg, gpu_frames))
+    cpu = read_source(PyAVSource(cfg, "g"))
+    gpu = read_source(_gpu_source(kind, cfg, gpu_frames))
     assert len(gpu) == len(cpu) == 20
     for a, b in zip(cpu, gpu, strict=True):
         assert b.meta["decoded_on"] == "nvdec"

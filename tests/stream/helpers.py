@@ -5,12 +5,17 @@ from __future__ import annotations
 from framesift.config.sources import SourceConfig
 from framesift.frame import Frame
 from framesift.samples import read_barcode
+from framesift.stream.base import Source
 from framesift.stream.factory import build_source
 
 
 def read_all(cfg: SourceConfig, limit: int | None = None) -> list[Frame]:
     """Open the source for ``cfg``, read every frame (or ``limit``), close it."""
-    src = build_source(cfg)
+    return read_source(build_source(cfg), limit)
+
+
+def read_source(src: Source, limit: int | None = None) -> list[Frame]:
+    """Open ``src``, read every frame (or ``limit``), close it."""
     src.open()
     out: list[Frame] = []
     try:

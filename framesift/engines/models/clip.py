@@ -293,6 +293,9 @@ def export_onnx(
     for kind in order:
         chatter = io.StringIO()  # the dynamo exporter prints progress lines on stdout
         try:
+            common: dict[str, Any] = dict(
+                input_names=[input_name], output_names=[output_name], opset_version=opset
+            )
             with torch.no_grad(), contextlib.redirect_stdout(chatter), _no_tqdm_monitor():
                 if kind == "dynamo":
                     batch = torch.export.Dim("batch", min=1, max=65536)
@@ -300,12 +303,10 @@ def export_onnx(
                         tower,
                         (example,),
                         str(path),
-                        input_names=[input_name],
-                        output_names=[output_name],
-                        opset_version=opset,
                         dynamo=True,
                         dynamic_shapes={input_name: {0: batch}},
                         verbose=False,
+                        **common,
                     )
                 else:
                     import warnings
@@ -316,11 +317,9 @@ def export_onnx(
                             tower,
                             (example,),
                             str(path),
-                            input_names=[input_name],
-                            output_names=[output_name],
-                            opset_version=opset,
                             dynamo=False,
                             dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+                            **common,
                         )
         except Exception as exc:
             errors.append(f"{kind}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
