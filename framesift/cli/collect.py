@@ -93,19 +93,14 @@ def collector_config(args: argparse.Namespace, store_dir: Path) -> CollectorConf
         opts["novelty_threshold"] = args.novelty
     if args.prompt_threshold is not None:
         opts["prompt_threshold"] = args.prompt_threshold
-    from pydantic import ValidationError
+    from framesift.config import validate_model
 
-    from framesift.config import format_validation_error
-
-    try:
-        return CollectorConfig(**opts)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, "collect")) from None
+    return validate_model(CollectorConfig, opts, where="collect")
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from framesift.analyzers.collector import Collector
-    from framesift.config import parse_config
+    from framesift.config import parse_config, validate_model
     from framesift.config.engines import EngineConfig
     from framesift.engines.factory import build_embedder
     from framesift.pipeline import Pipeline
@@ -123,10 +118,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
         "metrics": {"enabled": args.metrics_port is not None, "port": args.metrics_port or 0},
     }
     cfg = parse_config(data, where="collect")
-    try:
-        engine_cfg = EngineConfig(model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint)
-    except ValueError as exc:
-        raise ConfigError(f"collect: engine: {exc}") from None
+    engine_opts = {"model": args.model, "pretrained": args.pretrained, "checkpoint": args.checkpoint}
+    engine_cfg = validate_model(EngineConfig, engine_opts, where="collect: engine")
     embedder = build_embedder(engine_cfg)
     collector = Collector.from_config(ccfg, embedder)
     store = FrameStore(

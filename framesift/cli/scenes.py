@@ -60,10 +60,9 @@ def _config(args: argparse.Namespace) -> SceneChangeConfig:
         opts["min_scene_len"] = args.min_scene_len
     if args.threshold is not None:
         opts["min_score"] = args.threshold
-    try:
-        return SceneChangeConfig(**opts)
-    except ValueError as exc:
-        raise ConfigError(f"scenes: {exc}") from None
+    from framesift.config import validate_model
+
+    return validate_model(SceneChangeConfig, opts, where="scenes")
 
 
 def _embedder(mode: str, labels: bool, checkpoint: str | None, model: str) -> Any:

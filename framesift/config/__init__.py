@@ -10,7 +10,7 @@ import functools
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -54,6 +54,7 @@ __all__ = [
     "WebhookSinkConfig",
     "load_config",
     "parse_config",
+    "validate_model",
 ]
 
 # Adding a component type: define its model (``type: Literal["name"]``) in the matching module, add
@@ -174,14 +175,22 @@ def format_validation_error(err: ValidationError, where: str) -> str:
     return "\n".join(lines)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_model(model: type[M], data: dict[str, Any], *, where: str) -> M:
+    """``model(**data)``, or ConfigError with one line per problem (``where: field: what is wrong``)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, where)) from None
+
+
 def parse_config(data: Any, *, where: str = "config") -> PipelineConfig:
     """Validate a parsed mapping; raises ConfigError with every problem listed."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with 'sources:' at the top level")
-    try:
-        return PipelineConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, where)) from None
+    return validate_model(PipelineConfig, data, where=where)
 
 
 def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
