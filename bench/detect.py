@@ -5,9 +5,12 @@ depend on weight values) on the same real frames (OpenCV's ``vtest.avi`` pedestr
 Debian ``opencv-doc``, 768x576; generated frames when it is absent), interleaved, best of ``--repeat``.
 
 * YOLO-World v2 S at 640: images/s of framesift's ``YoloWorld.detect`` (letterbox as tensor ops,
-  ONNX Runtime with text embeddings as an input, batched decode + class-aware NMS) ÷ ultralytics'
-  own ``YOLOWorld.predict`` loop, frame by frame as it runs a video (headline), and also given the
-  same batches as framesift; same conf/iou.
+  text embeddings as a graph input, batched fp32 decode + class-aware NMS) with the runtime and
+  precision framesift picks here by default (``auto``: PyTorch bf16 on CPUs with AMX/AVX512-BF16,
+  else ONNX Runtime fp32) ÷ ultralytics' own ``YOLOWorld.predict`` loop (fp32: it has no CPU
+  reduced-precision mode), frame by frame as it runs a video (headline), and also given the same
+  batches as framesift; same conf/iou. Rows for framesift forced to ONNX Runtime fp32 and PyTorch
+  fp32 show what precision and runtime each contribute.
 * MobileSAM (vit_t): masks/s of framesift's batched prompt decoder (all boxes of a frame in one
   call, masks upscaled to frame resolution) ÷ the reference ``SamPredictor.predict`` box by box, on
   the same image embeddings; plus whole-frame (encoder + all masks) rates for context.
@@ -64,7 +67,9 @@ def best(fn: Any, repeat: int) -> float:
     return min(times)
 
 
-def bench_yolo(imgs: list[np.ndarray], batch: int, repeat: int, cache: Any) -> dict[str, float]:
+def bench_yolo(
+    imgs: list[np.ndarray], batch: int, repeat: int, cache: Any, choice: dict[str, str]
+) -> dict[str, float]:
     from ultralytics import YOLOWorld
 
     from framesift.engines.models.yolo_world import YoloWorld
@@ -79,15 +84,31 @@ def bench_yolo(imgs: list[np.ndarray], batch: int, repeat: int, cache: Any) -> d
     def encoder(prompts: list[str]) -> np.ndarray:
         return text[0].numpy()
 
-    ours = YoloWorld(
-        ref.model, imgsz=640, cache=cache, device="cpu", text_encoder=encoder, max_batch=batch, threads=1
-    )
-    ours.set_prompts(PROMPTS)
+    def make(runtime: str, precision: str) -> YoloWorld:
+        return YoloWorld(
+            ref.model,
+            imgsz=640,
+            cache=cache,
+            device="cpu",
+            runtime=runtime,
+            precision=precision,
+            text_encoder=encoder,
+            max_batch=batch,
+            threads=1,
+            prompts=PROMPTS,
+        )
+
+    auto = make("auto", "auto")  # what framesift picks on this machine
+    detectors = {"ours": auto, "ours_ort": make("onnxruntime", "fp32"), "ours_torch32": make("torch", "fp32")}
+    choice["auto"] = f"{auto.choice.runtime} {auto.choice.precision} ({auto.choice.why})"
     chunks = [imgs[i : i + batch] for i in range(0, len(imgs), batch)]
 
-    def run_ours() -> None:
-        for c in chunks:
-            ours.detect(c)
+    def runner(det: YoloWorld) -> Any:
+        def run() -> None:
+            for c in chunks:
+                det.detect(c)
+
+        return run
 
     def run_ref_stream() -> None:  # its predict loop as a video is usually run: frame by frame
         for im in imgs:
@@ -97,10 +118,15 @@ def bench_yolo(imgs: list[np.ndarray], batch: int, repeat: int, cache: Any) -> d
         for c in chunks:
             ref.predict([im[..., ::-1] for im in c], imgsz=640, conf=0.25, iou=0.7, verbose=False)
 
-    run_ours(), run_ref_batched()  # warm-up (ultralytics fuses on its first call)
-    t = {"ours": float("inf"), "ref": float("inf"), "ref_batched": float("inf")}
+    fns = {k: runner(d) for k, d in detectors.items()} | {
+        "ref": run_ref_stream,
+        "ref_batched": run_ref_batched,
+    }
+    for fn in fns.values():  # warm-up (ultralytics fuses on its first call)
+        fn()
+    t = dict.fromkeys(fns, float("inf"))
     for _ in range(repeat):  # interleaved, best of each
-        for k, fn in (("ours", run_ours), ("ref", run_ref_stream), ("ref_batched", run_ref_batched)):
+        for k, fn in fns.items():
             t[k] = min(t[k], best(fn, 1))
     return {k: len(imgs) / v for k, v in t.items()}
 
@@ -166,15 +192,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = EngineCache(Path(tmp) / "engines")
         t0 = time.perf_counter()
-        y = bench_yolo(imgs, args.batch, args.repeat, cache)
+        choice: dict[str, str] = {}
+        y = bench_yolo(imgs, args.batch, args.repeat, cache, choice)
         s = bench_sam(imgs, args.boxes, args.repeat, cache)
         total = time.perf_counter() - t0
     cpu = f"CPU time, 1 engine thread per side ({os.cpu_count()}-core machine), torch {torch.__version__}"
     print(f"# detect benchmark: {cpu}; frames {imgs[0].shape[1]}x{imgs[0].shape[0]} from {src}; {total:.0f}s")
+    print(f"# framesift default detector runtime here: {choice['auto']}; the reference runs fp32")
     print(f"{'what':<52} {'framesift':>10} {'reference':>10} {'ratio':>7}")
     rows = [
         (f"YOLO-World v2 S @640 img/s vs ref frame loop ({len(PROMPTS)} prompts)", y["ours"], y["ref"]),
         (f"YOLO-World v2 S @640 img/s vs ref batched (batch {args.batch})", y["ours"], y["ref_batched"]),
+        ("  same, framesift on ONNX Runtime fp32 vs ref frame loop", y["ours_ort"], y["ref"]),
+        ("  same, framesift on PyTorch fp32 vs ref frame loop", y["ours_torch32"], y["ref"]),
         (f"MobileSAM decoder, masks/s ({args.boxes} boxes/frame)", s["dec_ours"], s["dec_ref"]),
         ("MobileSAM frame (encoder + all masks), masks/s", s["frame_ours"], s["frame_ref"]),
     ]
@@ -183,6 +213,8 @@ def main() -> None:
     print(
         f"RESULT yolo_world_vs_ref={y['ours'] / y['ref']:.2f} "
         f"yolo_world_vs_ref_batched={y['ours'] / y['ref_batched']:.2f} "
+        f"yolo_world_ort_fp32_vs_ref={y['ours_ort'] / y['ref']:.2f} "
+        f"yolo_world_torch_fp32_vs_ref={y['ours_torch32'] / y['ref']:.2f} "
         f"sam_masks_vs_ref={s['dec_ours'] / s['dec_ref']:.2f} sam_frame_vs_ref={s['frame_ours'] / s['frame_ref']:.2f}"
     )
 

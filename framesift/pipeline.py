@@ -198,10 +198,12 @@ class Pipeline:
         if self._needs_embedding and embedder is None:
             names = ", ".join(a.name for a in self.analyzers if a.needs_embedding)
             raise ConfigError(f"analyzers {names} need an embedder: configure engine or pass embedder=")
+        self._batched = [a for a in self.analyzers if a.batched]
         st = config.stage
-        # Batches exist to feed an engine; without one, frames flow one at a time (least latency,
-        # fewest frames in flight).
-        max_batch, max_wait = (st.max_batch, st.max_wait_ms) if self._needs_embedding else (1, 0.0)
+        # Batches exist to feed an engine or a batched analyzer (a detector); without one, frames
+        # flow one at a time (least latency, fewest frames in flight).
+        batching = self._needs_embedding or bool(self._batched)
+        max_batch, max_wait = (st.max_batch, st.max_wait_ms) if batching else (1, 0.0)
         self.batcher = Batcher(max_batch=max_batch, max_wait_ms=max_wait, stale_after_ms=st.stale_after_ms)
         self.sources: dict[str, _SourceRun] = {}
         self.sink_workers: list[SinkWorker] = []
@@ -641,6 +643,15 @@ class Pipeline:
             embeddings = self._embed(batch)
             if embeddings is None:
                 return
+        for a in self._batched:
+            try:
+                a.on_batch(batch)
+            except Exception as exc:
+                raise WorkerError(
+                    f"analyzer {a.name} failed on a batch of {len(batch)} frames ({_describe_batch(batch)}): "
+                    f"{type(exc).__name__}: {exc}",
+                    worker=f"analyzer:{a.name}",
+                ) from exc
         for i, frame in enumerate(batch):
             for a in self.analyzers:
                 emb = embeddings[i] if embeddings is not None and a.needs_embedding else None
@@ -875,6 +886,18 @@ def _finished(w: SinkWorker) -> int:
     """Events a sink worker has finished with: written, failed, or dropped while stopping."""
     c = w.counts
     return int(c.get("written", 0) + c.get("failed", 0) + c.get("dropped:shutdown", 0))
+
+
+def _describe_batch(batch: list[Frame]) -> str:
+    """``source cam frames 3-6, source door frame 9``: which frames of which sources a batch holds."""
+    spans: dict[str, tuple[int, int]] = {}
+    for f in batch:
+        lo, hi = spans.get(f.source_id, (f.index, f.index))
+        spans[f.source_id] = (min(lo, f.index), max(hi, f.index))
+    return ", ".join(
+        f"source {sid} frame {lo}" if lo == hi else f"source {sid} frames {lo}-{hi}"
+        for sid, (lo, hi) in spans.items()
+    )
 
 
 def _status_level(state: str, live: bool) -> int:

@@ -26,6 +26,10 @@ def test_doctor_json(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("numpy", "opencv", "torch", "onnxruntime", "tensorrt"):
         assert r["packages"][name]  # a version or "not installed"
     assert isinstance(r["gpus"], list)
+    from framesift.engines.models.yolo_world import choose_runtime
+
+    c = choose_runtime("auto", "auto", "auto", "module")  # the detector line agrees with the selector
+    assert r["runtimes"]["detector"].startswith(f"{c.runtime}-{c.device} {c.precision} (")
 
 
 def test_doctor_command_text() -> None:

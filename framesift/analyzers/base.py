@@ -16,14 +16,26 @@ class Analyzer(abc.ABC):
 
     ``needs_embedding`` tells the stage to run the embedder on the frame first; ``embedding`` is then
     the frame's L2-normalised vector, else None. Analyzers keep per-source state bounded.
+
+    ``batched`` asks the stage to hand the analyzer each whole batch (frames of all sources, each
+    source in order) through :meth:`on_batch` before the per-frame ``on_frame`` calls, so it can
+    run batched inference across sources; the stage then batches (``stage.max_batch`` /
+    ``stage.max_wait_ms``) even when no analyzer needs an embedding.
     """
 
     name: str = "analyzer"
     needs_embedding: bool = False
+    batched: bool = False
 
     @abc.abstractmethod
     def on_frame(self, frame: Frame, embedding: np.ndarray | None) -> Iterable[Event]:
         """Process one frame; return the events it causes (often none)."""
+
+    def on_batch(self, frames: list[Frame]) -> None:  # noqa: B027 - optional hook
+        """Called once per batch, before ``on_frame`` on each of its frames (only when ``batched``).
+
+        Precompute per-frame results here; keep at most one batch's worth of them.
+        """
 
     def on_end(self, source_id: str) -> Iterable[Event]:
         """The source ended (file EOF or removal): flush pending state as events."""

@@ -148,7 +148,9 @@ class TrackingAnalyzer(Analyzer):
     """Detector (+ optional segmenter) → ByteTrack per source → :class:`TrackEvent` s.
 
     Use :meth:`on_frame` to detect and track one frame, or :meth:`update` when detections come from
-    a batched stage. ``source`` ids keep their trackers apart.
+    elsewhere. ``source`` ids keep their trackers apart. With a detector it is ``batched``: in a
+    pipeline, :meth:`on_batch` detects the stage's whole batch (frames of every source) at once and
+    ``on_frame`` then tracks each frame with its precomputed detections.
     """
 
     name = "tracker"
@@ -182,6 +184,9 @@ class TrackingAnalyzer(Analyzer):
         self.zone_cfgs = list(zones)
         self.line_cfgs = list(lines)
         self._sources: dict[str, _SourceState] = {}
+        self.batched = detector is not None
+        # (source, frame index) -> (frame, detections) of the current batch only
+        self._batch_dets: dict[tuple[str, int], tuple[Frame, Any]] = {}
 
     @classmethod
     def from_config(cls, cfg: TrackerConfig, embedder: Embedder | None = None) -> TrackingAnalyzer:
@@ -197,6 +202,8 @@ class TrackingAnalyzer(Analyzer):
             max_det=d.max_det,
             max_batch=d.max_batch,
             device=d.device,
+            runtime=d.runtime,
+            precision=d.precision,
             text_encoder=ClipTextEncoder(d.clip_model, d.clip_pretrained),
         )
         segmenter = None
@@ -233,13 +240,38 @@ class TrackingAnalyzer(Analyzer):
             self._sources[source] = st
         return st
 
+    def on_batch(self, frames: list[Frame]) -> None:
+        """Detect (and segment) a batch of frames of any sources; replaces the previous batch's results.
+
+        One detector call per frame size (a mixed-size batch would be letterboxed to a square instead
+        of each size's own rectangle, changing the results); the detector splits it into ``max_batch``
+        chunks.
+        """
+        self._batch_dets = {}
+        if self.detector is None:
+            return
+        by_size: dict[tuple[int, ...], list[Frame]] = {}
+        for f in frames:
+            by_size.setdefault(tuple(f.image.shape[:2]), []).append(f)
+        out: dict[tuple[str, int], tuple[Frame, Any]] = {}
+        for group in by_size.values():
+            for f, det in zip(group, self.detector.detect(group), strict=True):
+                out[(f.source_id, f.index)] = (f, self._segment(f, det))
+        self._batch_dets = out
+
     def on_frame(self, frame: Frame, embedding: np.ndarray | None = None) -> Iterable[Event]:
+        """Track ``frame`` with its detections from :meth:`on_batch`, else detect it alone first."""
+        hit = self._batch_dets.pop((frame.source_id, frame.index), None)
+        if hit is not None and hit[0] is frame:
+            return self.update(frame, hit[1])
         if self.detector is None:
             raise ConfigError("TrackingAnalyzer.on_frame needs a detector (or call update() with detections)")
-        det = self.detector.detect([frame])[0]
+        return self.update(frame, self._segment(frame, self.detector.detect([frame])[0]))
+
+    def _segment(self, frame: Frame, det: Any) -> Any:
         if self.segmenter is not None and len(det):
             det.mask = self.segmenter.segment(frame, det.xyxy)
-        return self.update(frame, det)
+        return det
 
     def update(self, frame: Frame, detections: Any) -> list[Event]:
         """Track ``detections`` of ``frame``; returns the events this frame causes."""

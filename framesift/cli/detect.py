@@ -30,7 +30,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         default="s",
-        help="YOLO-World v2: exported .onnx, .pt checkpoint (export needs ultralytics, AGPL-3.0), or "
+        help="YOLO-World v2: exported .onnx or .pt2, .pt checkpoint (export needs ultralytics, AGPL-3.0), or "
         "s/m/l/x for random weights (benchmarks only). Default: s",
     )
     p.add_argument("--imgsz", type=int, default=640, help="detector input size (multiple of 32)")
@@ -39,6 +39,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-det", type=int, default=300, help="most boxes kept per frame")
     p.add_argument("--batch", type=int, default=8, help="frames per detector batch")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--runtime",
+        default="auto",
+        choices=["auto", "onnxruntime", "torch"],
+        help="detector runtime (auto: PyTorch on CUDA or on CPUs with native bf16, else ONNX Runtime)",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="detector precision (auto: fp16 on CUDA, bf16 on AMX/AVX512-BF16 CPUs, else fp32)",
+    )
     p.add_argument(
         "--clip-pretrained",
         default="openai",
@@ -66,6 +78,8 @@ def build_models(args: argparse.Namespace) -> tuple[Any, Any]:
         max_det=args.max_det,
         max_batch=args.batch,
         device=args.device,
+        runtime=args.runtime,
+        precision=args.precision,
         text_encoder=ClipTextEncoder("ViT-B-32", pretrained),
     )
     detector.set_prompts(prompts)

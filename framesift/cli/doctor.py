@@ -124,9 +124,17 @@ def _runtimes() -> dict[str, Any]:
         from framesift.engines.runtimes import available_runtimes, select_runtime
 
         sel = select_runtime("auto")
-        return {"available": available_runtimes(), "auto": f"{sel.runtime}-{sel.device}", "why": sel.reason}
+        out = {"available": available_runtimes(), "auto": f"{sel.runtime}-{sel.device}", "why": sel.reason}
     except Exception as exc:  # doctor never fails: it reports
-        return {"available": {}, "auto": "none", "why": str(exc)}
+        out = {"available": {}, "auto": "none", "why": str(exc)}
+    try:
+        from framesift.engines.models.yolo_world import choose_runtime
+
+        c = choose_runtime("auto", "auto", "auto", "module")
+        out["detector"] = f"{c.runtime}-{c.device} {c.precision} ({c.why})"
+    except Exception as exc:
+        out["detector"] = f"none ({exc})"
+    return out
 
 
 def _decode() -> dict[str, Any]:
@@ -190,6 +198,7 @@ def format_report(r: dict[str, Any]) -> str:
     for name, v in rt["available"].items():
         lines.append(f"  {name:<17} {v}")
     lines.append(f"  auto picks        {rt['auto']} ({rt['why']})")
+    lines.append(f"  detector auto     {rt.get('detector', 'none')}")
     d = r["decode"]
     lines.append(f"nvdec (pyav)  {'yes' if d['pyav_cuda'] else 'no'}: {d['pyav_cuda_reason']}")
     lines.append(f"nvdec (nvcodec) {'yes' if d['nvcodec'] else 'no'}: {d['nvcodec_reason']}")

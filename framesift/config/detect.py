@@ -11,8 +11,8 @@ from framesift.config.sources import Strict
 
 
 class DetectorConfig(Strict):
-    """YOLO-World v2: ``model`` is an exported ``.onnx``, a ``.pt`` checkpoint (export needs the
-    optional AGPL ``ultralytics`` package) or a variant ``s/m/l/x`` (random weights: benchmarks only)."""
+    """YOLO-World v2: ``model`` is an exported ``.onnx`` or ``.pt2``, a ``.pt`` checkpoint (export needs
+    the optional AGPL ``ultralytics`` package) or a variant ``s/m/l/x`` (random weights: benchmarks only)."""
 
     type: Literal["yolo_world"] = "yolo_world"
     model: str = "s"
@@ -23,6 +23,12 @@ class DetectorConfig(Strict):
     max_det: int = Field(300, ge=1)
     max_batch: int = Field(16, ge=1, le=1024)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    runtime: Literal["auto", "onnxruntime", "torch"] = Field(
+        "auto", description="auto: PyTorch on CUDA or on CPUs with native bf16, else ONNX Runtime"
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: fp16 on CUDA, bf16 on AMX/AVX512-BF16 CPUs, else fp32"
+    )
     clip_model: str = "ViT-B-32"
     clip_pretrained: str | None = Field(
         "openai", description="open_clip tag or local checkpoint; None = random"

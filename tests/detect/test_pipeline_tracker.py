@@ -22,7 +22,9 @@ pytest.importorskip("open_clip")
 def onnx_model(world_model, engine_cache: EngineCache) -> str:  # type: ignore[no-untyped-def]
     from framesift.engines.models.yolo_world import YoloWorld
 
-    return str(YoloWorld(world_model, imgsz=IMGSZ, cache=engine_cache, device="cpu").onnx_path)
+    return str(
+        YoloWorld(world_model, imgsz=IMGSZ, cache=engine_cache, device="cpu", runtime="onnxruntime").onnx_path
+    )
 
 
 def test_tracker_pipeline_writes_track_events_and_annotated_video(

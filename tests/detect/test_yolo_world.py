@@ -22,7 +22,20 @@ def _detector(model, cache: EngineCache, **kw):  # type: ignore[no-untyped-def]
     from framesift.engines.models.yolo_world import YoloWorld
 
     kw.setdefault("text_encoder", hashed_text_encoder)
+    kw.setdefault("runtime", "onnxruntime")
     return YoloWorld(model, imgsz=IMGSZ, cache=cache, device="cpu", **kw)
+
+
+def _reference_raw(model, x: torch.Tensor, text: torch.Tensor) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The reference model's own raw output (B, 4 + K, A) with ``text`` as its class embeddings."""
+    head = model.model[-1]
+    old = head.nc
+    head.nc = text.shape[0]
+    try:
+        with torch.no_grad():
+            return model.predict(x, txt_feats=text[None])[0].numpy()
+    finally:
+        head.nc = old
 
 
 @pytest.mark.parametrize(("k", "hw"), [(2, (IMGSZ, IMGSZ)), (5, (IMGSZ - 32, IMGSZ + 64))])
@@ -32,14 +45,7 @@ def test_onnx_equals_reference_raw_outputs(world_model, engine_cache: EngineCach
     x = torch.rand(2, 3, *hw)
     text = torch.nn.functional.normalize(torch.randn(k, 512), dim=-1)
     ours = det.raw(x, text.numpy())
-    head = world_model.model[-1]
-    old = head.nc
-    head.nc = k
-    try:
-        with torch.no_grad():
-            ref = world_model.predict(x, txt_feats=text[None])[0].numpy()
-    finally:
-        head.nc = old
+    ref = _reference_raw(world_model, x, text)
     assert ours.shape == ref.shape == (2, 4 + k, sum((hw[0] // s) * (hw[1] // s) for s in (8, 16, 32)))
     np.testing.assert_allclose(ours[:, :4], ref[:, :4], atol=1e-2, rtol=1e-4)  # pixel boxes
     np.testing.assert_allclose(ours[:, 4:], ref[:, 4:], atol=1e-4)  # scores
@@ -192,7 +198,14 @@ def test_engine_cache_rebuilds_corrupt_and_changed(world_model, tmp_path: Path) 
     assert again.onnx_path == path and path.stat().st_size > 1000
     from framesift.engines.models.yolo_world import YoloWorld
 
-    bigger = YoloWorld(world_model, imgsz=192, cache=cache, device="cpu", text_encoder=hashed_text_encoder)
+    bigger = YoloWorld(
+        world_model,
+        imgsz=192,
+        cache=cache,
+        device="cpu",
+        runtime="onnxruntime",
+        text_encoder=hashed_text_encoder,
+    )
     assert bigger.onnx_path != path and len(list(tmp_path.glob("*/yolo_world.onnx"))) == 2
 
 
@@ -208,3 +221,102 @@ def test_runtime_path_does_not_import_ultralytics(world_model, engine_cache: Eng
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("k", "hw"), [(2, (IMGSZ, IMGSZ)), (5, (IMGSZ - 32, IMGSZ + 64))])
+def test_torch_program_fp32_equals_reference_raw_outputs(
+    world_model, engine_cache: EngineCache, k: int, hw
+) -> None:  # type: ignore[no-untyped-def]
+    det = _detector(world_model, engine_cache, runtime="torch", precision="fp32")
+    assert det.session is None and det.model_path.suffix == ".pt2"
+    torch.manual_seed(k)
+    x = torch.rand(3, 3, *hw)  # batch, size and class count differ from the export example
+    text = torch.nn.functional.normalize(torch.randn(k, 512), dim=-1)
+    ours = det.raw(x, text.numpy())
+    ref = _reference_raw(world_model, x, text)
+    assert ours.shape == ref.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours[:, :4], ref[:, :4], atol=1e-2, rtol=1e-4)
+    np.testing.assert_allclose(ours[:, 4:], ref[:, 4:], atol=1e-4)
+
+
+def test_torch_program_bf16_runs_bf16_and_stays_close(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    det = _detector(world_model, engine_cache, runtime="torch", precision="bf16")
+    assert det.choice.precision == "bf16"
+    assert det.program is not None
+    weights = [p for p in det.program.module.parameters() if p.ndim == 4]
+    assert weights and all(p.dtype == torch.bfloat16 for p in weights)  # really runs in bf16
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, IMGSZ, IMGSZ + 32)
+    text = torch.nn.functional.normalize(torch.randn(3, 512), dim=-1)
+    ours = det.raw(x, text.numpy())
+    ref = _reference_raw(world_model, x, text)
+    assert ours.dtype == np.float32  # boxes are decoded in fp32
+    assert np.abs(ours[:, :4] - ref[:, :4]).max() < 1.0  # pixels
+    assert np.abs(ours[:, 4:] - ref[:, 4:]).max() < 0.02
+    fp32 = _detector(world_model, engine_cache, runtime="torch", precision="fp32").raw(x, text.numpy())
+    assert not np.array_equal(ours, fp32)  # a different graph from the fp32 one
+
+
+def test_torch_prompts_change_without_rebuild(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    det = _detector(world_model, engine_cache, runtime="torch", precision="fp32", conf=0.05)
+    program = det.program
+    frame = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    a = det.detect([frame], prompts=["forklift", "person"])[0]
+    b = det.detect([frame], prompts=["cat", "dog", "bird"])[0]
+    assert set(a.data["class_name"]) <= {"forklift", "person"} and len(a)
+    assert set(b.data["class_name"]) <= {"cat", "dog", "bird"} and len(b)
+    assert det.program is program
+
+
+def test_runtime_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from framesift.engines import factory
+    from framesift.engines.models.yolo_world import choose_runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(factory, "cpu_has_fast_bf16", lambda: True)
+    c = choose_runtime("auto", "auto", "auto", "module")
+    assert (c.runtime, c.device, c.precision) == ("torch", "cpu", "bf16") and "bf16" in c.why
+    assert choose_runtime("auto", "auto", "fp32", "module").runtime == "onnxruntime"
+    assert choose_runtime("auto", "cpu", "auto", "onnx").runtime == "onnxruntime"
+    assert choose_runtime("auto", "cpu", "auto", "pt2").runtime == "torch"
+    monkeypatch.setattr(factory, "cpu_has_fast_bf16", lambda: False)
+    c = choose_runtime("auto", "auto", "auto", "module")
+    assert (c.runtime, c.precision) == ("onnxruntime", "fp32")
+    assert choose_runtime("torch", "cpu", "auto", "module").precision == "fp32"
+    for args, match in (
+        (("torch", "cpu", "auto", "onnx"), "runtime onnxruntime"),
+        (("onnxruntime", "cpu", "bf16", "module"), "fp32"),
+        (("torch", "cpu", "fp16", "module"), "bf16 or fp32"),
+        (("tensorflow", "cpu", "auto", "module"), "choose one of"),
+        (("torch", "cuda", "auto", "module"), "no CUDA GPU"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            choose_runtime(*args)
+
+
+def test_program_loads_without_ultralytics(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    path = _detector(world_model, engine_cache, runtime="torch", precision="fp32").model_path
+    code = (
+        "import sys, numpy as np\n"
+        "from framesift.engines.models.yolo_world import YoloWorld\n"
+        "from tests.detect.conftest import hashed_text_encoder\n"
+        f"d = YoloWorld({str(path)!r}, imgsz={IMGSZ}, device='cpu', text_encoder=hashed_text_encoder)\n"
+        "assert d.choice.runtime == 'torch'\n"
+        "d.detect([np.zeros((50, 70, 3), np.uint8)], prompts=['a'])\n"
+        "assert 'ultralytics' not in sys.modules, 'runtime imported ultralytics'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_cpu_program_fuses_conv_silu_and_folds_head_batchnorm(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    from framesift.engines.runtimes.onednn import onednn_available
+
+    if not onednn_available():
+        pytest.skip("this PyTorch build has no oneDNN")
+    det = _detector(world_model, engine_cache, runtime="torch", precision="fp32")
+    assert det.program is not None
+    targets = [str(n.target) for n in det.program.module.graph.nodes if n.op == "call_function"]
+    fused = [t for t in targets if "_convolution_pointwise" in t]
+    assert len(fused) >= 50, targets  # every Conv+SiLU of the v2 S backbone, neck and head
+    assert not [t for t in targets if "silu" in t or "batch_norm" in t], targets

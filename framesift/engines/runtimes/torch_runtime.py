@@ -3,6 +3,7 @@ fixed batch shapes."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -25,8 +26,9 @@ def torch_dtype(precision: Precision) -> Any:
 
 
 class TorchRuntime(Runtime):
-    """Runs a ``torch.nn.Module`` whose ``forward`` takes the inputs positionally in ``inputs`` order
-    and returns a tensor or a tuple of tensors in ``outputs`` order."""
+    """Runs a ``torch.nn.Module`` (or a loaded ``torch.export`` program) whose ``forward`` takes the
+    inputs positionally in ``inputs`` order and returns a tensor or a tuple of tensors in ``outputs``
+    order."""
 
     name = "torch"
 
@@ -56,7 +58,9 @@ class TorchRuntime(Runtime):
             torch.set_num_threads(threads)
         self._dtype = torch_dtype(precision)
         self._channels_last = channels_last
-        module = module.eval().to(device=device, dtype=self._dtype)
+        with contextlib.suppress(NotImplementedError):  # a torch.export program is already inference-only
+            module = module.eval()
+        module = module.to(device=device, dtype=self._dtype)
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
         self._module = module
