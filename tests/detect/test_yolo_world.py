@@ -320,3 +320,17 @@ def test_cpu_program_fuses_conv_silu_and_folds_head_batchnorm(world_model, engin
     fused = [t for t in targets if "_convolution_pointwise" in t]
     assert len(fused) >= 50, targets  # every Conv+SiLU of the v2 S backbone, neck and head
     assert not [t for t in targets if "silu" in t or "batch_norm" in t], targets
+
+
+def test_program_file_keeps_its_precision_and_device(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    from framesift.engines.models.yolo_world import YoloWorld
+
+    path = _detector(world_model, engine_cache, runtime="torch", precision="bf16").model_path
+    det = YoloWorld(path, imgsz=IMGSZ, text_encoder=hashed_text_encoder)  # auto: what the file holds
+    assert (det.choice.runtime, det.choice.device, det.choice.precision) == ("torch", "cpu", "bf16")
+    with pytest.raises(ConfigError, match=r"exported in bf16, not fp32: set precision: bf16"):
+        YoloWorld(path, imgsz=IMGSZ, precision="fp32", text_encoder=hashed_text_encoder)
+    with pytest.raises(ConfigError, match=r"exported for cpu, not cuda: set device: cpu"):
+        YoloWorld(path, imgsz=IMGSZ, device="cuda", text_encoder=hashed_text_encoder)
+    with pytest.raises(ConfigError, match=r"runs on runtime torch, not onnxruntime"):
+        YoloWorld(path, imgsz=IMGSZ, runtime="onnxruntime", text_encoder=hashed_text_encoder)

@@ -407,16 +407,24 @@ class YoloWorld(Detector):
         self.cache = cache or EngineCache()
         model, kind = self._source(source)
         program = None
-        if kind == "pt2":  # the program fixes its precision
+        if kind == "pt2":  # the program fixes its precision and device (CPU programs hold oneDNN ops)
             program = load_program(model)  # type: ignore[arg-type]
-            dtypes = {str(t.dtype) for t in program.parameters() if t.is_floating_point()}
+            params = [t for t in program.parameters() if t.is_floating_point()]
+            dtypes = {str(t.dtype) for t in params}
             own = {"torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(min(dtypes, default=""), "fp32")
+            own_device = "cuda" if any(t.is_cuda for t in params) else "cpu"
+            name = Path(str(source)).name
             if precision not in ("auto", own):
                 raise ConfigError(
-                    f"{Path(str(source)).name} was exported in {own}, not {precision}: set precision: {own} "
+                    f"{name} was exported in {own}, not {precision}: set precision: {own} "
                     "(or auto), or pass the .pt checkpoint to export it again"
                 )
-            precision = own
+            if device not in ("auto", own_device):
+                raise ConfigError(
+                    f"{name} was exported for {own_device}, not {device}: set device: {own_device} "
+                    "(or auto), or pass the .pt checkpoint to export it again"
+                )
+            precision, device = own, own_device
         self.choice = choose_runtime(runtime, device, precision, kind)
         c = self.choice
         log.info("YOLO-World runtime %s on %s, %s (%s)", c.runtime, c.device, c.precision, c.why)
