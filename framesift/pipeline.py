@@ -371,11 +371,8 @@ class Pipeline:
                 log.error("capture thread of source %s did not stop in %.0fs", run.id, timeout)
                 run.buffer.clear("removed")
         run.buffer.close()
-        # The stage drains what is left in the buffer, then calls on_end (run.ended). When the other
-        # sources deliver nothing, the batcher does not return to the stage: end the source here,
-        # under the stage lock, once the batcher has let go of its drained buffer.
-        gone_since: float | None = None
-        grace = 0.5 + 2 * self.batcher.max_wait_s
+        # The stage drains what is left in the buffer, then calls on_end (run.ended), also while the
+        # other sources deliver nothing (the batcher's on_ended); without a stage, end it here.
         while not run.ended and time.monotonic() < deadline:
             stage = self._stage_thread
             if stage is None or not stage.is_alive():
@@ -383,12 +380,6 @@ class Pipeline:
                 self.batcher.remove_source(run.id)
                 self._source_ended(run.id)
                 break
-            if run.id not in self.batcher.source_ids and len(run.buffer) == 0:
-                gone_since = gone_since or time.monotonic()
-                if time.monotonic() - gone_since > grace:  # a batch holding its last frames is out
-                    with self._stage_lock:
-                        self._source_ended(run.id)
-                    break
             self._wake.wait(0.05)
         if not run.ended:
             log.error("source %s: stage did not drain it in %.0fs", run.id, timeout)
@@ -603,12 +594,16 @@ class Pipeline:
     def _stage_loop(self) -> None:
         try:
             batcher, stop = self.batcher, self._stage_stop
+
+            def end_sources() -> None:
+                with self._stage_lock:
+                    for sid in batcher.ended():
+                        self._source_ended(sid)
+
             while True:
-                batch = batcher.next_batch(stop)
+                batch = batcher.next_batch(stop, on_ended=end_sources)
                 if batch is None:
-                    with self._stage_lock:
-                        for sid in batcher.ended():
-                            self._source_ended(sid)
+                    end_sources()
                     if stop.is_set() or not self._keep_stage():
                         break
                     batcher.waker.wait(0.2)  # no source left: wait for add_source
@@ -628,9 +623,7 @@ class Pipeline:
                         self._analyze(batch)
                     for sid in batcher.ended():
                         self._source_ended(sid)
-            with self._stage_lock:
-                for sid in batcher.ended():
-                    self._source_ended(sid)
+            end_sources()
         except BaseException as exc:
             log.error("stage failed: %s: %s", type(exc).__name__, exc)
             self._stage_error = exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from framesift.frame import Frame
@@ -65,6 +66,10 @@ class Batcher:
         with self._lock:
             return [s.source_id for s in self._slots]
 
+    def _has_ended(self) -> bool:
+        with self._lock:
+            return bool(self._ended)
+
     def ended(self) -> list[str]:
         """Sources whose buffers were closed and drained since the last call (in that order)."""
         with self._lock:
@@ -113,13 +118,22 @@ class Batcher:
             self._rr = (start + 1) % max(1, len(self._slots))
             return bool(self._slots)
 
-    def next_batch(self, stop: threading.Event) -> list[Frame] | None:
-        """The next batch; None once every buffer is closed and drained, or ``stop`` is set."""
+    def next_batch(
+        self, stop: threading.Event, on_ended: Callable[[], None] | None = None
+    ) -> list[Frame] | None:
+        """The next batch; None once every buffer is closed and drained, or ``stop`` is set.
+
+        ``on_ended`` is called (on this thread) when a source ended while no frame is waiting, so
+        the caller can read :meth:`ended` at once instead of when the other sources next deliver;
+        sources that end with frames in the batch are reported after it, as before.
+        """
         batch: list[Frame] = []
         first_at: float | None = None
         while not stop.is_set():
             self.waker.clear()
             alive = self._sweep(batch, time.time())
+            if on_ended is not None and not batch and alive and self._has_ended():
+                on_ended()
             now = time.monotonic()
             if batch and first_at is None:
                 first_at = now

@@ -151,3 +151,38 @@ def test_concurrent_producers_deliver_everything_in_order() -> None:
     for t in threads:
         t.join()
     assert got == {"x": list(range(200)), "y": list(range(200))}
+
+
+def test_on_ended_reports_a_source_that_ends_while_the_others_are_silent() -> None:
+    b = Batcher(max_batch=4, max_wait_ms=10, stale_after_ms=None)
+    gone = add(b, "gone", 0)
+    add(b, "silent", 0)
+    stop, called = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def on_ended() -> None:
+        seen.extend(b.ended())
+        called.set()
+
+    result: list[list[Frame] | None] = []
+    t = threading.Thread(target=lambda: result.append(b.next_batch(stop, on_ended=on_ended)))
+    t.start()
+    try:
+        gone.close()
+        assert called.wait(10), "on_ended was not called while next_batch waited"
+        assert seen == ["gone"] and b.source_ids == ["silent"]
+    finally:
+        stop.set()
+        t.join(10)
+    assert result == [None]  # no frame came: next_batch returned only on stop
+
+
+def test_on_ended_waits_for_a_batch_holding_the_last_frames() -> None:
+    b = Batcher(max_batch=4, max_wait_ms=10, stale_after_ms=None)
+    last = add(b, "last", 2)
+    add(b, "silent", 0)
+    last.close()
+    calls: list[list[str]] = []
+    batch = b.next_batch(threading.Event(), on_ended=lambda: calls.append(b.ended()))
+    assert batch is not None and [f.index for f in batch] == [0, 1]
+    assert calls == [] and b.ended() == ["last"]  # reported after its frames, not before
