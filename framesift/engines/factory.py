@@ -49,17 +49,20 @@ def find_local_clip_weights(model: str = AUTO_MODEL) -> str | None:
     return None
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with native bf16 matrix instructions (Intel AMX or AVX512-BF16), as torch sees them."""
+def cpu_bf16_kind() -> str | None:
+    """``"AMX"`` or ``"AVX512-BF16"``: this CPU's native bf16 matrix instructions as torch sees them;
+    None without them."""
     try:
         import torch
 
         cpu = torch.cpu
-        amx = getattr(cpu, "_is_amx_tile_supported", lambda: False)()
-        avx = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
-        return bool(amx or avx)
+        if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+            return "AMX"
+        if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+            return "AVX512-BF16"
     except Exception:
-        return False
+        pass
+    return None
 
 
 def resolve_precision(cfg: EngineConfig) -> Precision:
@@ -76,10 +79,10 @@ def resolve_precision(cfg: EngineConfig) -> Precision:
     chosen: Precision
     if sel.device.startswith("cuda"):
         chosen, why = "fp16", f"{sel.runtime} on {sel.device}"
-    elif cfg.runtime in ("auto", "torch") and not cfg.onnx and cpu_has_fast_bf16():
+    elif cfg.runtime in ("auto", "torch") and not cfg.onnx and (bf16 := cpu_bf16_kind()):
         chosen, why = (
             "bf16",
-            "this CPU has native bf16 (AMX / AVX512-BF16); set engine.precision: fp32 for fp32",
+            f"this CPU has native bf16 ({bf16}); set engine.precision: fp32 for fp32",
         )
     else:
         chosen, why = "fp32", f"{sel.runtime} on the CPU"

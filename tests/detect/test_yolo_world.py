@@ -273,13 +273,13 @@ def test_runtime_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     from framesift.engines.models.yolo_world import choose_runtime
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(factory, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(factory, "cpu_bf16_kind", lambda: "AVX512-BF16")
     c = choose_runtime("auto", "auto", "auto", "module")
-    assert (c.runtime, c.device, c.precision) == ("torch", "cpu", "bf16") and "bf16" in c.why
+    assert (c.runtime, c.device, c.precision) == ("torch", "cpu", "bf16") and "(AVX512-BF16)" in c.why
     assert choose_runtime("auto", "auto", "fp32", "module").runtime == "onnxruntime"
     assert choose_runtime("auto", "cpu", "auto", "onnx").runtime == "onnxruntime"
     assert choose_runtime("auto", "cpu", "auto", "pt2").runtime == "torch"
-    monkeypatch.setattr(factory, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(factory, "cpu_bf16_kind", lambda: None)
     c = choose_runtime("auto", "auto", "auto", "module")
     assert (c.runtime, c.precision) == ("onnxruntime", "fp32")
     assert choose_runtime("torch", "cpu", "auto", "module").precision == "fp32"

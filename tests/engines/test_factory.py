@@ -149,7 +149,7 @@ def test_auto_with_runtime_choice(tmp_path: Path) -> None:
     # precision auto: bf16 on torch where the CPU has native bf16, else the fp32 choice above
     emb = build_embedder(EngineConfig(**common))  # type: ignore[arg-type]
     try:
-        if factory.cpu_has_fast_bf16():
+        if factory.cpu_bf16_kind():
             assert emb.name.endswith("@torch") and emb.precision == "bf16"  # type: ignore[attr-defined]
         else:
             assert emb.name.endswith("@" + select_runtime().runtime)  # type: ignore[attr-defined]
@@ -162,7 +162,7 @@ def test_precision_auto_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for explicit in ("fp32", "fp16", "bf16"):
         assert factory.resolve_precision(EngineConfig(model="ViT-B-32", precision=explicit)) == explicit
-    monkeypatch.setattr(factory, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(factory, "cpu_bf16_kind", lambda: "AVX512-BF16")
     assert factory.resolve_precision(EngineConfig(model="ViT-B-32", device="cpu")) == "bf16"
     # onnxruntime has no bf16 path: auto stays fp32 there, and for ONNX files
     assert (
@@ -170,5 +170,5 @@ def test_precision_auto_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
         == "fp32"
     )
     assert factory.resolve_precision(EngineConfig(model="auto", onnx="/x/image.onnx", device="cpu")) == "fp32"
-    monkeypatch.setattr(factory, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(factory, "cpu_bf16_kind", lambda: None)
     assert factory.resolve_precision(EngineConfig(model="ViT-B-32", device="cpu")) == "fp32"

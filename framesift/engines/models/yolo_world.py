@@ -288,7 +288,7 @@ def choose_runtime(runtime: str, device: str, precision: str, source_kind: str) 
     else ONNX Runtime in fp32 (on CUDA when its CUDA provider is installed). An ``.onnx`` source runs on
     ONNX Runtime, a ``.pt2`` on PyTorch.
     """
-    from framesift.engines.factory import cpu_has_fast_bf16
+    from framesift.engines.factory import cpu_bf16_kind
 
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown detector runtime {runtime!r} (choose one of: {', '.join(RUNTIMES)})")
@@ -303,6 +303,7 @@ def choose_runtime(runtime: str, device: str, precision: str, source_kind: str) 
             "or pass the .pt checkpoint so framesift exports it for the runtime you want"
         )
     cuda = torch.cuda.is_available()
+    bf16 = cpu_bf16_kind()
     if device == "cuda" and not cuda and runtime != "onnxruntime":
         raise ConfigError("device cuda asked for but torch sees no CUDA GPU: use device: cpu or auto")
     why = "asked for"
@@ -311,8 +312,8 @@ def choose_runtime(runtime: str, device: str, precision: str, source_kind: str) 
         if not runtime:
             if device in ("auto", "cuda") and cuda:
                 runtime, why = "torch", "CUDA GPU present"
-            elif device in ("auto", "cpu") and cpu_has_fast_bf16() and precision in ("auto", "bf16"):
-                runtime, why = "torch", "this CPU has native bf16 (AMX / AVX512-BF16)"
+            elif device in ("auto", "cpu") and bf16 and precision in ("auto", "bf16"):
+                runtime, why = "torch", f"this CPU has native bf16 ({bf16})"
             else:
                 runtime, why = "onnxruntime", "no GPU and no native-bf16 CPU"
         else:
@@ -329,7 +330,7 @@ def choose_runtime(runtime: str, device: str, precision: str, source_kind: str) 
         return RuntimeChoice("onnxruntime", dev, "fp32", why)
     dev = "cuda" if device == "cuda" or (device == "auto" and cuda) else "cpu"
     if precision == "auto":
-        prec: Precision = "fp16" if dev == "cuda" else ("bf16" if cpu_has_fast_bf16() else "fp32")
+        prec: Precision = "fp16" if dev == "cuda" else ("bf16" if bf16 else "fp32")
     else:
         prec = precision  # type: ignore[assignment]
     if prec == "fp16" and dev == "cpu":
