@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from framesift.pipeline import Pipeline
 
 
-class _Bar(tqdm):
+class Bar(tqdm):
     """tqdm without its monitor thread (the pipeline joins every thread it starts)."""
 
     monitor_interval = 0
@@ -46,6 +46,23 @@ def expected_frames(cfg: Any) -> int | None:
     if cfg.target_fps and rate > cfg.target_fps:
         n = int(n * cfg.target_fps / rate)
     return n
+
+
+def count_frames(videos: list[str]) -> int | None:
+    """Frames in all of ``videos`` by their containers' counts (None if any is unknown): a bar's total."""
+    import av
+
+    total = 0
+    for v in videos:
+        try:
+            with av.open(v) as c:
+                n = c.streams.video[0].frames
+        except Exception:
+            return None
+        if not n:
+            return None
+        total += n
+    return total
 
 
 def status_line(status: dict[str, Any]) -> str:
@@ -92,7 +109,7 @@ class Progress:
             self._lines()
 
     def _bar(self) -> None:
-        with _Bar(total=self.total, unit="frame", file=self.stream, dynamic_ncols=True, leave=True) as bar:
+        with Bar(total=self.total, unit="frame", file=self.stream, dynamic_ncols=True, leave=True) as bar:
             while True:
                 stopping = self._stop.wait(0.5)
                 st = self.pipeline.status()

@@ -20,6 +20,7 @@ from typing import Any
 
 from framesift.errors import EXIT_OK, ConfigError, DecodeError, SourceError
 from framesift.frame import Frame
+from framesift.progress import Bar, count_frames
 
 log = logging.getLogger("framesift.cli.detect")
 
@@ -106,6 +107,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--update-every", type=float, default=5.0, help="seconds between track 'updated' events")
     p.add_argument("--lost-after", type=float, default=1.0, help="seconds unseen before a track ends")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_detect)
 
 
@@ -188,6 +190,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     for s in sinks:
         s.open()
     frames = tracks = 0
+    total = None if "://" in args.source else count_frames([args.source])
+    if args.max_frames is not None:
+        total = min(total, args.max_frames) if total is not None else args.max_frames
+    bar = Bar(total=total, unit="frame", desc="detect", disable=args.no_progress or None, file=sys.stderr)
     t0 = time.perf_counter()
     try:
         for batch in _batches(decode_frames(args.source, source_id, args.max_frames), max(1, args.batch)):
@@ -200,10 +206,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
                     for s in sinks:
                         s.write(ev)
                 frames += 1
+            bar.update(len(batch))
         for ev in tracker.on_end(source_id):
             for s in sinks:
                 s.write(ev)
     finally:
+        bar.close()
         for s in sinks:
             s.close()
     dt = time.perf_counter() - t0

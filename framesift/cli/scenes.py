@@ -15,6 +15,7 @@ from typing import Any
 
 from framesift.config.scene import SceneChangeConfig
 from framesift.errors import EXIT_OK, ConfigError, SourceError
+from framesift.progress import count_frames
 
 log = logging.getLogger("framesift.scenes")
 
@@ -121,22 +122,6 @@ def _init_worker(q: Any) -> None:
     _tick = q.put_nowait
 
 
-def _count_frames(videos: list[str]) -> int | None:
-    import av
-
-    total = 0
-    for v in videos:
-        try:
-            with av.open(v) as c:
-                n = c.streams.video[0].frames
-        except Exception:
-            return None
-        if not n:
-            return None
-        total += n
-    return total
-
-
 def run(args: argparse.Namespace) -> int:
     videos = [str(v) for v in args.videos]
     for v in videos:  # fail fast, before any work, on inputs that cannot be read
@@ -157,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     tqdm.monitor_interval = 0  # no monitor thread: the bar is updated from this thread only
     bar = tqdm(
-        total=_count_frames(videos),
+        total=count_frames(videos),
         unit="frame",
         desc="scenes",
         disable=args.no_progress or None,
