@@ -18,6 +18,7 @@ import numpy as np
 
 from framesift.cli.detect import add_model_args, build_models
 from framesift.errors import EXIT_OK, ConfigError, SourceError
+from framesift.progress import Bar
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -35,6 +36,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--masks", default="rle", choices=["rle", "polygon"], help="COCO mask encoding")
     p.add_argument("-o", "--output", default=None, help="dataset folder (default: DIR/labels-FORMAT)")
     p.add_argument("--source", default=None, help="only frames of this source (frame store)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_label)
 
 
@@ -45,25 +47,29 @@ def _read(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def iter_images(store: Path, source: str | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, RGB image) of a frame store's kept frames, else of a folder's image files."""
+def iter_images(store: Path, source: str | None = None) -> tuple[int, Iterator[tuple[str, np.ndarray]]]:
+    """How many, and the (name, RGB image) pairs, of a frame store's kept frames, else of a folder's
+    image files. Bad input is reported here, before any image is read."""
     if not store.is_dir():
         raise ConfigError(f"--store {store}: not a folder; pass a frame store or a folder of images")
     if (store / "index.sqlite").is_file():
         from framesift.store.index import FrameStore
 
-        fs = FrameStore(store, readonly=True).open()
-        try:
-            for rec in fs.records(source=source):
-                yield rec.id, _read(store / rec.path)
-        finally:
-            fs.close()
-        return
+        with FrameStore(store, readonly=True) as fs:
+            count = fs.count(source)
+
+        def stored() -> Iterator[tuple[str, np.ndarray]]:
+            with FrameStore(store, readonly=True) as fs:
+                for rec in fs.records(source=source):
+                    yield rec.id, _read(store / rec.path)
+
+        return count, stored()
     files = sorted(p for p in store.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     if not files:
         raise ConfigError(f"--store {store}: no frame store index and no images found")
-    for p in files:
-        yield str(p.relative_to(store).with_suffix("")).replace("/", "__"), _read(p)
+    return len(files), (
+        (str(p.relative_to(store).with_suffix("")).replace("/", "__"), _read(p)) for p in files
+    )
 
 
 def cmd_label(args: argparse.Namespace) -> int:
@@ -71,24 +77,30 @@ def cmd_label(args: argparse.Namespace) -> int:
 
     store = Path(args.store)
     out = Path(args.output) if args.output else store / f"labels-{args.fmt}"
+    total, images = iter_images(store, args.source)  # bad input fails before models load
     detector, segmenter = build_models(args)
     writer = LabelWriter(out, list(detector.prompts), fmt=args.fmt, mask_format=args.masks)
     batch: list[tuple[str, np.ndarray]] = []
 
-    def flush() -> None:
+    def flush() -> int:
         dets = detector.detect([img for _, img in batch])
         for (name, img), det in zip(batch, dets, strict=True):
             if segmenter is not None:
                 segmenter.segment_detections(img, det)
             writer.add(LabeledImage(name, img, det))
+        n = len(batch)
         batch.clear()
+        return n
 
-    for item in iter_images(store, args.source):
-        batch.append(item)
-        if len(batch) >= max(1, args.batch):
-            flush()
-    if batch:
-        flush()
+    with Bar(
+        total=total, unit="image", desc="label", disable=args.no_progress or None, file=sys.stderr
+    ) as bar:
+        for item in images:
+            batch.append(item)
+            if len(batch) >= max(1, args.batch):
+                bar.update(flush())
+        if batch:
+            bar.update(flush())
     counts = writer.close()
     print(f"{counts['images']} images, {counts['annotations']} labels ({args.fmt}) → {out}", file=sys.stderr)
     return EXIT_OK

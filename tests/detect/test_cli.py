@@ -141,3 +141,18 @@ def test_label_folder_and_store_to_coco_and_yolo(onnx_model: str, tmp_path: Path
     )
     ds2 = sv.DetectionDataset.from_yolo(str(yolo / "images"), str(yolo / "labels"), str(yolo / "data.yaml"))
     assert sorted(Path(p).stem for p in ds2.image_paths) == ["k0", "k1"]
+
+
+def test_label_bad_store_fails_before_models_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for store, match in (
+        (tmp_path / "missing", "not a folder"),
+        (empty, "no frame store index and no images"),
+    ):
+        # a model path that does not exist: reaching the model loader would fail differently
+        assert (
+            main(["label", "--store", str(store), "--prompt", "x", "--model", str(tmp_path / "no.onnx")]) == 2
+        )
+        err = capsys.readouterr().err
+        assert match in err and "no.onnx" not in err
