@@ -6,7 +6,8 @@ changes only the text input; the engine is never rebuilt.
 
 Two runtimes run the same graph: ONNX Runtime (an exported ``.onnx``, fp32) and PyTorch (a
 ``torch.export`` program, ``.pt2``, in the engine precision: bf16 on CPUs with AMX/AVX512-BF16 —
-several times faster than fp32 there — fp16 on CUDA). Box decoding stays fp32 in both.
+about twice the fp32 rate on an AVX512-BF16 core, more with AMX — fp16 on CUDA). Box decoding
+stays fp32 in both.
 
 The reference implementation (``ultralytics``, AGPL-3.0) is needed **only to export**: it is
 imported inside :func:`build_reference` / :func:`load_reference` / the exporters, never on the
