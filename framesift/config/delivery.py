@@ -70,6 +70,10 @@ class WebhookSinkConfig(SinkCommon):
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, str] = Field(default_factory=dict)
     hmac_secret: str | None = Field(None, description="sign bodies with HMAC-SHA256; use ${ENV_VAR}")
-    timeout_s: float = Field(5.0, gt=0, description="connect/read/write timeout of every request")
+    timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="connect/send/read timeout of every request; the body is read this long at most",
+    )
     verify_tls: bool | str = Field(True, description="false, true or a CA bundle path")
     user_agent: str = "framesift-webhook/1"

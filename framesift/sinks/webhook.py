@@ -4,8 +4,11 @@ Retry design: the sink never sleeps or loops. A failure that may succeed later (
 timeout, 5xx, 408, 429) raises ``SinkError(transient=True)`` and the :class:`SinkWorker` retries
 the same event with exponential backoff and jitter (``max_retries``, ``retry_initial_s``,
 ``retry_max_s``); other 4xx responses raise ``SinkError(transient=False)``: not retried, counted.
-Every request has a timeout, so a hanging receiver costs at most ``timeout_s`` per attempt on the
-sink's own thread; ``SinkWorker.submit`` never waits for it (a full queue drops and counts).
+Every network step (connect, send, each read) has a ``timeout_s`` timeout, and the response body is
+read only until ``timeout_s`` after the request began (64 KiB at most), so a hanging or dripping
+receiver costs about one to two ``timeout_s`` per attempt on the sink's own thread (a receiver that
+drips its *headers* is bounded per read only: httpx has no total timeout for sync clients);
+``SinkWorker.submit`` never waits for it (a full queue drops and counts).
 
 Headers on every request:
 
@@ -38,6 +41,7 @@ SIGNATURE_HEADER = "X-Framesift-Signature"
 TIMESTAMP_HEADER = "X-Framesift-Timestamp"
 EVENT_ID_HEADER = "X-Framesift-Event-Id"
 RETRY_STATUS = frozenset({408, 425, 429})
+MAX_BODY = 64 * 1024  # response bytes read (and thrown away) at most
 
 
 def event_body(event: Event) -> bytes:
@@ -66,6 +70,21 @@ def verify(
     except ValueError:
         return False
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def _drain(resp: httpx.Response, deadline: float) -> None:
+    """Read the (unused) response body so the connection can be reused, but only until ``deadline``
+    and ``MAX_BODY`` bytes: a receiver that drips its body never holds the sink much past one
+    timeout. The status is already known, so a failure here does not fail the delivery; leaving
+    early closes the connection instead of returning it to the pool."""
+    n = 0
+    try:
+        for chunk in resp.iter_raw():
+            n += len(chunk)
+            if n > MAX_BODY or time.monotonic() > deadline:
+                return
+    except httpx.HTTPError:
+        return
 
 
 class WebhookSink(Sink):
@@ -123,8 +142,11 @@ class WebhookSink(Sink):
         headers = {"Idempotency-Key": eid, EVENT_ID_HEADER: eid, TIMESTAMP_HEADER: ts}
         if self.cfg.hmac_secret:
             headers[SIGNATURE_HEADER] = sign(self.cfg.hmac_secret, ts, body)
+        deadline = time.monotonic() + self.cfg.timeout_s
         try:
-            resp = self._client.post(self.url, content=body, headers=headers)
+            with self._client.stream("POST", self.url, content=body, headers=headers) as resp:
+                code = resp.status_code
+                _drain(resp, deadline)
         except httpx.TimeoutException as exc:
             self.stats["timeouts"] += 1
             self.stats["transient_errors"] += 1
@@ -136,9 +158,7 @@ class WebhookSink(Sink):
             raise self._fail(
                 f"request failed ({type(exc).__name__}: {redact(str(exc))})", transient=True
             ) from None
-        code = resp.status_code
         self.stats["last_status"] = code
-        resp.close()
         if 200 <= code < 300:
             self.stats["delivered"] += 1
             return

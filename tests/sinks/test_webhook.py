@@ -3,6 +3,7 @@ that never blocks the caller, HMAC signatures, and no secret in logs or bodies."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -76,6 +77,20 @@ def receiver() -> Iterator[Receiver]:
             if action == "hang":
                 rec.release.wait(15)  # the client times out long before
                 self.close_connection = True
+                return
+            if action == "drip":  # 200 at once, then a 1000-byte body at one byte per 50 ms
+                with rec.lock:
+                    rec.processed.append(key)
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.close_connection = True
+                with contextlib.suppress(OSError):  # the client hangs up early
+                    for _ in range(1000):
+                        if rec.release.wait(0.05):
+                            return
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
                 return
             status = int(action)
             if 200 <= status < 300:
@@ -249,3 +264,19 @@ def test_receiver_down_is_retried_then_dropped_and_counted() -> None:
     assert sink.stats["transient_errors"] == 3 and sink.stats["delivered"] == 0
     assert w.counts["retries"] == 2 and w.counts["dropped:write_failed"] == 1
     assert "ConnectError" in (w.last_error or "")
+
+
+def test_dripping_response_body_does_not_hold_the_sink(receiver: Receiver) -> None:
+    # Each read gets a byte well within timeout_s, so per-read timeouts alone would wait ~50 s.
+    receiver.plan = lambda key, attempt: "drip"
+    sink = WebhookSink.from_config(WebhookSinkConfig.model_validate({"url": receiver.url, "timeout_s": 0.5}))
+    sink.open()
+    try:
+        t = time.monotonic()
+        sink.write(scene(1))  # 200 came first: delivered, not retried
+        took = time.monotonic() - t
+    finally:
+        sink.close()
+    assert took < 5.0, took
+    assert sink.stats["delivered"] == 1 and sink.stats["last_status"] == 200
+    assert receiver.attempts(receiver.processed[0]) == 1
