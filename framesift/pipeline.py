@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import weakref
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -26,6 +26,7 @@ from framesift.analyzers.base import Analyzer
 from framesift.config import LIVE_TYPES, PipelineConfig, SourceConfig
 from framesift.engines.base import Embedder
 from framesift.engines.batcher import Batcher
+from framesift.engines.health import EngineHealth
 from framesift.errors import ConfigError, FramesiftError, SourceError, WorkerError
 from framesift.events import ErrorEvent, Event, SourceStatus
 from framesift.frame import Frame
@@ -185,11 +186,8 @@ class Pipeline:
             embedder = embedder_factory()
             self._own_embedder = True
         self.embedder = embedder
-        self._engine_backoff = engine_backoff_s
-        self._engine_failures = 0  # consecutive
-        self._engine_retry_at = 0.0  # monotonic; frames before it are dropped (engine_error)
-        self._engine_broken = False
-        self.engine_errors = 0
+        # frames that come while the embedder rests after a failure are dropped (engine_error)
+        self._engine = EngineHealth("embedder", engine_backoff_s)
         self.analyzers: list[Analyzer] = self._build_analyzers(embedder) + list(analyzers or [])
         self._extra_sinks: list[Sink] = list(sinks or [])
         self._progress_enabled = progress
@@ -198,7 +196,8 @@ class Pipeline:
         if self._needs_embedding and embedder is None:
             names = ", ".join(a.name for a in self.analyzers if a.needs_embedding)
             raise ConfigError(f"analyzers {names} need an embedder: configure engine or pass embedder=")
-        self._batched = [a for a in self.analyzers if a.batched]
+        # batched analyzers run their own engine (a detector) in on_batch: each degrades like the embedder
+        self._batched = [(a, EngineHealth(a.name, engine_backoff_s)) for a in self.analyzers if a.batched]
         st = config.stage
         # Batches exist to feed an engine or a batched analyzer (a detector); without one, frames
         # flow one at a time (least latency, fewest frames in flight).
@@ -636,17 +635,11 @@ class Pipeline:
             embeddings = self._embed(batch)
             if embeddings is None:
                 return
-        for a in self._batched:
-            try:
-                a.on_batch(batch)
-            except Exception as exc:
-                raise WorkerError(
-                    f"analyzer {a.name} failed on a batch of {len(batch)} frames ({_describe_batch(batch)}): "
-                    f"{type(exc).__name__}: {exc}",
-                    worker=f"analyzer:{a.name}",
-                ) from exc
+        resting = {id(a) for a, health in self._batched if not self._run_batched(a, health, batch)}
         for i, frame in enumerate(batch):
             for a in self.analyzers:
+                if id(a) in resting:
+                    continue
                 emb = embeddings[i] if embeddings is not None and a.needs_embedding else None
                 try:
                     events = a.on_frame(frame, emb)
@@ -658,16 +651,42 @@ class Pipeline:
                     ) from exc
                 self._emit(events, frame)
 
-    # -- graceful degradation of the engine ----------------------------------------------------------
+    # -- graceful degradation of the engines ---------------------------------------------------------
+
+    def _run_batched(self, a: Analyzer, health: EngineHealth, batch: list[Frame]) -> bool:
+        """``a.on_batch(batch)``; False when its engine failed or rests after a failure: then the
+        analyzer skips this batch (its frames still reach the other analyzers), an ErrorEvent names
+        the analyzer and the frames, and it is tried again after the backoff."""
+        if health.resting():
+            return False
+        try:
+            a.on_batch(batch)
+        except Exception as exc:  # its engine failed (CUDA error, runtime crash...): degrade
+            delay = health.failed()
+            message = (
+                f"analyzer {a.name} failed on a batch of {len(batch)} frames ({_describe_batch(batch)}): "
+                f"{type(exc).__name__}: {exc}"
+            )
+            log.error(
+                "%s (%d in a row); it skips frames, retrying in %.1fs",
+                redact(message),
+                health.failures,
+                delay,
+            )
+            self._report_dropped(batch, f"analyzer:{a.name}", message)
+            return False
+        if health.succeeded():
+            log.info("analyzer %s works again", a.name)
+        return True
 
     def _embed(self, batch: list[Frame]) -> Any:
         """Embeddings of ``batch``, or None when the engine is down: the frames are then dropped and
         counted (``engine_error``), an ErrorEvent goes to the sinks, and the engine is retried (rebuilt
         when the pipeline built it) after an exponential backoff, so a broken engine never spins."""
-        if self._engine_broken and time.monotonic() < self._engine_retry_at:
+        if self._engine.resting():
             self._drop_engine(batch, None)
             return None
-        if (self._engine_broken or self.embedder is None) and not self._rebuild_embedder():
+        if (self._engine.broken or self.embedder is None) and not self._rebuild_embedder():
             self._drop_engine(batch, None)
             return None
         assert self.embedder is not None
@@ -676,23 +695,16 @@ class Pipeline:
         except Exception as exc:  # an engine failure (CUDA error, runtime crash...): degrade
             self._engine_failed(batch, f"{type(exc).__name__}: {exc}")
             return None
-        if self._engine_broken or self._engine_failures:
+        if self._engine.succeeded():
             log.info("engine %s works again", getattr(self.embedder, "name", "embedder"))
-        self._engine_broken = False
-        self._engine_failures = 0
         return out
 
     def _engine_failed(self, batch: list[Frame], message: str) -> None:
-        self._engine_failures += 1
-        self.engine_errors += 1
-        first, longest = self._engine_backoff
-        delay = min(longest, first * 2 ** (self._engine_failures - 1))
-        self._engine_broken = True
-        self._engine_retry_at = time.monotonic() + delay
+        delay = self._engine.failed()
         log.error(
             "engine %s failed (%d in a row): %s; dropping frames, retrying in %.1fs",
             getattr(self.embedder, "name", "embedder"),
-            self._engine_failures,
+            self._engine.failures,
             redact(message),
             delay,
         )
@@ -721,19 +733,19 @@ class Pipeline:
         return True
 
     def _drop_engine(self, batch: list[Frame], message: str | None) -> None:
-        per: dict[str, int] = {}
-        for f in batch:
-            per[f.source_id] = per.get(f.source_id, 0) + 1
         runs = self.sources
-        for sid, n in per.items():
+        for sid, n in Counter(f.source_id for f in batch).items():
             run = runs.get(sid)
             if run is not None:
                 run.engine_drops += n
-        if message is None:
-            return
+        if message is not None:
+            self._report_dropped(batch, "engine", message)
+
+    def _report_dropped(self, batch: list[Frame], stage: str, message: str) -> None:
+        """One ErrorEvent per source of ``batch`` (``count``: its frames), or one for the pipeline."""
+        per = Counter(f.source_id for f in batch)
         for sid in per or {"pipeline": 0}:
-            ev = ErrorEvent(source=sid, stage="engine", message=redact(message), count=per.get(sid, 0))
-            self._submit(ev)
+            self._submit(ErrorEvent(source=sid, stage=stage, message=redact(message), count=per.get(sid, 0)))
 
     def _source_ended(self, sid: str) -> None:
         run = self.sources.get(sid)
@@ -835,12 +847,8 @@ class Pipeline:
                 "frames": self.batcher.frames,
                 "analyzers": [a.name for a in self.analyzers],
                 "error": None if self._stage_error is None else redact(str(self._stage_error)),
-                "engine": {
-                    "name": getattr(self.embedder, "name", None),
-                    "state": "backoff" if self._engine_broken else "ok",
-                    "errors": self.engine_errors,
-                    "consecutive_failures": self._engine_failures,
-                },
+                "engine": self._engine.status() | {"name": getattr(self.embedder, "name", None)},
+                "batched_analyzers": [health.status() for _, health in self._batched],
             },
             "sinks": {w.name: self._sink_info(w) for w in self.sink_workers},
             "control": self._control,

@@ -1,9 +1,11 @@
 """The tracker detects the stage's whole batch (frames of every source) at once, with the results of
-per-frame detection; an ``on_batch`` failure stops the pipeline with the analyzer named."""
+per-frame detection; a detector failure degrades (ErrorEvent naming the analyzer and frames, backoff,
+retry) instead of stopping the pipeline."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -11,12 +13,12 @@ import av
 import numpy as np
 import pytest
 
+from framesift.analyzers.base import Analyzer
 from framesift.analyzers.tracking import FrameDetections, TrackingAnalyzer
 from framesift.config import parse_config
 from framesift.engines.base import ImageLike
 from framesift.engines.detect import Detector, EngineCache
-from framesift.errors import WorkerError
-from framesift.events import Event, TrackEvent
+from framesift.events import ErrorEvent, Event, TrackEvent
 from framesift.frame import Frame
 from framesift.pipeline import Pipeline
 from framesift.samples import ClipInfo
@@ -178,20 +180,61 @@ def test_batched_detections_equal_per_frame_detections(
             np.testing.assert_allclose(rb[1], rs[1], atol=1e-2)
 
 
-class FailingDetector(Detector):
-    name = "failing"
+class FlakyDetector(Detector):
+    """Fails its first ``fails`` calls (a lost device), then finds one box on every image."""
+
+    name = "flaky"
+
+    def __init__(self, fails: int) -> None:
+        self.fails, self.calls = fails, 0
 
     def detect(self, images: Sequence[ImageLike], prompts: Sequence[str] | None = None) -> list[Any]:
-        raise RuntimeError("device lost")
+        import supervision as sv
+
+        self.calls += 1
+        if self.calls <= self.fails:
+            raise RuntimeError("device lost")
+        box = np.array([[10.0, 10.0, 60.0, 60.0]], np.float32)
+        one = {"xyxy": box, "confidence": np.array([0.9], np.float32), "class_id": np.array([0])}
+        return [sv.Detections(**one, data={"class_name": np.array(["person"])}) for _ in images]
 
 
-def test_on_batch_failure_names_the_analyzer_and_the_batch(make_clip: Callable[..., ClipInfo]) -> None:
-    clips = {sid: make_clip(f"{sid}.mp4", segments=(8,), width=160, height=120) for sid in ("a", "b")}
-    p = _pipeline(clips, TrackingAnalyzer(FailingDetector()), ListSink())
-    with pytest.raises(
-        WorkerError, match=r"analyzer tracker failed on a batch of \d+ frames \(source "
-    ) as ei:
-        p.run()
-    assert ei.value.worker == "analyzer:tracker"
-    assert "RuntimeError: device lost" in str(ei.value)
-    assert isinstance(ei.value.__cause__, RuntimeError)
+class Probe(Analyzer):
+    name = "probe"
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def on_frame(self, frame: Frame, embedding: np.ndarray | None) -> Iterable[Event]:
+        self.frames += 1
+        return ()
+
+
+def test_detector_failure_degrades_names_the_analyzer_and_recovers(
+    make_clip: Callable[..., ClipInfo],
+) -> None:
+    clips = {sid: make_clip(f"{sid}.mp4", segments=(40,), width=160, height=120) for sid in ("a", "b")}
+    detector, probe, sink = FlakyDetector(fails=2), Probe(), ListSink()
+    tracker = TrackingAnalyzer(detector, lost_after_s=0.2)
+    cfg = parse_config(
+        {
+            "sources": [
+                {"type": "file", "id": sid, "path": str(c.path), "realtime": True} for sid, c in clips.items()
+            ],
+            "stage": {"max_batch": 4, "max_wait_ms": 20},
+            "metrics": {"enabled": False},
+        }
+    )
+    p = Pipeline(cfg, analyzers=[tracker, probe], sinks=[sink], engine_backoff_s=(0.05, 0.2))
+    p.run()  # no WorkerError: the pipeline stays up
+    errors = [e for e in sink.events if isinstance(e, ErrorEvent)]
+    assert len({e.message for e in errors}) == 2  # one per failed batch, one event per source in it
+    assert all(e.stage == "analyzer:tracker" for e in errors)
+    assert all(re.search(r"failed on a batch of \d+ frames \(source ", e.message) for e in errors)
+    assert all("RuntimeError: device lost" in e.message for e in errors)
+    assert probe.frames == 80  # the other analyzer saw every frame
+    assert detector.calls > 2  # retried after the backoff...
+    started = {e.source for e in sink.events if isinstance(e, TrackEvent) and e.phase == "started"}
+    assert started == {"a", "b"}  # ...and tracking resumed on both sources
+    health = p.status()["stage"]["batched_analyzers"]
+    assert health == [{"name": "tracker", "state": "ok", "errors": 2, "consecutive_failures": 0}]
