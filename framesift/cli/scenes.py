@@ -15,7 +15,7 @@ from typing import Any
 
 from framesift.config.scene import SceneChangeConfig
 from framesift.errors import EXIT_OK, ConfigError, SourceError
-from framesift.progress import count_frames
+from framesift.progress import Bar, count_frames
 
 log = logging.getLogger("framesift.scenes")
 
@@ -138,10 +138,7 @@ def run(args: argparse.Namespace) -> int:
     opts = {"split": args.split, "no_html": args.no_html, "no_thumbnails": args.no_thumbnails}
     jobs = args.jobs or os.cpu_count() or 1
     jobs = max(1, min(jobs, len(videos)))
-    from tqdm import tqdm
-
-    tqdm.monitor_interval = 0  # no monitor thread: the bar is updated from this thread only
-    bar = tqdm(
+    bar = Bar(  # no monitor thread: the bar is updated from this thread only
         total=count_frames(videos),
         unit="frame",
         desc="scenes",
