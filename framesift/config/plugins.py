@@ -1,0 +1,102 @@
+"""The plugin registry, derived from the plugins' own config models.
+
+Each kind has a package; every module in it that defines a spec of that kind (see
+:class:`framesift.config.base.PluginSpec`) is a plugin. Installed packages may add plugins through
+the ``framesift.plugins`` entry-point group (each entry names a module to import). From these
+declarations come the discriminated unions of the pipeline config (:func:`union`), the lookup by
+type name (:func:`spec_for`) and the configuration reference. Plugin modules import their heavy
+packages (torch, paho-mqtt, ...) inside functions, so finding them stays cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import pkgutil
+from importlib.metadata import entry_points
+from typing import Annotated, Any, Union
+
+from pydantic import Field
+
+from framesift.config.base import PluginSpec
+from framesift.errors import ConfigError
+
+log = logging.getLogger("framesift.plugins")
+
+PACKAGES: dict[str, str] = {
+    "source": "framesift.stream.sources",
+    "sink": "framesift.sinks",
+    "analyzer": "framesift.analyzers",
+    "detector": "framesift.engines.detectors",
+    "segmenter": "framesift.engines.segmenters",
+}
+ENTRY_POINT_GROUP = "framesift.plugins"
+
+
+def _specs_in(module: Any, kind: str) -> list[type[PluginSpec]]:
+    out = []
+    for obj in vars(module).values():
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, PluginSpec)
+            and obj.kind == kind
+            and obj.__module__ == module.__name__
+            and "type" in obj.model_fields
+        ):
+            out.append(obj)
+    return out
+
+
+@functools.cache
+def specs(kind: str) -> tuple[type[PluginSpec], ...]:
+    """Every config model of ``kind``, ours first (in module order), then installed plugins'."""
+    if kind not in PACKAGES:
+        raise ValueError(f"unknown plugin kind {kind!r} (one of {', '.join(PACKAGES)})")
+    package = importlib.import_module(PACKAGES[kind])
+    found: list[type[PluginSpec]] = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        found += _specs_in(importlib.import_module(f"{package.__name__}.{info.name}"), kind)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            found += _specs_in(importlib.import_module(ep.value.split(":")[0]), kind)
+        except Exception as exc:  # a broken third-party plugin must not break framesift
+            log.warning("plugin %s (%s) failed to load: %s: %s", ep.name, ep.value, type(exc).__name__, exc)
+    by_tag: dict[str, type[PluginSpec]] = {}
+    for spec in found:
+        tag = spec.type_name()
+        if tag in by_tag and by_tag[tag] is not spec:
+            raise TypeError(
+                f"{kind} type {tag!r} is declared twice: {by_tag[tag].__module__} and {spec.__module__}"
+            )
+        by_tag[tag] = spec
+    return tuple(by_tag.values())
+
+
+def union(kind: str) -> Any:
+    """The discriminated union (on ``type``) of every config model of ``kind``."""
+    members = specs(kind)
+    if not members:
+        raise TypeError(f"no {kind} plugins found in {PACKAGES[kind]}")
+    inner = members[0] if len(members) == 1 else Union[members]  # noqa: UP007 - built at run time
+    return Annotated[inner, Field(discriminator="type")]
+
+
+def types(kind: str) -> list[str]:
+    """The ``type`` names of ``kind``."""
+    return [s.type_name() for s in specs(kind)]
+
+
+def spec_for(kind: str, type_name: str) -> type[PluginSpec]:
+    """The config model of ``kind`` named ``type_name``; ConfigError naming the choices."""
+    for s in specs(kind):
+        if s.type_name() == type_name:
+            return s
+    raise ConfigError(f"unknown {kind} type {type_name!r} (available: {', '.join(sorted(types(kind)))})")
+
+
+def implementation(spec: PluginSpec) -> Any:
+    """What ``spec`` names as its implementation (imported on first use)."""
+    return type(spec).implementation_target()
