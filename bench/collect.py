@@ -168,8 +168,7 @@ def score(path: Path, labels: list[str], kept: list[int]) -> tuple[float, float,
 
 def sweep(path: Path, labels: list[str], budget: int) -> dict[float, tuple[float, float, int, int]]:
     """Coverage / near-dup / kept at several thresholds (and keeps wanted without a budget)."""
-    from framesift.analyzers.collector import Collector
-    from framesift.config.collect import CollectorConfig
+    from framesift.analyzers.collector import Collector, CollectorConfig
     from framesift.engines.models.pixel import PixelEmbedder
     from framesift.frame import Frame
 
@@ -202,9 +201,8 @@ def run_collect(
     path: Path, budget: int, out: Path, novelty: float | None, target_fps: float | None = None
 ) -> tuple[list[int], float, int]:
     """framesift collect through the real pipeline; returns kept indices, seconds, frames seen."""
-    from framesift.analyzers.collector import Collector
+    from framesift.analyzers.collector import Collector, CollectorConfig
     from framesift.config import parse_config
-    from framesift.config.collect import CollectorConfig
     from framesift.engines.models.pixel import PixelEmbedder
     from framesift.pipeline import Pipeline
     from framesift.sinks.frame_store import FrameStoreSink

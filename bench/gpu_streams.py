@@ -39,13 +39,14 @@ from typing import Any
 
 import numpy as np
 
-from framesift.config.sources import BufferConfig, FileSourceConfig
+from framesift.config.sources import BufferConfig
 from framesift.engines.batcher import Batcher
 from framesift.frame import Frame
 from framesift.gpu import probe_gpu
 from framesift.stream.capture import CaptureWorker
 from framesift.stream.factory import build_source
 from framesift.stream.ringbuffer import RingBuffer
+from framesift.stream.sources.file import FileSourceConfig
 
 SKIPPED: list[str] = []
 

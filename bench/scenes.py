@@ -83,7 +83,7 @@ def real() -> tuple[list[Clip], list[str]]:
 
 
 def framesift_detector(mode: str, embedder: object | None = None) -> Detector:
-    from framesift.config.scene import SceneChangeConfig
+    from framesift.analyzers.scene_change import SceneChangeConfig
     from framesift.scenes import detect_scenes
 
     cfg = SceneChangeConfig(mode=mode)  # type: ignore[arg-type]

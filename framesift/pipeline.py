@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from framesift.analyzers.base import Analyzer
-from framesift.config import LIVE_TYPES, PipelineConfig, SourceConfig
+from framesift.config import PipelineConfig, SourceConfig
 from framesift.engines.base import Embedder
 from framesift.engines.batcher import Batcher
 from framesift.engines.health import EngineHealth
@@ -32,7 +32,6 @@ from framesift.events import ErrorEvent, Event, SourceStatus
 from framesift.frame import Frame
 from framesift.log import redact, register_url_secrets
 from framesift.metrics import LatencyHistogram, MetricsServer, new_registry
-from framesift.registry import ANALYZERS, SINKS, resolve
 from framesift.sinks.base import Sink, SinkWorker
 from framesift.stream.base import Source
 from framesift.stream.ringbuffer import RingBuffer
@@ -232,8 +231,7 @@ class Pipeline:
         """Analyzers named in ``config.analyzers`` (when the config has that section)."""
         out = []
         for acfg in getattr(self.config, "analyzers", None) or []:
-            cls = resolve("analyzer", acfg.type, ANALYZERS)
-            out.append(cls.from_config(acfg, embedder))
+            out.append(acfg.implementation_target().from_config(acfg, embedder))
         return out
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -304,7 +302,7 @@ class Pipeline:
             if isinstance(value, str) and "://" in value:
                 register_url_secrets(value)
         source = build_source(cfg, source_id=sid)
-        live = bool(getattr(source, "live", cfg.type in LIVE_TYPES))
+        live = source.live
         on_full = cfg.buffer.on_full or ("drop_oldest" if live else "block")
         buffer: RingBuffer[Frame] = RingBuffer(
             cfg.buffer.capacity, on_full, name=sid, waker=self.batcher.waker
@@ -435,8 +433,8 @@ class Pipeline:
             return out
 
         for cfg in self.config.sinks:
-            sink = resolve("sink", cfg.type, SINKS).from_config(cfg)
-            sink.name = unique(cfg.name or sink.name or cfg.type)
+            sink = cfg.implementation_target().from_config(cfg)
+            sink.name = unique(cfg.name or sink.name or cfg.type_name())
             self.sink_workers.append(
                 SinkWorker(
                     _TimedSink(sink, self),

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from framesift.analyzers.collector import Collector
+from framesift.analyzers.collector import Collector, CollectorConfig
 from framesift.cli import main
 from framesift.config import parse_config
-from framesift.config.collect import CollectorConfig
 from framesift.engines.models.pixel import PixelEmbedder
 from framesift.pipeline import Pipeline
 from framesift.sinks.frame_store import FrameStoreSink
@@ -166,9 +165,9 @@ def _station() -> dict:  # type: ignore[type-arg]
 
 def test_station_config_parts_validate() -> None:
     """configs/station-collect.yaml: the collector, engine and sink sections validate strictly."""
-    from framesift.config import JsonlSinkConfig
-    from framesift.config.collect import FrameStoreSinkConfig
     from framesift.config.engines import EngineConfig
+    from framesift.sinks.frame_store import FrameStoreSinkConfig
+    from framesift.sinks.jsonl import JsonlSinkConfig
 
     data = _station()
     (col,) = data["analyzers"]

@@ -30,11 +30,13 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from framesift.analyzers.base import Analyzer
-from framesift.config.collect import CollectorConfig
+from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError, EngineError
 from framesift.events import Event
@@ -42,6 +44,60 @@ from framesift.frame import Frame
 from framesift.store.payload import FramePayload, KeptFrame
 
 log = logging.getLogger("framesift.analyzers.collector")
+
+
+class CollectorConfig(AnalyzerSpec):
+    """Keep frames worth labelling: novel ones, prompt matches, a periodic baseline — within a budget.
+
+    All times count in stream time (presentation timestamps), so a file processed faster than real
+    time keeps the same frames as the same video watched live.
+    """
+
+    type: Literal["collector"] = "collector"
+    implementation: ClassVar[str] = "Collector"
+
+    name: str | None = None
+    novelty_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=2.0,
+        description="keep when 1 - max cosine to the memory bank reaches this; None = by embedder "
+        "(pixel 0.35, calibrated in bench/collect.py; CLIP 0.15, uncalibrated)",
+    )
+    bank_size: int = Field(256, ge=1, le=100_000, description="recent kept embeddings remembered per source")
+    cross_source: bool = Field(False, description="also dedupe against what other sources kept")
+    shared_bank_size: int = Field(1024, ge=1, le=1_000_000, description="size of the cross-source bank")
+    prompts: list[str] = Field(default_factory=list, description="positive text prompts (needs CLIP)")
+    negatives: list[str] = Field(default_factory=list, description="negative text prompts")
+    prompt_mode: Literal["softmax", "margin"] = "softmax"
+    prompt_threshold: float | None = Field(
+        None, description="softmax: probability of the positives (default 0.5); margin: cosine margin (0.02)"
+    )
+    logit_scale: float | None = Field(
+        None, gt=0, description="softmax temperature; None = the model's own (CLIP: 100)"
+    )
+    prompt_min_novelty: float = Field(
+        0.03, ge=0.0, le=2.0, description="a prompt match is kept only if at least this novel"
+    )
+    max_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+    max_per_hour: int | None = Field(None, ge=1, le=1_000_000)
+    max_per_day: int | None = Field(None, ge=1, le=1_000_000)
+    min_interval_s: float = Field(0.0, ge=0.0, description="stream seconds between two keeps of a source")
+    every_s: float | None = Field(None, gt=0, description="periodic baseline keep every N stream seconds")
+    seed_from: str | None = Field(None, description="frame store directory to reload the memory bank from")
+
+    @model_validator(mode="after")
+    def _check(self) -> CollectorConfig:
+        if self.negatives and not self.prompts:
+            raise ValueError("negatives given without prompts: add at least one positive prompt")
+        return self
+
+    @property
+    def effective_prompt_threshold(self) -> float:
+        if self.prompt_threshold is not None:
+            return self.prompt_threshold
+        return 0.5 if self.prompt_mode == "softmax" else 0.02
+
 
 DEFAULT_NEGATIVES = ("a photo of an empty scene", "a photo of the background", "a blurry photo")
 DEFAULT_LOGIT_SCALE = 100.0

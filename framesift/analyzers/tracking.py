@@ -16,13 +16,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from framesift.analyzers.base import Analyzer
-from framesift.config.detect import LineConfig, TrackerConfig, ZoneConfig
+from framesift.config.base import AnalyzerSpec, Strict
+from framesift.config.detect import DetectorConfig, SegmenterConfig
 from framesift.engines.base import Embedder
 from framesift.engines.detect import Detector, Segmenter
 from framesift.errors import ConfigError
@@ -30,6 +32,40 @@ from framesift.events import Event, TrackEvent
 from framesift.frame import Frame
 
 log = logging.getLogger("framesift.analyzers.tracking")
+
+
+class ZoneConfig(Strict):
+    """A polygon zone (frame pixels); its occupancy per class is reported when it changes."""
+
+    name: str
+    polygon: list[tuple[int, int]] = Field(min_length=3)
+
+
+class LineConfig(Strict):
+    """A counting line from ``start`` to ``end`` (frame pixels); crossings in/out are counted."""
+
+    name: str
+    start: tuple[int, int]
+    end: tuple[int, int]
+
+
+class TrackerConfig(AnalyzerSpec):
+    """Analyzer ``tracker``: detector → (optional SAM) → ByteTrack per source → track events."""
+
+    type: Literal["tracker"] = "tracker"
+    implementation: ClassVar[str] = "TrackingAnalyzer"
+
+    detector: DetectorConfig
+    segment: SegmenterConfig | None = None
+    update_every_s: float = Field(5.0, gt=0, description="at most one 'updated' event per track per period")
+    lost_after_s: float = Field(1.0, gt=0, description="a track unseen this long ends")
+    activation_threshold: float = Field(0.25, ge=0, le=1)
+    min_frames: int = Field(1, ge=1, description="frames before a track is confirmed")
+    crops_dir: str | None = Field(None, description="save best crops as JPEG here; None = inline data URI")
+    crop_max_side: int = Field(256, ge=16)
+    per_frame_events: bool = Field(False, description="also emit one 'detections' event per frame")
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from framesift.config.collect import CollectorConfig, parse_budget, parse_duration, parse_size
+from framesift.analyzers.collector import CollectorConfig
+from framesift.config.units import parse_budget, parse_duration, parse_size
 from framesift.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError
 
 

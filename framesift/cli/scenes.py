@@ -13,7 +13,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from framesift.config.scene import SceneChangeConfig
+from framesift.analyzers.scene_change import SceneChangeConfig
 from framesift.errors import EXIT_OK, ConfigError, SourceError
 from framesift.progress import Bar, count_frames
 

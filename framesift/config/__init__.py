@@ -2,74 +2,60 @@
 
 ``${VAR}`` and ``${VAR:-default}`` in the YAML text are replaced from the environment before
 parsing (for secrets); an unset variable without a default is an error naming it.
+
+The ``sources``, ``sinks`` and ``analyzers`` entries are plugins: their models live in the plugins'
+own modules and the unions here are derived from them (:mod:`framesift.config.plugins`).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field
 
-from framesift.config.collect import CollectorConfig, FrameStoreSinkConfig
-from framesift.config.delivery import MqttSinkConfig, WebhookSinkConfig
-from framesift.config.detect import DetectionsSinkConfig, TrackerConfig, VideoSinkConfig
+from framesift.config import plugins
+from framesift.config.base import AnalyzerSpec, PluginSpec, Strict
 from framesift.config.engines import EngineConfig
-from framesift.config.scene import SceneChangeConfig
-from framesift.config.sinks import JsonlSinkConfig, MetricsConfig, SinkCommon
-from framesift.config.sources import (
-    LIVE_TYPES,
-    BufferConfig,
-    FileSourceConfig,
-    ReconnectConfig,
-    SourceConfig,
-    Strict,
-)
+from framesift.config.sinks import MetricsConfig, SinkSpec
+from framesift.config.sources import BufferConfig, ReconnectConfig, SourceSpec
+from framesift.config.validation import format_validation_error, validate_model
 from framesift.errors import ConfigError
 
 __all__ = [
-    "LIVE_TYPES",
     "AnalyzerConfig",
+    "AnalyzerSpec",
     "BufferConfig",
-    "CollectorConfig",
     "EngineConfig",
-    "FileSourceConfig",
-    "FrameStoreSinkConfig",
-    "JsonlSinkConfig",
     "LogConfig",
     "MetricsConfig",
-    "MqttSinkConfig",
     "PipelineConfig",
+    "PluginSpec",
     "ReconnectConfig",
-    "SceneChangeConfig",
-    "SinkCommon",
     "SinkConfig",
+    "SinkSpec",
     "SourceConfig",
+    "SourceSpec",
     "StageConfig",
     "Strict",
-    "WebhookSinkConfig",
+    "format_validation_error",
     "load_config",
     "parse_config",
+    "substitute_env",
     "validate_model",
 ]
 
-# Adding a component type: define its model (``type: Literal["name"]``) in the matching module, add
-# it to the union here (or in sources.py), and map ``name`` to its class in framesift/registry.py.
-# Error messages pick the new type up by themselves (see _discriminator_tags).
-SinkConfig = Annotated[
-    JsonlSinkConfig
-    | FrameStoreSinkConfig
-    | MqttSinkConfig
-    | WebhookSinkConfig
-    | DetectionsSinkConfig
-    | VideoSinkConfig,
-    Field(discriminator="type"),
-]
-AnalyzerConfig = Annotated[SceneChangeConfig | CollectorConfig | TrackerConfig, Field(discriminator="type")]
+if TYPE_CHECKING:  # the checker sees the bases; at run time each is the union of its plugins
+    SourceConfig = SourceSpec
+    SinkConfig = SinkSpec
+    AnalyzerConfig = AnalyzerSpec
+else:
+    SourceConfig = plugins.union("source")
+    SinkConfig = plugins.union("sink")
+    AnalyzerConfig = plugins.union("analyzer")
 
 
 class StageConfig(Strict):
@@ -117,73 +103,6 @@ def substitute_env(text: str, *, where: str = "config") -> str:
         return value
 
     return _ENV_RE.sub(_sub, text)
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("function-after",) and not str(p).startswith("function")]
-    # Drop discriminator tags pydantic inserts (e.g. sources.0.file.path → sources.0.path).
-    out: list[str] = []
-    for i, p in enumerate(parts):
-        if i > 0 and parts[i - 1].isdigit() and p in _discriminator_tags():
-            continue
-        out.append(p)
-    return ".".join(out) or "(top level)"
-
-
-@functools.cache
-def _discriminator_tags() -> frozenset[str]:
-    """Every ``type`` literal of every model reachable from PipelineConfig (pydantic puts the tag of
-    a discriminated union into error locations; messages leave it out)."""
-    tags: set[str] = set()
-    seen: set[type] = set()
-
-    def visit(tp: Any) -> None:
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            if tp in seen:
-                return
-            seen.add(tp)
-            for name, f in tp.model_fields.items():
-                if name == "type" and get_origin(f.annotation) is Literal:
-                    tags.update(str(a) for a in get_args(f.annotation))
-                visit(f.annotation)
-            return
-        for arg in get_args(tp):
-            visit(arg)
-
-    visit(PipelineConfig)
-    return frozenset(tags)
-
-
-def format_validation_error(err: ValidationError, where: str) -> str:
-    """One line per problem: ``file: field.path: what is wrong (allowed: ...)``."""
-    lines = []
-    for e in err.errors():
-        loc = _loc(tuple(e["loc"]))
-        kind = e["type"]
-        if kind == "extra_forbidden":
-            msg = f"unknown key {loc.rsplit('.', 1)[-1]!r}"
-        elif kind == "union_tag_invalid":
-            ctx = e.get("ctx", {})
-            msg = f"unknown type {ctx.get('tag')!r} (allowed: {ctx.get('expected_tags')})"
-        elif kind == "union_tag_not_found":
-            msg = "missing key 'type'"
-        else:
-            got = e.get("input")
-            got_s = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
-            msg = e["msg"] + got_s
-        lines.append(f"{where}: {loc}: {msg}")
-    return "\n".join(lines)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def validate_model(model: type[M], data: dict[str, Any], *, where: str) -> M:
-    """``model(**data)``, or ConfigError with one line per problem (``where: field: what is wrong``)."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, where)) from None
 
 
 def parse_config(data: Any, *, where: str = "config") -> PipelineConfig:

@@ -47,6 +47,18 @@ class PluginSpec(Strict):
         return field.default
 
     @classmethod
+    def require(cls, *modules: str) -> None:
+        """ConfigError naming the pip extra when one of ``modules`` cannot be imported."""
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                hint = f"pip install 'framesift[{cls.extra}]'" if cls.extra else f"pip install {exc.name}"
+                raise ConfigError(
+                    f"{cls.kind} type {cls.type_name()!r} needs the Python package {exc.name!r}: {hint}"
+                ) from None
+
+    @classmethod
     def implementation_target(cls) -> Any:
         """The class or function ``implementation`` names; ConfigError when its packages are missing."""
         target = cls.implementation

@@ -1,4 +1,4 @@
-"""Configuration models for open-vocabulary detection, segmentation, tracking and their sinks."""
+"""Configuration models of the detector and segmenter a tracker runs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from framesift.config.sinks import SinkCommon
-from framesift.config.sources import Strict
+from framesift.config.base import Strict
 
 
 class DetectorConfig(Strict):
@@ -49,54 +48,3 @@ class SegmenterConfig(Strict):
     checkpoint: str | None = None
     max_boxes: int = Field(64, ge=1, le=4096)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-
-
-class ZoneConfig(Strict):
-    """A polygon zone (frame pixels); its occupancy per class is reported when it changes."""
-
-    name: str
-    polygon: list[tuple[int, int]] = Field(min_length=3)
-
-
-class LineConfig(Strict):
-    """A counting line from ``start`` to ``end`` (frame pixels); crossings in/out are counted."""
-
-    name: str
-    start: tuple[int, int]
-    end: tuple[int, int]
-
-
-class TrackerConfig(Strict):
-    """Analyzer ``tracker``: detector → (optional SAM) → ByteTrack per source → track events."""
-
-    type: Literal["tracker"] = "tracker"
-    detector: DetectorConfig
-    segment: SegmenterConfig | None = None
-    update_every_s: float = Field(5.0, gt=0, description="at most one 'updated' event per track per period")
-    lost_after_s: float = Field(1.0, gt=0, description="a track unseen this long ends")
-    activation_threshold: float = Field(0.25, ge=0, le=1)
-    min_frames: int = Field(1, ge=1, description="frames before a track is confirmed")
-    crops_dir: str | None = Field(None, description="save best crops as JPEG here; None = inline data URI")
-    crop_max_side: int = Field(256, ge=16)
-    per_frame_events: bool = Field(False, description="also emit one 'detections' event per frame")
-    zones: list[ZoneConfig] = Field(default_factory=list)
-    lines: list[LineConfig] = Field(default_factory=list)
-
-
-class VideoSinkConfig(SinkCommon):
-    """Annotated video of each source (boxes, labels, masks), same fps and timestamps as the source."""
-
-    type: Literal["video"] = "video"
-    path: str = Field(description="output file; '{source}' is replaced by the source id")
-    codec: str = "libx264"
-    crf: int = Field(23, ge=0, le=51)
-    masks: bool = True
-    labels: bool = True
-
-
-class DetectionsSinkConfig(SinkCommon):
-    """Detections as JSON lines: one line per track event, or per frame when ``per: frame``."""
-
-    type: Literal["detections"] = "detections"
-    path: str
-    per: Literal["track", "frame"] = "track"

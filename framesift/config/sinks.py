@@ -1,32 +1,34 @@
-"""Configuration models for event sinks and the metrics/health server."""
+"""The base of sink configs (each sink's bounded queue and retry policy), and the metrics server."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from framesift.config.sources import Strict
+from framesift.config.base import PluginSpec, Strict
+
+__all__ = ["MetricsConfig", "SinkSpec"]
 
 
-class SinkCommon(Strict):
-    """Options every sink has: its own bounded queue and retry policy."""
+class SinkSpec(PluginSpec):
+    """Options every sink has: its own bounded queue and retry policy.
+
+    The implementation is a :class:`framesift.sinks.base.Sink` class with ``from_config(cfg)``.
+    ``on_full``: what the sink's queue does when it is full. ``auto`` blocks (waits for the sink)
+    when every source is a file, so nothing is lost, and drops the newest event when a live source
+    is present, so a slow sink never holds back capture.
+    """
+
+    kind: ClassVar[str] = "sink"
 
     name: str | None = None
     queue_size: int = Field(1024, ge=1, le=1_000_000)
+    on_full: Literal["auto", "drop", "block"] = "auto"
     events: list[str] | None = Field(None, description="event types to deliver; None = all")
     max_retries: int = Field(5, ge=0)
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
-
-
-class JsonlSinkConfig(SinkCommon):
-    """Append events as JSON lines, flushed per event, rotated by size."""
-
-    type: Literal["jsonl"] = "jsonl"
-    path: str
-    rotate_mb: float | None = Field(100.0, gt=0)
-    keep: int = Field(5, ge=1, description="rotated files kept")
 
 
 class MetricsConfig(Strict):

@@ -1,18 +1,20 @@
-"""Configuration models for sources, their buffers, reconnection and watchdog."""
+"""The base of source configs: options every source has, its buffer, and (live) reconnection.
+
+The concrete source types (``file``, ``rtsp``, ``http``, ``device``, ``images``, ``store``) are
+plugins: each is one module holding its config model and implementation (see
+:mod:`framesift.config.plugins`).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import abc
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from framesift.stream.ringbuffer import OnFull
+from framesift.config.base import OnFull, PluginSpec, Strict
 
-
-class Strict(BaseModel):
-    """Base for all config models: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["BufferConfig", "LiveSourceSpec", "OnFull", "ReconnectConfig", "SourceSpec", "Strict"]
 
 
 class BufferConfig(Strict):
@@ -32,7 +34,17 @@ class ReconnectConfig(Strict):
     give_up_after: int | None = Field(None, ge=1, description="attempts; None retries forever")
 
 
-class _SourceBase(Strict):
+class SourceSpec(PluginSpec):
+    """Options of every source. The implementation is called as ``impl(cfg, source_id, gpu_frames=...)``
+    and returns a :class:`framesift.stream.base.Source`.
+
+    ``live`` sources (cameras, streams) reconnect and drop their oldest frames when the stage falls
+    behind; other sources end, and wait for the stage instead of dropping frames.
+    """
+
+    kind: ClassVar[str] = "source"
+    live: ClassVar[bool] = False
+
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]+$")
     decoder: Literal["auto", "pyav", "opencv", "pyav-cuda", "nvcodec"] = "auto"
     target_fps: float | None = Field(None, gt=0)
@@ -44,71 +56,24 @@ class _SourceBase(Strict):
     buffer: BufferConfig = BufferConfig()
 
     @model_validator(mode="after")
-    def _check_decoder(self) -> _SourceBase:
+    def _check_decoder(self) -> SourceSpec:
         if self.decoder == "opencv" and self.keyframes_only:
             raise ValueError("keyframes_only is not supported by decoder: opencv (use decoder: auto or pyav)")
+        if self.id is not None and self.id.strip(".") == "":
+            raise ValueError(f"id {self.id!r} is not a name (use letters, digits, _ . : -)")
         return self
 
-
-class FileSourceConfig(_SourceBase):
-    """A recorded video file (anything FFmpeg reads)."""
-
-    type: Literal["file"] = "file"
-    path: str
-    start: float | None = Field(None, ge=0, description="seconds")
-    end: float | None = Field(None, gt=0, description="seconds")
-    realtime: bool = Field(False, description="pace frames at their timestamps (replay as live)")
-    loop: bool = False
-
-    @model_validator(mode="after")
-    def _check_window(self) -> FileSourceConfig:
-        if self.start is not None and self.end is not None and self.end <= self.start:
-            raise ValueError(f"end ({self.end}) must be greater than start ({self.start})")
-        return self
+    @abc.abstractmethod
+    def input(self) -> str:
+        """What the source reads (a path, URL or device), for messages and ids."""
 
 
-class _LiveBase(_SourceBase):
+class LiveSourceSpec(SourceSpec):
+    """Options of sources that can disconnect: timeouts, reconnection and the watchdog."""
+
+    live: ClassVar[bool] = True
+
     open_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(5.0, gt=0)
     reconnect: ReconnectConfig = ReconnectConfig()
     watchdog_s: float | None = Field(15.0, gt=0, description="restart after this long with no frame")
-
-
-class RtspSourceConfig(_LiveBase):
-    """An RTSP camera feed."""
-
-    type: Literal["rtsp"] = "rtsp"
-    url: str = Field(pattern=r"^rtsps?://")
-    transport: Literal["tcp", "udp"] = "tcp"
-
-
-class HttpSourceConfig(_LiveBase):
-    """An HTTP(S) stream or HLS playlist."""
-
-    type: Literal["http"] = "http"
-    url: str = Field(pattern=r"^https?://")
-
-
-class DeviceSourceConfig(_LiveBase):
-    """A local capture device (v4l2 on Linux), e.g. /dev/video0."""
-
-    type: Literal["device"] = "device"
-    device: str
-    input_format: str | None = Field(None, description="e.g. mjpeg, yuyv422")
-    fps: float | None = Field(None, gt=0)
-
-
-class ImagesSourceConfig(_SourceBase):
-    """A folder of images or a glob pattern, read in sorted order at ``fps``."""
-
-    type: Literal["images"] = "images"
-    path: str
-    fps: float = Field(1.0, gt=0)
-
-
-SourceConfig = Annotated[
-    FileSourceConfig | RtspSourceConfig | HttpSourceConfig | DeviceSourceConfig | ImagesSourceConfig,
-    Field(discriminator="type"),
-]
-
-LIVE_TYPES = frozenset({"rtsp", "http", "device"})

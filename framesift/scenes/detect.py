@@ -12,8 +12,7 @@ import av
 import cv2
 import numpy as np
 
-from framesift.analyzers.scene_change import SceneChangeAnalyzer, label_of
-from framesift.config.scene import SceneChangeConfig
+from framesift.analyzers.scene_change import SceneChangeAnalyzer, SceneChangeConfig, label_of
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError, DecodeError, SourceError
 from framesift.events import SceneChange

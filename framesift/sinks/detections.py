@@ -8,14 +8,24 @@ writes every frame's boxes (``detections`` events from a tracker with ``per_fram
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import ClassVar, Literal
 
-from framesift.config.detect import DetectionsSinkConfig
+from framesift.config.sinks import SinkSpec
 from framesift.events import Event
 from framesift.sinks.jsonl import JsonlSink
 
 TRACK_TYPES = frozenset({"track", "line_crossing", "zone_occupancy"})
 FRAME_TYPES = frozenset({"detections"})
+
+
+class DetectionsSinkConfig(SinkSpec):
+    """Detections as JSON lines: one line per track event, or per frame when ``per: frame``."""
+
+    type: Literal["detections"] = "detections"
+    implementation: ClassVar[str] = "DetectionsSink"
+
+    path: str
+    per: Literal["track", "frame"] = "track"
 
 
 class DetectionsSink(JsonlSink):

@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from framesift.config.collect import FrameStoreSinkConfig, parse_duration, parse_size
+from pydantic import Field, model_validator
+
+from framesift.config.sinks import SinkSpec
+from framesift.config.units import parse_duration, parse_size
 from framesift.errors import SinkError
 from framesift.events import Event, FrameKept
 from framesift.sinks.base import Sink
@@ -22,6 +25,30 @@ from framesift.store.index import FrameStore
 from framesift.store.payload import KeptFrame
 
 log = logging.getLogger("framesift.sinks.frame_store")
+
+
+class FrameStoreSinkConfig(SinkSpec):
+    """Kept frames as image files plus an SQLite index (WAL), with size/age retention."""
+
+    type: Literal["frame_store"] = "frame_store"
+    implementation: ClassVar[str] = "FrameStoreSink"
+
+    path: str = Field(description="store directory (created)")
+    format: Literal["jpeg", "png", "webp"] = "jpeg"
+    quality: int = Field(90, ge=1, le=100, description="JPEG/WebP quality")
+    png_compression: int = Field(3, ge=0, le=9)
+    max_size: str | None = Field(None, description="retention by total size, e.g. '20GB', '500MB'")
+    max_age: str | None = Field(None, description="retention by age, e.g. '30d', '12h'")
+    fsync: bool = Field(True, description="fsync each image before the rename (crash safety)")
+    queue_size: int = Field(64, ge=1, le=100_000, description="kept frames waiting (they carry images)")
+
+    @model_validator(mode="after")
+    def _check(self) -> FrameStoreSinkConfig:
+        if self.max_size is not None:
+            parse_size(self.max_size)
+        if self.max_age is not None:
+            parse_duration(self.max_age)
+        return self
 
 
 class FrameStoreSink(Sink):

@@ -6,13 +6,27 @@ import contextlib
 import json
 import os
 from pathlib import Path
+from typing import ClassVar, Literal
 
-from framesift.config.sinks import JsonlSinkConfig
+from pydantic import Field
+
+from framesift.config.sinks import SinkSpec
 from framesift.errors import SinkError
 from framesift.events import Event
 from framesift.sinks.base import Sink
 
 _CHUNK = 64 * 1024
+
+
+class JsonlSinkConfig(SinkSpec):
+    """Append events as JSON lines, flushed per event, rotated by size."""
+
+    type: Literal["jsonl"] = "jsonl"
+    implementation: ClassVar[str] = "JsonlSink"
+
+    path: str
+    rotate_mb: float | None = Field(100.0, gt=0)
+    keep: int = Field(5, ge=1, description="rotated files kept")
 
 
 def _strip_partial_line(path: Path) -> int:

@@ -32,21 +32,76 @@ import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from pydantic import Field, model_validator
 
-from framesift.config.delivery import MqttSinkConfig
+from framesift.config.base import Strict
+from framesift.config.sinks import SinkSpec
 from framesift.errors import SinkError
 from framesift.events import Event, SourceStatus
 from framesift.log import redact, redact_obj, register_secret
 from framesift.sinks.base import Sink
 from framesift.sinks.spool import Spool
 
+if TYPE_CHECKING:  # paho-mqtt (the mqtt extra) is imported when the sink opens
+    import paho.mqtt.client as mqtt
+
 log = logging.getLogger("framesift.sinks.mqtt")
 
 _TOPIC_UNSAFE = re.compile(r"[#+/\s\x00]")
+
+
+class MqttTlsConfig(Strict):
+    """TLS to the broker. With no ``ca_file`` the system trust store is used."""
+
+    enabled: bool = True
+    ca_file: str | None = None
+    cert_file: str | None = Field(None, description="client certificate (mutual TLS)")
+    key_file: str | None = None
+    insecure: bool = Field(False, description="skip hostname verification (testing only)")
+
+
+class MqttSinkConfig(SinkSpec):
+    """Publish events to an MQTT broker (QoS 1 by default), spooling to disk while it is away."""
+
+    type: Literal["mqtt"] = "mqtt"
+    implementation: ClassVar[str] = "MqttSink"
+    extra: ClassVar[str | None] = "mqtt"
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="default framesift-<hostname>; unique per instance",
+    )
+    username: str | None = None
+    password: str | None = Field(None, description="use ${ENV_VAR} in YAML")
+    tls: MqttTlsConfig | None = None
+    topic_prefix: str = Field("framesift", pattern=r"^[^#+\s]+$")
+    qos: Literal[0, 1, 2] = 1
+    retain_status: bool = Field(
+        True, description="publish source status retained on <prefix>/<source>/status"
+    )
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    reconnect_min_s: int = Field(1, ge=1)
+    reconnect_max_s: int = Field(30, ge=1)
+    inflight: int = Field(20, ge=1, le=1000, description="unacknowledged publishes at a time")
+    spool_dir: str | None = Field(None, description="default ~/.local/state/framesift/mqtt-<client_id>")
+    spool_max_mb: float = Field(100.0, gt=0)
+    spool_max_events: int = Field(100_000, ge=1)
+    spool_fsync: bool = Field(True, description="fsync every spool write (survives power loss)")
+    drain_timeout_s: float = Field(5.0, ge=0, description="on close, wait this long for the spool to drain")
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttSinkConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        if self.password is not None and self.username is None:
+            raise ValueError("password given without username")
+        return self
 
 
 def topic_segment(text: str) -> str:
@@ -99,6 +154,7 @@ class MqttSink(Sink):
 
     @classmethod
     def from_config(cls, cfg: MqttSinkConfig) -> MqttSink:
+        cfg.require("paho.mqtt.client")
         register_secret(cfg.password)
         return cls(cfg)
 
@@ -108,6 +164,9 @@ class MqttSink(Sink):
         self.spool.open()
         self._refresh_stats()
         cfg = self.cfg
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -278,6 +337,9 @@ class MqttSink(Sink):
 
     def _pump(self) -> None:
         """Hand the oldest unsent records to paho, within the in-flight window."""
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import MQTTErrorCode
+
         client = self._client
         if client is None or not self._connected.is_set():
             return

@@ -13,17 +13,31 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import av
 import numpy as np
+from pydantic import Field
 
-from framesift.config.detect import VideoSinkConfig
+from framesift.config.sinks import SinkSpec
 from framesift.errors import SinkError
 from framesift.events import Event
 from framesift.sinks.base import Sink
 
 log = logging.getLogger("framesift.sinks.video")
+
+
+class VideoSinkConfig(SinkSpec):
+    """Annotated video of each source (boxes, labels, masks), same fps and timestamps as the source."""
+
+    type: Literal["video"] = "video"
+    implementation: ClassVar[str] = "VideoSink"
+
+    path: str = Field(description="output file; '{source}' is replaced by the source id")
+    codec: str = "libx264"
+    crf: int = Field(23, ge=0, le=51)
+    masks: bool = True
+    labels: bool = True
 
 
 def labels_for(det: Any) -> list[str]:

@@ -26,14 +26,18 @@ import hmac
 import json
 import logging
 import time
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import httpx
+from pydantic import Field
 
-from framesift.config.delivery import WebhookSinkConfig
+from framesift.config.sinks import SinkSpec
 from framesift.errors import SinkError
 from framesift.events import Event
 from framesift.log import protect_logger, redact, redact_obj, register_secret
 from framesift.sinks.base import Sink
+
+if TYPE_CHECKING:  # httpx (the webhook extra) is imported when the sink opens
+    import httpx
 
 log = logging.getLogger("framesift.sinks.webhook")
 
@@ -42,6 +46,25 @@ TIMESTAMP_HEADER = "X-Framesift-Timestamp"
 EVENT_ID_HEADER = "X-Framesift-Event-Id"
 RETRY_STATUS = frozenset({408, 425, 429})
 MAX_BODY = 64 * 1024  # response bytes read (and thrown away) at most
+
+
+class WebhookSinkConfig(SinkSpec):
+    """POST each event as JSON to ``url``; transient failures are retried by the sink worker."""
+
+    type: Literal["webhook"] = "webhook"
+    implementation: ClassVar[str] = "WebhookSink"
+    extra: ClassVar[str | None] = "webhook"
+
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)
+    hmac_secret: str | None = Field(None, description="sign bodies with HMAC-SHA256; use ${ENV_VAR}")
+    timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="connect/send/read timeout of every request; the body is read this long at most",
+    )
+    verify_tls: bool | str = Field(True, description="false, true or a CA bundle path")
+    user_agent: str = "framesift-webhook/1"
 
 
 def event_body(event: Event) -> bytes:
@@ -77,6 +100,8 @@ def _drain(resp: httpx.Response, deadline: float) -> None:
     and ``MAX_BODY`` bytes: a receiver that drips its body never holds the sink much past one
     timeout. The status is already known, so a failure here does not fail the delivery; leaving
     early closes the connection instead of returning it to the pool."""
+    import httpx
+
     n = 0
     try:
         for chunk in resp.iter_raw():
@@ -107,6 +132,7 @@ class WebhookSink(Sink):
 
     @classmethod
     def from_config(cls, cfg: WebhookSinkConfig) -> WebhookSink:
+        cfg.require("httpx")
         register_secret(cfg.hmac_secret)
         for key, value in cfg.headers.items():
             if key.lower() in ("authorization", "x-api-key", "api-key", "x-auth-token", "cookie"):
@@ -114,6 +140,8 @@ class WebhookSink(Sink):
         return cls(cfg)
 
     def open(self) -> None:
+        import httpx
+
         protect_logger("httpx")  # httpx logs request URLs at INFO; ours may carry a token
         headers = {"User-Agent": self.cfg.user_agent, "Content-Type": "application/json"}
         headers.update(self.cfg.headers)
@@ -134,6 +162,8 @@ class WebhookSink(Sink):
         return SinkError(message, sink=self.name, transient=transient)  # the worker logs our name
 
     def write(self, event: Event) -> None:
+        import httpx
+
         if self._client is None:
             raise self._fail("not open", transient=False)
         body = event_body(event)

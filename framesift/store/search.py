@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from framesift.config.collect import parse_duration
+from framesift.config.units import parse_duration
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError, SourceError
 from framesift.store.index import FrameStore, StoredFrame

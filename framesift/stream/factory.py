@@ -8,14 +8,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from framesift.config.sources import (
-    DeviceSourceConfig,
-    FileSourceConfig,
-    HttpSourceConfig,
-    ImagesSourceConfig,
-    RtspSourceConfig,
-    SourceConfig,
-)
+from framesift.config.sources import SourceSpec
 from framesift.errors import SourceError
 from framesift.log import redact, register_url_secrets
 from framesift.stream.base import Source
@@ -30,25 +23,20 @@ def _clean(text: str) -> str:
     return out or "source"
 
 
-def source_id_for(cfg: SourceConfig) -> str:
-    """The configured ``id``, else one derived from the input: a file's stem, ``host_path`` of a URL
-    (never user name or password), a device's name, an image folder's name."""
+def source_id_for(cfg: SourceSpec) -> str:
+    """The configured ``id``, else one derived from the input: ``host_path`` of a URL (never user
+    name or password), an image folder's name, or a file's or device's stem."""
     if cfg.id:
         return cfg.id
-    if isinstance(cfg, FileSourceConfig):
-        if "://" in cfg.path:
-            return _url_id(cfg.path)
-        return _clean(Path(cfg.path).stem)
-    if isinstance(cfg, (RtspSourceConfig, HttpSourceConfig)):
-        return _url_id(cfg.url)
-    if isinstance(cfg, DeviceSourceConfig):
-        return _clean(os.path.basename(cfg.device.rstrip("/")) or cfg.device)
-    if isinstance(cfg, ImagesSourceConfig):
-        base = cfg.path
-        while any(ch in os.path.basename(base) for ch in "*?[") or base.endswith("/"):
-            base = os.path.dirname(base.rstrip("/")) if not base.endswith("/") else base.rstrip("/")
-        return _clean(os.path.basename(base) or "images")
-    raise TypeError(f"unknown source config {type(cfg).__name__}")  # pragma: no cover
+    inp = cfg.input()
+    if "://" in inp:
+        return _url_id(inp)
+    base = inp
+    while any(ch in os.path.basename(base) for ch in "*?[") or base.endswith("/"):
+        base = os.path.dirname(base.rstrip("/")) if not base.endswith("/") else base.rstrip("/")
+    if cfg.type_name() == "images" or os.path.isdir(base):
+        return _clean(os.path.basename(base) or cfg.type_name())
+    return _clean(Path(base).stem or cfg.type_name())
 
 
 def _url_id(url: str) -> str:
@@ -60,22 +48,14 @@ def _url_id(url: str) -> str:
     return _clean(f"{host}_{path}" if path else host)
 
 
-def _input_of(cfg: SourceConfig) -> str:
-    if isinstance(cfg, (RtspSourceConfig, HttpSourceConfig)):
-        return cfg.url
-    if isinstance(cfg, DeviceSourceConfig):
-        return cfg.device
-    return cfg.path
-
-
-def _cheap_codec(cfg: SourceConfig) -> str | None:
+def _cheap_codec(cfg: SourceSpec) -> str | None:
     """The codec of a local file's first video stream (reading its header is cheap), else None."""
-    if not isinstance(cfg, FileSourceConfig) or "://" in cfg.path or not os.path.isfile(cfg.path):
+    if cfg.live or "://" in cfg.input() or not os.path.isfile(cfg.input()):
         return None
     try:
         import av
 
-        with av.open(cfg.path) as container:
+        with av.open(cfg.input()) as container:
             if container.streams.video:
                 return str(container.streams.video[0].codec_context.name)
     except Exception:  # unreadable files are reported by the source's own open()
@@ -83,19 +63,19 @@ def _cheap_codec(cfg: SourceConfig) -> str | None:
     return None
 
 
-def resolve_decoder(cfg: SourceConfig, source_id: str | None = None) -> tuple[str, str]:
+def resolve_decoder(cfg: SourceSpec, source_id: str | None = None) -> tuple[str, str]:
     """``(decoder, reason)`` for ``cfg``: ``decoder: auto`` resolved with :func:`framesift.gpu.select_decoder`.
 
     An explicit GPU decoder that cannot run raises a one-line SourceError naming the input.
     """
     from framesift.gpu import probe_gpu, select_decoder
 
-    name = redact(_input_of(cfg))
+    name = redact(cfg.input())
     gpu = probe_gpu()
     # The codec only matters when an NVDEC path could be chosen: don't open anything otherwise.
     codec = _cheap_codec(cfg) if cfg.decoder == "auto" and gpu.cuda else None
     try:
-        choice = select_decoder(cfg.decoder, source_type=cfg.type, codec=codec, gpu=gpu)
+        choice = select_decoder(cfg.decoder, source_type=cfg.type_name(), codec=codec, gpu=gpu)
     except SourceError as exc:
         raise SourceError(f"{name}: {exc}", source=source_id) from None
     decoder, reason = choice.name, choice.reason
@@ -114,37 +94,40 @@ def resolve_decoder(cfg: SourceConfig, source_id: str | None = None) -> tuple[st
     return decoder, reason
 
 
-def build_source(cfg: SourceConfig, source_id: str | None = None, *, gpu_frames: bool = False) -> Source:
-    """A ready-to-open source for ``cfg``; logs one INFO line saying which decoder runs and why.
+def build_source(cfg: SourceSpec, source_id: str | None = None, *, gpu_frames: bool = False) -> Source:
+    """A ready-to-open source for ``cfg``, built by the implementation its model names.
 
-    ``decoder: auto`` picks NVDEC (``pyav-cuda``, then ``nvcodec``) when it can run here, else PyAV on
-    the CPU. ``gpu_frames=True`` asks the GPU decoders to hand out CUDA tensors (for engines that take
-    them); by default every source yields numpy images.
+    ``gpu_frames=True`` asks GPU decoders to hand out CUDA tensors (for engines that take them); by
+    default every source yields numpy images.
     """
     sid = source_id or source_id_for(cfg)
-    if isinstance(cfg, (RtspSourceConfig, HttpSourceConfig)):
-        register_url_secrets(cfg.url)
-    elif isinstance(cfg, FileSourceConfig) and "://" in cfg.path:
-        register_url_secrets(cfg.path)
-    decoder, reason = resolve_decoder(cfg, sid)
-    log.info("source %s: decoder %s (%s)", sid, decoder, reason)
-    if isinstance(cfg, ImagesSourceConfig):
-        from framesift.stream.images import ImagesSource
+    if "://" in cfg.input():
+        register_url_secrets(cfg.input())  # a camera password is masked wherever it shows up
+    impl = type(cfg).implementation_target()
+    source: Source = impl(cfg, sid, gpu_frames=gpu_frames)
+    return source
 
-        return ImagesSource(cfg, sid)
+
+def decoded_source(cfg: SourceSpec, source_id: str, *, gpu_frames: bool = False) -> Source:
+    """A video source on the decoder ``cfg.decoder`` picks; logs one INFO line saying which and why.
+
+    ``decoder: auto`` picks NVDEC (``pyav-cuda``, then ``nvcodec``) when it can run here, else PyAV on
+    the CPU.
+    """
+    decoder, reason = resolve_decoder(cfg, source_id)
+    log.info("source %s: decoder %s (%s)", source_id, decoder, reason)
     if decoder == "opencv":
         from framesift.stream.opencv_source import OpenCVSource
 
-        return OpenCVSource(cfg, sid)
+        return OpenCVSource(cfg, source_id)  # type: ignore[arg-type]
     if decoder == "pyav-cuda":
         from framesift.stream.pyav_cuda_source import PyAVCudaSource
 
-        return PyAVCudaSource(cfg, sid, gpu_frames=gpu_frames)
+        return PyAVCudaSource(cfg, source_id, gpu_frames=gpu_frames)  # type: ignore[arg-type]
     if decoder == "nvcodec":
         from framesift.stream.nvcodec_source import NvCodecSource
 
-        assert isinstance(cfg, (FileSourceConfig, RtspSourceConfig, HttpSourceConfig))
-        return NvCodecSource(cfg, sid, gpu_frames=gpu_frames)
+        return NvCodecSource(cfg, source_id, gpu_frames=gpu_frames)  # type: ignore[arg-type]
     from framesift.stream.pyav_source import PyAVSource
 
-    return PyAVSource(cfg, sid)
+    return PyAVSource(cfg, source_id)  # type: ignore[arg-type]

@@ -23,13 +23,15 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
-from framesift.config.sources import FileSourceConfig, HttpSourceConfig, RtspSourceConfig
 from framesift.errors import SourceError
 from framesift.frame import Frame
 from framesift.log import redact
 from framesift.stream._errors import check_local_file
 from framesift.stream.base import Source
 from framesift.stream.sampling import FpsSampler, output_size, rate_fraction
+from framesift.stream.sources.file import FileSourceConfig
+from framesift.stream.sources.http import HttpSourceConfig
+from framesift.stream.sources.rtsp import RtspSourceConfig
 
 log = logging.getLogger(__name__)
 

@@ -16,18 +16,16 @@ from typing import Any
 
 import cv2
 
-from framesift.config.sources import (
-    DeviceSourceConfig,
-    FileSourceConfig,
-    HttpSourceConfig,
-    RtspSourceConfig,
-)
 from framesift.errors import SourceError
 from framesift.frame import Frame
 from framesift.log import redact
 from framesift.stream._errors import check_local_file
 from framesift.stream.base import Source
 from framesift.stream.sampling import FpsSampler, output_size
+from framesift.stream.sources.device import DeviceSourceConfig
+from framesift.stream.sources.file import FileSourceConfig
+from framesift.stream.sources.http import HttpSourceConfig
+from framesift.stream.sources.rtsp import RtspSourceConfig
 
 log = logging.getLogger(__name__)
 

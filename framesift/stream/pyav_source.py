@@ -16,12 +16,6 @@ from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from framesift.config.sources import (
-    DeviceSourceConfig,
-    FileSourceConfig,
-    HttpSourceConfig,
-    RtspSourceConfig,
-)
 from framesift.errors import DecodeError, SourceError
 from framesift.frame import Frame
 from framesift.log import redact
@@ -33,6 +27,10 @@ from framesift.stream._errors import (
 )
 from framesift.stream.base import Source
 from framesift.stream.sampling import FpsSampler, output_size
+from framesift.stream.sources.device import DeviceSourceConfig
+from framesift.stream.sources.file import FileSourceConfig
+from framesift.stream.sources.http import HttpSourceConfig
+from framesift.stream.sources.rtsp import RtspSourceConfig
 
 log = logging.getLogger(__name__)
 

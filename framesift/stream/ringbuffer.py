@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from typing import Generic, Literal, TypeVar
+from typing import Generic, TypeVar
+
+from framesift.config.base import OnFull
 
 T = TypeVar("T")
-
-OnFull = Literal["drop_oldest", "drop_newest", "block"]
 ON_FULL_POLICIES: tuple[str, ...] = ("drop_oldest", "drop_newest", "block")
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from framesift.analyzers.collector import Collector, MemoryBank, SlidingWindow
-from framesift.config.collect import CollectorConfig, parse_budget
+from framesift.analyzers.collector import Collector, CollectorConfig, MemoryBank, SlidingWindow
+from framesift.config.units import parse_budget
 from framesift.errors import ConfigError
 from framesift.store.payload import KeptFrame
 from tests.store.helpers import (

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from framesift.analyzers.scene_change import SceneChangeAnalyzer
-from framesift.config.scene import SceneChangeConfig
+from framesift.analyzers.scene_change import SceneChangeAnalyzer, SceneChangeConfig
 from framesift.engines.base import Embedder, ImageLike
 from framesift.errors import ConfigError
 from framesift.events import SceneChange

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from framesift.config.detect import LineConfig, ZoneConfig
+from framesift.analyzers.tracking import LineConfig, ZoneConfig
 from framesift.events import TrackEvent
 from framesift.frame import Frame
 

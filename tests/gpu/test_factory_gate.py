@@ -11,12 +11,6 @@ from pathlib import Path
 import pytest
 
 import framesift.gpu
-from framesift.config.sources import (
-    DeviceSourceConfig,
-    FileSourceConfig,
-    ImagesSourceConfig,
-    RtspSourceConfig,
-)
 from framesift.errors import EXIT_INPUT, SourceError
 from framesift.gpu import GpuInfo, probe_gpu
 from framesift.log import clear_secrets, redact
@@ -25,6 +19,10 @@ from framesift.stream.factory import build_source, resolve_decoder
 from framesift.stream.nvcodec_source import NvCodecSource, unsupported_features
 from framesift.stream.pyav_cuda_source import PyAVCudaSource
 from framesift.stream.pyav_source import PyAVSource
+from framesift.stream.sources.device import DeviceSourceConfig
+from framesift.stream.sources.file import FileSourceConfig
+from framesift.stream.sources.images import ImagesSourceConfig
+from framesift.stream.sources.rtsp import RtspSourceConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 cpu_only = pytest.mark.skipif(probe_gpu().cuda, reason="checks the CPU-only fallback")
@@ -162,7 +160,7 @@ def test_gpu_modules_are_not_imported_on_the_cpu_path(make_clip: Callable[..., C
     clip = make_clip("a.mp4", segments=(2,), width=160, height=120)
     code = (
         "import sys\n"
-        "from framesift.config.sources import FileSourceConfig\n"
+        "from framesift.stream.sources.file import FileSourceConfig\n"
         "from framesift.stream.factory import build_source\n"
         f"src = build_source(FileSourceConfig(path={str(clip.path)!r}))\n"
         "src.open(); n = sum(1 for _ in src.frames()); src.close()\n"

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from framesift.config.sources import FileSourceConfig
 from framesift.errors import SourceError
 from framesift.gpu import probe_gpu
 from framesift.samples import ClipInfo, read_barcode
 from framesift.stream.nvcodec_source import NvCodecSource
 from framesift.stream.pyav_cuda_source import PyAVCudaSource
 from framesift.stream.pyav_source import PyAVSource
+from framesift.stream.sources.file import FileSourceConfig
 from tests.stream.helpers import read_source
 
 MAX_MEAN_DIFF = 2.0  # NVDEC and FFmpeg's decoder are bit-exact for H.264; the colour maths differs a little

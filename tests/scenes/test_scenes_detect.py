@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from framesift.config.scene import SceneChangeConfig
+from framesift.analyzers.scene_change import SceneChangeConfig
 from framesift.engines.base import Embedder, ImageLike
 from framesift.errors import DecodeError, SourceError
 from framesift.samples import write_clip

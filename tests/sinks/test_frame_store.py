@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from framesift.analyzers.collector import Collector
-from framesift.config.collect import CollectorConfig, FrameStoreSinkConfig
+from framesift.analyzers.collector import Collector, CollectorConfig
 from framesift.events import FrameKept, SourceStatus
 from framesift.sinks.base import SinkWorker
-from framesift.sinks.frame_store import FrameStoreSink
+from framesift.sinks.frame_store import FrameStoreSink, FrameStoreSinkConfig
 from framesift.store.index import FrameStore
 from framesift.store.payload import FramePayload, KeptFrame
 from tests.store.helpers import TinyEmbedder, assert_consistent, decode, tiny_disk, write_station_clip  # noqa: F401 - fixture

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from framesift.config import JsonlSinkConfig
 from framesift.errors import SinkError
 from framesift.events import ErrorEvent, SourceStatus
-from framesift.sinks.jsonl import JsonlSink
+from framesift.sinks.jsonl import JsonlSink, JsonlSinkConfig
 
 
 def lines(path: Path) -> list[dict]:

@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 
-from framesift.config.delivery import MqttSinkConfig
 from framesift.events import SceneChange, SourceStatus
 from framesift.log import clear_secrets
 from framesift.sinks.base import SinkWorker
-from framesift.sinks.mqtt import MqttSink
+from framesift.sinks.mqtt import MqttSink, MqttSinkConfig
 
 
 def wait_until(pred: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
@@ -200,7 +199,7 @@ def test_status_is_retained_for_a_late_subscriber(
 CHILD = textwrap.dedent(
     """
     import logging, os, sys, time
-    from framesift.config.delivery import MqttSinkConfig
+    from framesift.sinks.mqtt import MqttSinkConfig
     from framesift.events import SourceStatus
     from framesift.log import setup_logging
     from framesift.sinks.base import SinkWorker

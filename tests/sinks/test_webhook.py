@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from framesift.config.delivery import WebhookSinkConfig
 from framesift.events import SceneChange, SourceStatus
 from framesift.log import clear_secrets
 from framesift.sinks.base import SinkWorker
@@ -24,6 +23,7 @@ from framesift.sinks.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookSink,
+    WebhookSinkConfig,
     event_body,
     event_id,
     verify,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from framesift.analyzers.collector import Collector
-from framesift.config.collect import CollectorConfig
+from framesift.analyzers.collector import Collector, CollectorConfig
 from framesift.engines.models.pixel import PixelEmbedder
 from framesift.sinks.frame_store import FrameStoreSink
 from framesift.store.index import FrameStore

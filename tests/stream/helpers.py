@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from framesift.config.sources import SourceConfig
+from framesift.config import SourceConfig
 from framesift.frame import Frame
 from framesift.samples import read_barcode
 from framesift.stream.base import Source

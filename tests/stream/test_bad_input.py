@@ -12,10 +12,12 @@ import av
 import numpy as np
 import pytest
 
-from framesift.config.sources import DeviceSourceConfig, FileSourceConfig, RtspSourceConfig
 from framesift.errors import EXIT_INPUT, DecodeError, SourceError
 from framesift.samples import write_clip
 from framesift.stream.factory import build_source
+from framesift.stream.sources.device import DeviceSourceConfig
+from framesift.stream.sources.file import FileSourceConfig
+from framesift.stream.sources.rtsp import RtspSourceConfig
 from tests.stream.helpers import barcodes, read_all
 
 

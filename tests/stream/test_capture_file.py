@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from framesift.config.sources import FileSourceConfig, ReconnectConfig
+from framesift.config.sources import ReconnectConfig
 from framesift.errors import DecodeError, SourceError
 from framesift.events import SourceStatus
 from framesift.frame import Frame
@@ -17,6 +17,7 @@ from framesift.samples import read_barcode
 from framesift.stream.capture import CaptureWorker, backoff_delay
 from framesift.stream.factory import build_source
 from framesift.stream.ringbuffer import BufferClosed, OnFull, RingBuffer
+from framesift.stream.sources.file import FileSourceConfig
 
 
 def run_worker(cfg, buffer: RingBuffer[Frame], consume_delay: float = 0.0):

@@ -7,9 +7,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from framesift.config.sources import FileSourceConfig, ImagesSourceConfig
 from framesift.samples import read_barcode
 from framesift.stream.factory import build_source
+from framesift.stream.sources.file import FileSourceConfig
+from framesift.stream.sources.images import ImagesSourceConfig
 from tests.stream.helpers import barcodes, read_all
 
 

@@ -12,13 +12,6 @@ from pathlib import Path
 import av
 import pytest
 
-from framesift.config.sources import (
-    DeviceSourceConfig,
-    FileSourceConfig,
-    HttpSourceConfig,
-    ImagesSourceConfig,
-    RtspSourceConfig,
-)
 from framesift.events import SourceStatus
 from framesift.frame import Frame
 from framesift.samples import read_barcode, write_clip
@@ -29,6 +22,11 @@ from framesift.stream.probe import probe
 from framesift.stream.pyav_source import PyAVSource
 from framesift.stream.ringbuffer import BufferClosed, RingBuffer
 from framesift.stream.sampling import FpsSampler, output_size
+from framesift.stream.sources.device import DeviceSourceConfig
+from framesift.stream.sources.file import FileSourceConfig
+from framesift.stream.sources.http import HttpSourceConfig
+from framesift.stream.sources.images import ImagesSourceConfig
+from framesift.stream.sources.rtsp import RtspSourceConfig
 from tests.rtsp_server import RtspServer
 
 

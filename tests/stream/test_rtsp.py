@@ -10,13 +10,14 @@ from fractions import Fraction
 
 import pytest
 
-from framesift.config.sources import ReconnectConfig, RtspSourceConfig
+from framesift.config.sources import ReconnectConfig
 from framesift.events import SourceStatus
 from framesift.frame import Frame
 from framesift.samples import read_barcode
 from framesift.stream.capture import CaptureWorker
 from framesift.stream.factory import build_source
 from framesift.stream.ringbuffer import RingBuffer
+from framesift.stream.sources.rtsp import RtspSourceConfig
 from tests.rtsp_server import RtspServer, require_gst_rtsp, rtsp_servers
 
 FAST = ReconnectConfig(initial_s=0.2, max_s=2.0, multiplier=2.0, jitter=0.1)

@@ -1,4 +1,5 @@
-"""A folder of images or a glob pattern, read in sorted order at a fixed rate (decoded by FFmpeg)."""
+"""``type: images``: a folder of images or a glob pattern, read in sorted order at a fixed rate
+(decoded by FFmpeg)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,33 @@ import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import av
 import av.error
+from pydantic import Field
 
-from framesift.config.sources import ImagesSourceConfig
+from framesift.config.sources import SourceSpec
 from framesift.errors import SourceError
 from framesift.frame import Frame
 from framesift.stream.base import Source
 from framesift.stream.sampling import FpsSampler, output_size, rate_fraction
 
 log = logging.getLogger(__name__)
+
+
+class ImagesSourceConfig(SourceSpec):
+    """A folder of images or a glob pattern, read in sorted order at ``fps``."""
+
+    type: Literal["images"] = "images"
+    implementation: ClassVar[str] = "ImagesSource"
+
+    path: str
+    fps: float = Field(1.0, gt=0)
+
+    def input(self) -> str:
+        return self.path
+
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
@@ -42,7 +58,7 @@ class ImagesSource(Source):
 
     live = False
 
-    def __init__(self, cfg: ImagesSourceConfig, source_id: str) -> None:
+    def __init__(self, cfg: ImagesSourceConfig, source_id: str, *, gpu_frames: bool = False) -> None:
         super().__init__(source_id)
         self.cfg = cfg
         self.input_name = cfg.path

@@ -1,0 +1,1 @@
+"""Detector plugins: one module per detector type, holding its config model and implementation."""

@@ -1,0 +1,1 @@
+"""Segmenter plugins: one module per segmenter type, holding its config model and implementation."""

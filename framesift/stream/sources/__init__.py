@@ -1,0 +1,1 @@
+"""Source plugins: one module per source type, holding its config model and naming its implementation."""
