@@ -27,6 +27,7 @@ from framesift.stream._errors import (
 )
 from framesift.stream.base import Source
 from framesift.stream.sampling import FpsSampler, output_size
+from framesift.stream.scale import small_rgb
 from framesift.stream.sources.device import DeviceSourceConfig
 from framesift.stream.sources.file import FileSourceConfig
 from framesift.stream.sources.http import HttpSourceConfig
@@ -165,6 +166,8 @@ class PyAVSource(Source):
             cc.thread_count = self.cfg.threads
         if self.cfg.keyframes_only:
             cc.skip_frame = "NONKEY"
+        if isinstance(self.cfg, FileSourceConfig) and self.cfg.fast_decode:
+            cc.options = {**cc.options, "skip_loop_filter": "all"}
         return stream
 
     # -- decoding ----------------------------------------------------------------------------
@@ -329,6 +332,14 @@ class PyAVSource(Source):
 
     def _convert(self, f: VideoFrame) -> Any:
         size = output_size(f.width, f.height, self.cfg.width, self.cfg.height)
+        cfg = self.cfg
+        if (
+            size is not None
+            and cfg.pixel_format == "rgb24"
+            and isinstance(cfg, FileSourceConfig)
+            and cfg.scaler == "fast"
+        ):
+            return small_rgb(f, *size)
         kw: dict[str, Any] = {"format": self.cfg.pixel_format}
         if size is not None:
             kw["width"], kw["height"] = size
