@@ -247,7 +247,7 @@ def bare_pipeline(path: Path) -> tuple[float, int]:
     p = Pipeline(cfg)
     t0 = time.perf_counter()
     p.run()
-    return time.perf_counter() - t0, sum(r.staged for r in p.sources.values())
+    return time.perf_counter() - t0, sum(r.staged for r in p.sources.runs.values())
 
 
 def bare_decode(path: Path) -> tuple[float, int]:

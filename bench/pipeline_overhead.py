@@ -17,8 +17,9 @@ from pathlib import Path
 
 import av
 
+from framesift.cli.runner import tune_malloc
 from framesift.config import parse_config
-from framesift.pipeline import Pipeline, tune_malloc
+from framesift.pipeline import Pipeline
 from framesift.samples import write_clip
 
 W, H, FPS = 1920, 1080, 25
@@ -86,7 +87,7 @@ def main() -> None:
             cpu[name].append((time.process_time() - c0) * 1000 / n)
             rows[name].append(n / dt)
     print(f"\nclip: {W}x{H} H.264, {args.seconds} s at {FPS} fps; {args.rounds} alternating rounds; frames/s")
-    print(f"malloc tuning (framesift.pipeline.tune_malloc) active for both: {tuned}")
+    print(f"malloc tuning (framesift.cli.runner.tune_malloc) active for both: {tuned}")
     print(f"{'run':<20} {'median':>9} {'min':>9} {'max':>9} {'CPU ms/frame':>13}")
     for name, vals in rows.items():
         med_cpu = statistics.median(cpu[name])

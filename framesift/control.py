@@ -21,7 +21,8 @@ import ipaddress
 import json
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict
+from typing import Any
 from urllib.parse import unquote
 
 from pydantic import TypeAdapter, ValidationError
@@ -29,9 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 from framesift.config import SourceConfig, format_validation_error
 from framesift.errors import ConfigError, FramesiftError
 from framesift.log import redact, register_secret
-
-if TYPE_CHECKING:
-    from framesift.pipeline import Pipeline
+from framesift.pipeline.status import SourceControl
 
 log = logging.getLogger("framesift.control")
 
@@ -75,7 +74,7 @@ class ControlAPI:
 
     MAX_BODY = 64 * 1024
 
-    def __init__(self, pipeline: Pipeline, *, token: str | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, pipeline: SourceControl, *, token: str | None = None, host: str = "127.0.0.1") -> None:
         self.pipeline = pipeline
         self.token = token
         self.check_bind(host)
@@ -105,14 +104,14 @@ class ControlAPI:
         try:
             if path == "/sources":
                 if method == "GET":
-                    return 200, {"sources": self.pipeline.status()["sources"]}, {}
+                    return 200, {"sources": self._sources()}, {}
                 if method == "POST":
                     return self._add(body)
             elif method == "DELETE":
                 return self._remove(unquote(path[len("/sources/") :]))
             elif method == "GET":
                 sid = unquote(path[len("/sources/") :])
-                info = self.pipeline.status()["sources"].get(sid)
+                info = self._sources().get(sid)
                 if info is None:
                     return 404, {"error": f"no source {sid!r}"}, {}
                 return 200, {"id": sid, "status": info}, {}
@@ -136,7 +135,7 @@ class ControlAPI:
             return code, {"error": redact(str(exc))}, {}
         except FramesiftError as exc:
             return 400, {"error": redact(str(exc))}, {}
-        info = self.pipeline.status()["sources"].get(sid, {})
+        info = self._sources().get(sid, {})
         return 201, {"id": sid, "status": info}, {"Location": f"/sources/{sid}"}
 
     def _remove(self, sid: str) -> Response:
@@ -144,4 +143,7 @@ class ControlAPI:
             info = self.pipeline.remove_source(sid)
         except KeyError:
             return 404, {"error": f"no source {sid!r} (GET /sources lists them)"}, {}
-        return 200, {"id": sid, "removed": True, "status": info}, {}
+        return 200, {"id": sid, "removed": True, "status": asdict(info)}, {}
+
+    def _sources(self) -> dict[str, Any]:
+        return {sid: asdict(info) for sid, info in self.pipeline.status().sources.items()}

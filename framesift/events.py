@@ -52,7 +52,9 @@ class SourceStatus(Event):
     ``state`` is one of: ``connecting``, ``up``, ``eof`` (a file ended), ``disconnected`` (a live
     source lost its connection or stalled), ``reconnecting`` (a retry is scheduled in ``delay_s``),
     ``stalled`` (the watchdog saw no frame for too long), ``failed`` (gave up or unreadable),
-    ``stopped`` (closed by the pipeline).
+    ``stopped`` (closed by the pipeline). With ``up``: the ``input`` (a path, or a URL with its
+    credentials masked), and what the stream holds where the decoder knows it: ``width`` x
+    ``height`` pixels, the nominal frame rate ``fps`` and the ``codec``.
     """
 
     type: ClassVar[str] = "source_status"
@@ -61,6 +63,11 @@ class SourceStatus(Event):
     attempt: int = 0
     delay_s: float | None = None
     frames: int = 0
+    input: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    codec: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +88,33 @@ class SceneChange(Event):
     transition_end_time: float | None = None
     label: str | None = None
     thumbnails: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SceneSignal(Event):
+    """The scene detector's per-frame signal over a span of frames, for plots and scene reports
+    (only with the ``scene_change`` analyzer's ``report`` option).
+
+    ``rows`` are ``(frame_index, time, distance to the previous frame, cut threshold)``; ``labels``
+    name the scenes that closed in this span, by their first frame. The last signal of a source has
+    ``final`` set, with ``frames`` (frames analysed), ``start_time`` (its first frame) and
+    ``end_time`` (the end of its last frame). ``pictures`` (small RGB images of scene openings, by
+    frame index) ride along for report sinks and are never serialised.
+    """
+
+    type: ClassVar[str] = "scene_signal"
+    rows: tuple[tuple[int, float, float, float], ...] = ()
+    labels: dict[int, str] = field(default_factory=dict)
+    final: bool = False
+    frames: int = 0
+    start_time: float | None = None
+    end_time: float | None = None
+    pictures: dict[int, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.pop("pictures", None)
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,5 +158,5 @@ class ErrorEvent(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (SourceStatus, SceneChange, FrameKept, TrackEvent, ErrorEvent)
+    cls.type: cls for cls in (SourceStatus, SceneChange, SceneSignal, FrameKept, TrackEvent, ErrorEvent)
 }

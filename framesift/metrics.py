@@ -8,7 +8,6 @@ ring buffers and sink workers, and latency goes into a lock-free :class:`Latency
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import threading
@@ -22,38 +21,14 @@ from prometheus_client.registry import Collector
 
 from framesift.errors import ConfigError
 from framesift.log import redact, redact_obj
+from framesift.pipeline.status import LatencyHistogram, PipelineStatus, drop_stage
 
 if TYPE_CHECKING:
     from framesift.control import ControlAPI
-    from framesift.pipeline import Pipeline
+
+__all__ = ["LatencyHistogram", "MetricsServer", "PipelineCollector", "new_registry"]
 
 log = logging.getLogger("framesift.metrics")
-
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
-
-
-class LatencyHistogram:
-    """Cumulative-on-read histogram; ``observe`` is called by one thread per instance (no lock)."""
-
-    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
-        self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sum += value
-        self.count += 1
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        out, acc = [], 0
-        for bound, n in zip((*[repr(b) for b in self.buckets], "+Inf"), list(self.counts), strict=True):
-            acc += n
-            out.append((bound, float(acc)))
-        return out
 
 
 def _label(value: str) -> str:
@@ -61,13 +36,13 @@ def _label(value: str) -> str:
 
 
 class PipelineCollector(Collector):
-    """Builds every ``framesift_*`` metric family from ``pipeline.snapshot()`` at scrape time."""
+    """Builds every ``framesift_*`` metric family from the pipeline's status at scrape time."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
+    def __init__(self, status: Callable[[], PipelineStatus]) -> None:
+        self.status = status
 
     def collect(self) -> Iterator[Metric]:
-        snap = self.pipeline.snapshot()
+        snap = self.status()
         decoded = CounterMetricFamily(
             "framesift_frames_decoded", "Frames decoded per source.", labels=["source"]
         )
@@ -89,16 +64,16 @@ class PipelineCollector(Collector):
         staged = CounterMetricFamily(
             "framesift_frames_processed", "Frames that reached the stage.", labels=["source"]
         )
-        for sid, s in snap["sources"].items():
+        for sid, s in snap.sources.items():
             src = _label(sid)
-            decoded.add_metric([src], s["frames_decoded"])
-            staged.add_metric([src], s["frames_staged"])
-            for (stage, cause), n in s["drops"].items():
-                dropped.add_metric([src, stage, cause], n)
-            depth.add_metric([src, "buffer"], s["queue_depth"])
-            fps.add_metric([src], s["fps"])
-            up.add_metric([src], 1.0 if s["state"] == "up" else 0.0)
-            reconnects.add_metric([src], s["reconnects"])
+            decoded.add_metric([src], s.frames_decoded)
+            staged.add_metric([src], s.frames_staged)
+            for cause, n in s.drops.items():
+                dropped.add_metric([src, drop_stage(cause), cause], n)
+            depth.add_metric([src, "buffer"], s.queue_depth)
+            fps.add_metric([src], s.fps)
+            up.add_metric([src], 1.0 if s.state == "up" else 0.0)
+            reconnects.add_metric([src], s.reconnects)
         yield from (decoded, staged, dropped, depth, fps, up, reconnects)
 
         backlog = GaugeMetricFamily("framesift_sink_queue_depth", "Events waiting per sink.", labels=["sink"])
@@ -121,12 +96,12 @@ class PipelineCollector(Collector):
         connected = GaugeMetricFamily(
             "framesift_sink_connected", "1 while the sink is connected to its endpoint.", labels=["sink"]
         )
-        for name, k in snap["sinks"].items():
+        for name, k in snap.sinks.items():
             sink = _label(name)
-            backlog.add_metric([sink], k["backlog"])
-            for outcome, n in k["counts"].items():
+            backlog.add_metric([sink], k.backlog)
+            for outcome, n in k.counts.items():
                 events.add_metric([sink, outcome.replace(":", "_")], n)
-            stats = k.get("stats") or {}
+            stats = k.stats
             if "spool_backlog" in stats:
                 spool.add_metric([sink], stats["spool_backlog"])
             if "spool_dropped" in stats:
@@ -142,7 +117,7 @@ class PipelineCollector(Collector):
             "Latency from capture to the stage and to the sinks.",
             labels=["source", "stage"],
         )
-        for (sid, stage), h in snap["latency"].items():
+        for (sid, stage), h in snap.latency.items():
             hist.add_metric([_label(sid), stage], h.cumulative(), sum_value=h.sum)
         yield hist
 
@@ -261,8 +236,8 @@ def _make_handler(
     return Handler
 
 
-def new_registry(pipeline: Pipeline) -> CollectorRegistry:
+def new_registry(status: Callable[[], PipelineStatus]) -> CollectorRegistry:
     """A registry of its own per pipeline (several pipelines in one process never collide)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PipelineCollector(pipeline))
+    registry.register(PipelineCollector(status))
     return registry

@@ -99,7 +99,7 @@ def test_disk_full_store_is_counted_and_capture_goes_on(tmp_path: Path, tiny_dis
     assert len(kept) >= 30
     assert store_sink.counts["disk_full"] >= 10
     assert store_sink.counts["written"] + store_sink.counts["disk_full"] == len(kept)
-    worker = next(w for w in p.sink_workers if w.name == store_sink.name)
+    worker = next(w for w in p.sinks.workers if w.name == store_sink.name)
     assert worker.counts["failed"] == store_sink.counts["disk_full"]
     assert_consistent(tiny_disk / "store")
 

@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from framesift.config import parse_config
 from framesift.errors import ConfigError
 from framesift.metrics import LatencyHistogram, MetricsServer
-from framesift.pipeline import Pipeline
 from framesift.samples import ClipInfo
+from tests.serving import served
 
 
 def test_latency_histogram_cumulative() -> None:
@@ -39,9 +39,9 @@ def test_metrics_families_and_404(make_clip: Callable[..., ClipInfo]) -> None:
     cfg = parse_config(
         {"sources": [{"type": "file", "path": str(clip.path), "realtime": True}], "metrics": {"port": 0}}
     )
-    with Pipeline(cfg) as p, Pipeline(cfg) as q:  # two pipelines, two registries, two ports
-        assert p.metrics_port != q.metrics_port
-        base = f"http://127.0.0.1:{p.metrics_port}"
+    with served(cfg) as (p, p_port), served(cfg) as (q, q_port):  # two pipelines, two registries, ports
+        assert p_port != q_port
+        base = f"http://127.0.0.1:{p_port}"
         text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
         names = {f.name for f in text_string_to_metric_families(text)}
         assert {
@@ -62,4 +62,4 @@ def test_metrics_families_and_404(make_clip: Callable[..., ClipInfo]) -> None:
         urllib.request.urlopen(base + "/healthz", timeout=2)  # server gone after stop
     with socket.socket() as s:  # and nothing listens on its port any more
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # client TIME_WAITs may remain
-        s.bind(("127.0.0.1", p.metrics_port or 0))
+        s.bind(("127.0.0.1", p_port or 0))

@@ -22,7 +22,9 @@ from framesift.events import ErrorEvent, Event
 from framesift.frame import Frame
 from framesift.pipeline import Pipeline
 from framesift.samples import ClipInfo, read_barcode
+from framesift.services import Services
 from framesift.sinks.base import Sink
+from tests.serving import served
 
 
 class Recorder(Analyzer):
@@ -71,8 +73,8 @@ def config(
     return parse_config({"sources": list(sources), "sinks": sinks or [], "metrics": {"port": 0}, **extra})
 
 
-def get(p: Pipeline, path: str) -> tuple[int, str]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{p.metrics_port}{path}", timeout=5) as r:
+def get(port: int | None, path: str) -> tuple[int, str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
         return r.status, r.read().decode()
 
 
@@ -97,12 +99,12 @@ def test_end_to_end_in_order_with_jsonl_metrics_health_status(
     cfg = config(
         {"type": "file", "path": str(clip.path), "id": "clip"}, sinks=[{"type": "jsonl", "path": str(out)}]
     )
-    with Pipeline(cfg, analyzers=[rec]) as p:
+    with served(cfg, analyzers=[rec]) as (p, port):
         assert rec.holding.wait(10)
-        assert get(p, "/healthz") == (200, "ok\n")
-        status = json.loads(get(p, "/status")[1])
+        assert get(port, "/healthz") == (200, "ok\n")
+        status = json.loads(get(port, "/status")[1])
         assert status["sources"]["clip"]["type"] == "file"
-        samples = metric_samples(get(p, "/metrics")[1])
+        samples = metric_samples(get(port, "/metrics")[1])
         assert samples[("framesift_frames_decoded_total", (("source", "clip"),))] >= 1
         assert samples[("framesift_source_up", (("source", "clip"),))] == 1.0  # blocked on a full buffer
         rec.release.set()
@@ -112,7 +114,7 @@ def test_end_to_end_in_order_with_jsonl_metrics_health_status(
     events = read_jsonl(out)
     states = [e["state"] for e in events if e["type"] == "source_status"]
     assert states[:2] == ["connecting", "up"] and "eof" in states
-    st = p.status()
+    st = p.status().to_dict()
     assert st["sources"]["clip"]["frames_decoded"] == 40 and st["sources"]["clip"]["frames_staged"] == 40
     assert st["sinks"]["jsonl"]["counts"]["written"] == len(events)
 
@@ -125,11 +127,11 @@ def _slow_consumer(make_clip: Callable[..., ClipInfo], on_full: str) -> tuple[Re
         stage={"max_batch": 1, "max_wait_ms": 0},
     )
     samples: dict = {}
-    with Pipeline(cfg, analyzers=[rec]) as p:
+    with served(cfg, analyzers=[rec]) as (p, port):
         assert rec.holding.wait(10)
         if on_full != "block":  # the producer runs ahead of the held consumer: wait for it to finish
-            assert p.sources["c"].worker.join(20)
-            samples = metric_samples(get(p, "/metrics")[1])
+            assert p.sources.runs["c"].worker.join(20)
+            samples = metric_samples(get(port, "/metrics")[1])
         rec.release.set()
         p.join()
     return rec, p, samples
@@ -138,18 +140,18 @@ def _slow_consumer(make_clip: Callable[..., ClipInfo], on_full: str) -> tuple[Re
 def test_slow_consumer_with_drop_oldest_counts_drops(make_clip: Callable[..., ClipInfo]) -> None:
     rec, p, samples = _slow_consumer(make_clip, "drop_oldest")
     got = rec.seen["c"]
-    drops = p.sources["c"].buffer.drops["buffer_full"]
+    drops = p.sources.runs["c"].buffer.drops["buffer_full"]
     assert drops > 0 and len(got) + drops == 60
     assert got == sorted(got) and got[-1] == 59  # newest frames win, order kept
     key = ("framesift_frames_dropped_total", (("cause", "buffer_full"), ("source", "c"), ("stage", "buffer")))
     assert samples[key] == drops
-    assert p.status()["sources"]["c"]["drops"] == {"buffer_full": drops}
+    assert p.status().sources["c"].drops == {"buffer_full": drops}
 
 
 def test_slow_consumer_with_block_loses_nothing(make_clip: Callable[..., ClipInfo]) -> None:
     rec, p, _ = _slow_consumer(make_clip, "block")
     assert rec.seen["c"] == list(range(60))
-    assert sum(p.sources["c"].buffer.drops.values()) == 0
+    assert sum(p.sources.runs["c"].buffer.drops.values()) == 0
 
 
 def test_two_files_interleave_and_sinks_receive_status(make_clip: Callable[..., ClipInfo]) -> None:
@@ -211,9 +213,9 @@ def test_a_sink_that_raises_does_not_stop_the_pipeline_or_other_sinks(
     assert rec.seen["clip"] == list(range(30))
     events = read_jsonl(out)
     assert [e["message"] for e in events if e["type"] == "error"] == [str(i) for i in range(30)]
-    st = p.status()["sinks"]
+    st = p.status().to_dict()["sinks"]
     assert st["flaky"]["counts"]["failed"] == len(events) and st["flaky"]["last_error"] == "endpoint down"
-    hist = p.snapshot()["latency"][("clip", "sink")]
+    hist = p.status().latency[("clip", "sink")]
     assert hist.count >= 30  # capture→sink latency measured for frame events
 
 
@@ -264,7 +266,8 @@ def test_status_and_metrics_never_show_credentials(tmp_path: Path) -> None:
     )
     p = Pipeline(cfg)
     p.start()
-    text = get(p, "/metrics")[1] + get(p, "/status")[1]
+    with Services(p, cfg.metrics) as services:
+        text = get(services.port, "/metrics")[1] + get(services.port, "/status")[1]
     with pytest.raises(SourceError) as ei:
         p.join(timeout=30)
     assert "s3cret" not in text and "s3cret" not in str(ei.value)

@@ -41,7 +41,7 @@ def test_broken_live_source_does_not_affect_a_healthy_one(server: RtspServer) ->
     )
     with Pipeline(cfg, analyzers=[rec], sinks=[sink]) as p:
         wait_for(lambda: len(rec.seen.get("cam", [])) >= 20)
-        wait_for(lambda: p.status()["sources"]["dead"]["reconnects"] >= 2)
+        wait_for(lambda: p.status().sources["dead"].reconnects >= 2)
         samples = metric_samples(get(p, "/metrics")[1])
         assert samples[("framesift_source_up", (("source", "cam"),))] == 1.0
         assert samples[("framesift_source_up", (("source", "dead"),))] == 0.0
@@ -61,10 +61,10 @@ def test_stale_live_frames_are_dropped_and_counted(server: RtspServer) -> None:
     )
     with Pipeline(cfg, analyzers=[rec]) as p:
         assert rec.holding.wait(20)
-        wait_for(lambda: len(p.sources["cam"].buffer) >= 15)  # frames queue up behind the held stage
+        wait_for(lambda: len(p.sources.runs["cam"].buffer) >= 15)  # frames queue up behind the held stage
         time.sleep(0.4)  # ... and are all older than stale_after_ms (capacity 100: none evicted)
         rec.release.set()
-        wait_for(lambda: p.sources["cam"].buffer.drops["stale"] > 0)
+        wait_for(lambda: p.sources.runs["cam"].buffer.drops["stale"] > 0)
         samples = metric_samples(get(p, "/metrics")[1])
         key = (
             "framesift_frames_dropped_total",

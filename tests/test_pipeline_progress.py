@@ -6,10 +6,11 @@ import io
 import time
 from collections.abc import Callable
 
+from framesift.cli.runner import progress_for
 from framesift.config import parse_config
 from framesift.pipeline import Pipeline
-from framesift.progress import Progress, expected_frames
 from framesift.samples import ClipInfo
+from framesift.stream.headers import expected_frames
 
 
 def test_expected_frames_follows_window_and_target_fps(make_clip: Callable[..., ClipInfo]) -> None:
@@ -37,7 +38,7 @@ def test_live_status_lines_are_printed_periodically() -> None:
     )
     out = io.StringIO()
     with Pipeline(cfg) as p:
-        prog = Progress(p, interval_s=0.1, stream=out)
+        prog = progress_for(p, interval_s=0.1, stream=out)
         prog.start()
         deadline = time.monotonic() + 10
         while out.getvalue().count("\n") < 3 and time.monotonic() < deadline:
@@ -63,7 +64,7 @@ def test_file_progress_bar_reaches_the_total(make_clip: Callable[..., ClipInfo])
     )
     out = _Tty()
     with Pipeline(cfg) as p:
-        prog = Progress(p, stream=out)
+        prog = progress_for(p, stream=out)
         assert prog.files_only and prog.total == 25
         prog.start()
         p.join()

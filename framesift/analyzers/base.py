@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from framesift.engines.base import Embedder
 from framesift.events import Event
 from framesift.frame import Frame
 
@@ -40,3 +41,7 @@ class Analyzer(abc.ABC):
     def on_end(self, source_id: str) -> Iterable[Event]:
         """The source ended (file EOF or removal): flush pending state as events."""
         return ()
+
+    def rebind(self, old: Embedder, new: Embedder) -> None:  # noqa: B027 - optional hook
+        """The pipeline rebuilt its embedder after a failure: an analyzer holding ``old`` (for text
+        prompts, refinement, labels) switches to ``new``."""

@@ -20,20 +20,28 @@ Delay: a cut is emitted ``flash_frames + 1`` frames after it; a gradual transiti
 
 from __future__ import annotations
 
-import bisect
 import logging
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
 from framesift.analyzers.base import Analyzer
+from framesift.analyzers.scene_report import SceneReporter
+from framesift.analyzers.scene_signal import (
+    GAP,
+    Entry,
+    Pending,
+    Run,
+    SourceState,
+    dist,
+    fading,
+    is_dark,
+    label_of,
+    robust_threshold,
+    thumb,
+)
 from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError
@@ -42,7 +50,7 @@ from framesift.frame import Frame
 
 log = logging.getLogger(__name__)
 
-GAP = 2  # quiet frames that end a gradual run
+__all__ = ["SceneChangeAnalyzer", "SceneChangeConfig", "is_dark", "label_of", "robust_threshold"]
 
 
 class SceneChangeConfig(AnalyzerSpec):
@@ -92,12 +100,20 @@ class SceneChangeConfig(AnalyzerSpec):
     thumbnails: bool = False
     thumbnail_dir: str | None = None
     thumbnail_width: int = Field(160, ge=16, le=1920)
+    report: bool = Field(
+        False,
+        description="also emit scene_signal events (the cut signal, a picture and a label per scene, "
+        "each source's frame count and time span) for scene reports; `framesift scenes` sets it",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SceneChangeConfig:
         if self.thumbnails and not self.thumbnail_dir:
             raise ValueError("thumbnails: true needs thumbnail_dir (a folder for the JPEG files)")
         return self
+
+    def uses_embedder(self) -> bool:
+        return self.mode != "pixel" or bool(self.labels)
 
     def cut_floor(self) -> float:
         if self.min_score is not None:
@@ -108,117 +124,6 @@ class SceneChangeConfig(AnalyzerSpec):
         if self.gradual_min_score is not None:
             return self.gradual_min_score
         return 0.15 if self.mode == "clip" else 0.3
-
-
-def robust_threshold(
-    values: Sequence[float], k: float, ratio: float, floor: float, peak_ratio: float = 1.6
-) -> float:
-    """``max(floor, median + k·1.4826·MAD, ratio·median, peak_ratio·p90)`` of ``values``.
-
-    The p90 term keeps recurring bursts (flicker, a changing on-screen counter, fast action) from
-    passing as cuts when the median is low; ``floor`` alone applies to fewer than 4 values.
-    """
-    n = len(values)
-    if n < 4:
-        return floor
-    vals = sorted(values)  # a few dozen floats: plain Python beats numpy's median/percentile here
-    mid = n // 2
-    med = vals[mid] if n % 2 else 0.5 * (vals[mid - 1] + vals[mid])
-    dev = sorted(abs(v - med) for v in vals)
-    mad = dev[mid] if n % 2 else 0.5 * (dev[mid - 1] + dev[mid])
-    p90 = vals[min(n - 1, int(0.9 * (n - 1) + 0.5))]
-    return max(floor, med + k * 1.4826 * mad, ratio * med, peak_ratio * p90)
-
-
-def is_dark(image: Any, level: float) -> tuple[bool, float]:
-    """(black?, mean luma): black when no cell of a 32x18 area-averaged grid reaches ``level``.
-
-    Cells, not pixels: small bright text on black (a title card) is not black.
-    """
-    if not isinstance(image, np.ndarray):
-        return False, 128.0
-    h = image.shape[0]
-    small = cv2.resize(image[:: max(1, h // 144)], (32, 18), interpolation=cv2.INTER_AREA)
-    luma = small.mean(axis=2) if small.ndim == 3 else small.astype(np.float32)
-    return bool(luma.max() < level), float(luma.mean())
-
-
-@dataclass
-class _Entry:
-    index: int
-    pts: int
-    time_base: Fraction
-    emb: np.ndarray
-    dark: bool
-    luma: float = 128.0
-    d1: float = 0.0
-    dk: float = 0.0
-    thumb: np.ndarray | None = None
-
-
-@dataclass
-class _Run:
-    start: int
-    last: int
-    quiet: int = 0
-    values: list[float] = field(default_factory=list)
-
-
-@dataclass
-class _Pending:
-    """A transition into black, waiting for the picture to come back."""
-
-    start: int
-    pre: list[np.ndarray]
-    pre_index: int
-
-
-class _SourceState:
-    def __init__(self, source: str, cfg: SceneChangeConfig, history: int, frames_kept: int) -> None:
-        self.source = source
-        self.ring: deque[_Entry] = deque(maxlen=history)
-        self.frames: deque[Frame] = deque(maxlen=frames_kept)
-        self.d1_hist: deque[float] = deque(maxlen=cfg.window)
-        self.dk_hist: deque[float] = deque(maxlen=cfg.window)
-        self.decided = -1  # last frame index decided by the cut detector
-        self.run: _Run | None = None
-        self.pending: _Pending | None = None
-        self.last_boundary: int | None = None
-        self.last_boundary_end: int | None = None
-        self.cuts: deque[int] = deque(maxlen=16)
-        self.scene_id = 0
-        self.seen_light = False  # a non-black frame was seen (so a fade-in is a change, not the start)
-
-    def pos(self, index: int) -> int:
-        """Position in the ring of the last frame at or before ``index`` (0 if none)."""
-        return max(0, bisect.bisect_right(self.ring, index, key=lambda e: e.index) - 1)
-
-    def get(self, index: int) -> _Entry | None:
-        if not self.ring:
-            return None
-        pos = index - self.ring[0].index
-        if 0 <= pos < len(self.ring) and self.ring[pos].index == index:
-            return self.ring[pos]
-        for e in self.ring:  # frames with gaps in their index (subsampled sources)
-            if e.index == index:
-                return e
-        return None
-
-    def frame(self, index: int) -> Frame | None:
-        for f in self.frames:
-            if f.index == index:
-                return f
-        return None
-
-
-def _fading(a: float, b: float, level: float) -> bool:
-    """One side nearly black and the brightness changing fast: the dim end of a fade."""
-    lo, hi = min(a, b), max(a, b)
-    return lo < level and hi > 1.5 * lo + 1.0
-
-
-def _dist(a: np.ndarray, b: np.ndarray) -> float:
-    return float(1.0 - float(np.dot(a, b)))
 
 
 class SceneChangeAnalyzer(Analyzer):
@@ -241,7 +146,7 @@ class SceneChangeAnalyzer(Analyzer):
     ) -> None:
         self.cfg = cfg or SceneChangeConfig()
         c = self.cfg
-        self.embedder = embedder  # the pipeline swaps this attribute when it rebuilds its engine
+        self.embedder = embedder  # replaced by rebind() when the pipeline rebuilds its engine
         if c.mode == "clip":
             if embedder is None:
                 raise ConfigError("scene_change mode 'clip' needs an embedder (engine: block)")
@@ -267,8 +172,8 @@ class SceneChangeAnalyzer(Analyzer):
         keep = c.mode == "hybrid" or (bool(c.labels) and c.mode == "pixel")  # frames for CLIP calls
         self._frames_kept = self.lookahead + c.refine_radius + 3 if keep else 0
         self._history = history
-        self._states: dict[str, _SourceState] = {}
-        self.trace: list[tuple[int, float, float]] | None = None  # (index, d1, cut threshold), file mode
+        self._states: dict[str, SourceState] = {}
+        self._reporters: dict[str, SceneReporter] = {}  # per source, with ``report``
         self.text_emb: np.ndarray | None = None
         self._label_source: str | None = None  # "embedder" or "primary"
         if c.labels:
@@ -285,6 +190,10 @@ class SceneChangeAnalyzer(Analyzer):
             self.text_emb = np.asarray(self.label_embedder.embed_texts(list(c.labels)), np.float32)
         if c.thumbnails and c.thumbnail_dir:
             Path(c.thumbnail_dir).mkdir(parents=True, exist_ok=True)
+
+    def rebind(self, old: Embedder, new: Embedder) -> None:
+        if self.embedder is old:
+            self.embedder = new
 
     @property
     def primary(self) -> Embedder:
@@ -312,10 +221,10 @@ class SceneChangeAnalyzer(Analyzer):
 
     # -- per-frame -------------------------------------------------------------------------------
 
-    def _state(self, source: str) -> _SourceState:
+    def _state(self, source: str) -> SourceState:
         st = self._states.get(source)
         if st is None:
-            st = self._states[source] = _SourceState(source, self.cfg, self._history, self._frames_kept)
+            st = self._states[source] = SourceState(source, self.cfg.window, self._history, self._frames_kept)
         return st
 
     def on_frame(self, frame: Frame, embedding: np.ndarray | None) -> list[Event]:
@@ -331,16 +240,21 @@ class SceneChangeAnalyzer(Analyzer):
         """Feed one frame with its primary embedding (used by file mode to batch the embedder)."""
         st = self._state(frame.source_id)
         dark, luma = is_dark(frame.image, self.cfg.dark_level)
-        thumb = None
+        small = None
         if self.cfg.thumbnails and isinstance(frame.image, np.ndarray):
-            thumb = _thumb(frame.image, self.cfg.thumbnail_width)
-        entry = _Entry(frame.index, frame.pts, frame.time_base, emb, dark, luma, thumb=thumb)
+            small = thumb(frame.image, self.cfg.thumbnail_width)
+        entry = Entry(frame.index, frame.pts, frame.time_base, emb, dark, luma, thumb=small)
+        reporter = self._reporters.get(frame.source_id) if self.cfg.report else None
+        if self.cfg.report and reporter is None:
+            reporter = self._reporters[frame.source_id] = self._reporter(frame.source_id)
+        if reporter is not None:
+            reporter.frame(frame)
         prev = st.ring[-1] if st.ring else None
         if prev is not None:
-            entry.d1 = _dist(prev.emb, emb)
+            entry.d1 = dist(prev.emb, emb)
         back = st.ring[-self.k] if len(st.ring) >= self.k else None
         if back is not None:
-            entry.dk = _dist(back.emb, emb)
+            entry.dk = dist(back.emb, emb)
         st.ring.append(entry)
         if self._frames_kept:
             st.frames.append(frame)
@@ -353,11 +267,15 @@ class SceneChangeAnalyzer(Analyzer):
             events += self._decide_cut(st, pos, len(st.ring) - 1)
         if self.cfg.gradual and back is not None:
             events += self._gradual_step(st, entry, final=False)
+        if reporter is not None:
+            self._report(reporter, events, final=False)
         return events
 
     def on_end(self, source_id: str) -> list[Event]:
         st = self._states.pop(source_id, None)
+        reporter = self._reporters.get(source_id)
         if st is None or not st.ring:
+            self._reporters.pop(source_id, None)
             return []
         events: list[Event] = []
         first_undecided = max(1, len(st.ring) - self.lookahead)
@@ -366,28 +284,54 @@ class SceneChangeAnalyzer(Analyzer):
                 events += self._decide_cut(st, pos, len(st.ring) - 1)
         if self.cfg.gradual and st.run is not None:
             events += self._gradual_close(st, st.run, len(st.ring) - 1)
+        if reporter is not None:
+            self._report(reporter, events, final=True)
+            del self._reporters[source_id]
         return events
+
+    # -- report ------------------------------------------------------------------------------------
+
+    def _reporter(self, source: str) -> SceneReporter:
+        embedder = self.label_embedder
+        return SceneReporter(
+            source,
+            max_delay_frames=self.max_delay_frames,
+            embed=None if embedder is None else embedder.embed_images,
+            text_emb=self.text_emb,
+            labels=list(self.cfg.labels),
+        )
+
+    @staticmethod
+    def _report(reporter: SceneReporter, events: list[Event], *, final: bool) -> None:
+        """Tell ``reporter`` about the boundaries in ``events``; add its SceneSignal when one is due."""
+        for ev in events:
+            if isinstance(ev, SceneChange):
+                reporter.boundary(ev)
+        signal = reporter.take(final=final)
+        if signal is not None:
+            events.append(signal)
 
     # -- cuts --------------------------------------------------------------------------------------
 
-    def _decide_cut(self, st: _SourceState, pos: int, last_pos: int) -> list[Event]:
+    def _decide_cut(self, st: SourceState, pos: int, last_pos: int) -> list[Event]:
         c = self.cfg
         cur, before = st.ring[pos], st.ring[pos - 1]
         st.decided = cur.index
         thr = robust_threshold(st.d1_hist, c.threshold_k, c.threshold_ratio, self.cut_floor)
         ok = cur.d1 > thr and pos < last_pos  # the last frame of a stream cannot be told from a flash
-        if self.trace is not None:
-            self.trace.append((cur.index, cur.d1, thr))
+        reporter = self._reporters.get(st.source)
+        if reporter is not None:
+            reporter.row(cur.index, float(cur.pts * cur.time_base), cur.d1, thr)
         if ok and pos + 1 <= last_pos and st.ring[pos + 1].d1 > cur.d1:
             ok = False  # not the peak: the next frame changes more
-        if ok and (cur.dark or before.dark or _fading(before.luma, cur.luma, c.dark_level)):
+        if ok and (cur.dark or before.dark or fading(before.luma, cur.luma, c.dark_level)):
             ok = False  # black frames and the dim end of a fade belong to the gradual detector
         if ok and self._area is not None and self._area(before.emb, cur.emb) < c.min_changed_area:
             ok = False  # only a small region changed: a counter, a logo, a close passer-by
         if ok:
             # The return from a flash: this frame looks like one shortly before the excursion.
             for j in range(2, self.lookahead + 1):
-                if pos - j >= 0 and _dist(st.ring[pos - j].emb, cur.emb) < max(
+                if pos - j >= 0 and dist(st.ring[pos - j].emb, cur.emb) < max(
                     0.5 * cur.d1, 0.5 * self.cut_floor
                 ):
                     ok = False
@@ -397,7 +341,7 @@ class SceneChangeAnalyzer(Analyzer):
             if pos + 1 > last_pos:
                 post = []
             for p in post:
-                if _dist(before.emb, p.emb) < max(0.5 * cur.d1, 0.5 * self.cut_floor):
+                if dist(before.emb, p.emb) < max(0.5 * cur.d1, 0.5 * self.cut_floor):
                     ok = False  # returns to the old picture: a flash
                     break
         if ok and st.last_boundary is not None and cur.index - st.last_boundary < c.min_scene_len:
@@ -416,7 +360,7 @@ class SceneChangeAnalyzer(Analyzer):
         st.cuts.append(index)
         return [self._emit(st, "cut", index, score, index, index, last_pos)]
 
-    def _refine(self, st: _SourceState, index: int) -> tuple[int, float] | None:
+    def _refine(self, st: SourceState, index: int) -> tuple[int, float] | None:
         """Hybrid: the refiner's distances around ``index``; None if it sees no change."""
         assert self.refiner is not None
         r = self.cfg.refine_radius
@@ -432,13 +376,13 @@ class SceneChangeAnalyzer(Analyzer):
 
     # -- gradual -----------------------------------------------------------------------------------
 
-    def _gradual_step(self, st: _SourceState, e: _Entry, *, final: bool) -> list[Event]:
+    def _gradual_step(self, st: SourceState, e: Entry, *, final: bool) -> list[Event]:
         c = self.cfg
         thr = robust_threshold(st.dk_hist, c.gradual_threshold_k, c.threshold_ratio, 0.1 * self.gradual_floor)
         run = st.run
         if e.dk > thr:
             if run is None:
-                st.run = _Run(e.index, e.index, 0, [e.dk])
+                st.run = Run(e.index, e.index, 0, [e.dk])
             else:
                 run.last, run.quiet = e.index, 0
                 run.values.append(e.dk)
@@ -456,7 +400,7 @@ class SceneChangeAnalyzer(Analyzer):
             return self._gradual_close(st, run, len(st.ring) - 1)
         return []
 
-    def _gradual_close(self, st: _SourceState, run: _Run, q_pos: int) -> list[Event]:
+    def _gradual_close(self, st: SourceState, run: Run, q_pos: int) -> list[Event]:
         c = self.cfg
         q = st.ring[q_pos]
         p_pos = max(0, st.pos(run.start) - self.k)
@@ -467,8 +411,8 @@ class SceneChangeAnalyzer(Analyzer):
         pre_dark = st.ring[p_pos].dark
         if q.dark:  # into black: wait for the picture
             if st.pending is None and not pre_dark and st.seen_light:
-                first_change = self._leave(st, p_pos, q_pos, pre)
-                st.pending = _Pending(first_change, pre, p_index)
+                first_change = st.leave(p_pos, q_pos, pre)
+                st.pending = Pending(first_change, pre, p_index)
             return []
         pending = st.pending
         if pre_dark:
@@ -477,17 +421,17 @@ class SceneChangeAnalyzer(Analyzer):
                 return []  # the stream opened on black: the first scene fades in
             pre, start = pending.pre, pending.start
         else:
-            start = max(self._leave(st, p_pos, q_pos, pre), p_index)
-        total = min(_dist(p, q.emb) for p in pre)
+            start = max(st.leave(p_pos, q_pos, pre), p_index)
+        total = min(dist(p, q.emb) for p in pre)
         if total < self.gradual_floor:
             return []
-        end = min(self._arrive(st, p_pos, q_pos, q.emb), run.last)
+        end = min(st.arrive(p_pos, q_pos, q.emb), run.last)
         if end < start:
             start, end = end, start
         s_pos, e_pos = st.pos(start), st.pos(end)
         dark_inside = pending is not None or any(st.ring[j].dark for j in range(s_pos, e_pos + 1))
         if dark_inside:
-            start, end = self._fade_bounds(st, start, end)
+            start, end = st.fade_bounds(start, end)
         elif e_pos > s_pos + 1:
             # The first and last frames of a mix differ from the shots by less than the noise.
             start, end = st.ring[max(0, s_pos - 1)].index, st.ring[min(q_pos - 1, e_pos + 1)].index
@@ -499,66 +443,25 @@ class SceneChangeAnalyzer(Analyzer):
             st.cuts.append(start)
             return [self._emit(st, "cut", start, total, start, start, q_pos)]
         kind = "fade" if dark_inside else "dissolve"
-        index = self._crossover(st, start, end, pre, q.emb)
+        index = st.crossover(start, end, pre, q.emb)
         return [self._emit(st, kind, index, total, start, end, q_pos)]
-
-    def _fade_bounds(self, st: _SourceState, start: int, end: int) -> tuple[int, int]:
-        """Widen a fade to where the mean luminance starts falling and stops rising."""
-        ring = st.ring
-        if start >= ring[0].index:  # (a long black hold may have pushed the start out of the ring)
-            i = st.pos(start)
-            while i - 1 >= 0 and ring[i - 1].luma > ring[i].luma * 1.02 + 0.3:
-                i -= 1
-            start = ring[i].index
-        j = st.pos(end)
-        while j + 1 < len(ring) and ring[j + 1].luma > ring[j].luma * 1.02 + 0.3:
-            j += 1
-        return start, ring[j].index
-
-    def _leave(self, st: _SourceState, p_pos: int, q_pos: int, pre: list[np.ndarray]) -> int:
-        """First frame after ``p_pos`` that no longer looks like the frames before the run."""
-        ref = pre[-1]
-        tol = self._tolerance(st)
-        for j in range(p_pos + 1, q_pos + 1):
-            if _dist(ref, st.ring[j].emb) > tol:
-                return st.ring[j].index
-        return st.ring[q_pos].index
-
-    def _arrive(self, st: _SourceState, p_pos: int, q_pos: int, post: np.ndarray) -> int:
-        """Last frame before ``q_pos`` that does not yet look like the frames after the run."""
-        tol = self._tolerance(st)
-        for j in range(q_pos - 1, p_pos, -1):
-            if _dist(post, st.ring[j].emb) > tol:
-                return st.ring[j].index
-        return st.ring[p_pos + 1].index
-
-    def _tolerance(self, st: _SourceState) -> float:
-        med = float(np.median(np.fromiter(st.d1_hist, np.float64))) if st.d1_hist else 0.0
-        return max(0.004, 3.0 * med)
-
-    def _crossover(
-        self, st: _SourceState, start: int, end: int, pre: list[np.ndarray], post: np.ndarray
-    ) -> int:
-        """The frame where the picture is closer to the new scene than to the old one."""
-        for i in range(start, end + 1):
-            e = st.get(i)
-            if e is not None and _dist(e.emb, post) <= _dist(e.emb, pre[-1]):
-                return i
-        return end
 
     # -- events ------------------------------------------------------------------------------------
 
     def _emit(
-        self, st: _SourceState, kind: str, index: int, score: float, start: int, end: int, now_pos: int
+        self, st: SourceState, kind: str, index: int, score: float, start: int, end: int, now_pos: int
     ) -> SceneChange:
         e = st.get(index) or st.ring[-1]
         s, t = st.get(start) or e, st.get(end) or e
         st.last_boundary, st.last_boundary_end = index, end
         st.scene_id += 1
         label = self._label(st, index, now_pos)
-        thumbs = self._write_thumbs(st, start, end, index)
+        c = self.cfg
+        thumbs = (
+            st.write_thumbs(c.thumbnail_dir, start, end, index) if c.thumbnails and c.thumbnail_dir else ()
+        )
         return SceneChange(
-            source=self._source_of(st),
+            source=st.source,
             frame_index=index,
             pts=e.pts,
             time_base=e.time_base,
@@ -574,12 +477,9 @@ class SceneChangeAnalyzer(Analyzer):
             thumbnails=thumbs,
         )
 
-    def _source_of(self, st: _SourceState) -> str:
-        return st.source
-
     # -- labels and thumbnails ---------------------------------------------------------------------
 
-    def _label(self, st: _SourceState, index: int, now_pos: int) -> str | None:
+    def _label(self, st: SourceState, index: int, now_pos: int) -> str | None:
         """Label of the new scene from the frames seen since its first frame (argmax similarity)."""
         if self.text_emb is None or self.label_embedder is None:
             return None
@@ -592,32 +492,3 @@ class SceneChangeAnalyzer(Analyzer):
                 return None
             embs = np.asarray(self.label_embedder.embed_images(frames), np.float32)
         return label_of(embs, self.text_emb, list(self.cfg.labels))
-
-    def _write_thumbs(self, st: _SourceState, start: int, end: int, index: int) -> tuple[str, ...]:
-        c = self.cfg
-        if not (c.thumbnails and c.thumbnail_dir):
-            return ()
-        out = []
-        src = self._source_of(st).replace("/", "_")
-        for side, i in (("before", start - 1), ("after", max(end, index))):
-            e = st.get(i)
-            if e is None or e.thumb is None:
-                continue
-            path = Path(c.thumbnail_dir) / f"{src}-scene{st.scene_id:04d}-{side}-{i:07d}.jpg"
-            cv2.imwrite(str(path), cv2.cvtColor(e.thumb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-            out.append(str(path))
-        return tuple(out)
-
-
-def label_of(embs: np.ndarray, text_emb: np.ndarray, labels: list[str]) -> str:
-    """Argmax cosine similarity between the mean image embedding and each prompt embedding."""
-    mean = embs.mean(axis=0)
-    mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
-    return labels[int(np.argmax(text_emb @ mean))]
-
-
-def _thumb(image: np.ndarray, width: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    if w <= width:
-        return np.ascontiguousarray(image)
-    return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)

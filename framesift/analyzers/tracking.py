@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from framesift.analyzers.base import Analyzer
+from framesift.analyzers.detection import DetectionAnalyzer, build_engines
 from framesift.config.base import AnalyzerSpec, Strict
 from framesift.config.detect import DetectorConfig, SegmenterConfig
 from framesift.engines.base import Embedder
@@ -66,6 +66,9 @@ class TrackerConfig(AnalyzerSpec):
     per_frame_events: bool = Field(False, description="also emit one 'detections' event per frame")
     zones: list[ZoneConfig] = Field(default_factory=list)
     lines: list[LineConfig] = Field(default_factory=list)
+
+    def uses_embedder(self) -> bool:
+        return False  # the detector has its own CLIP text encoder
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +183,7 @@ def make_tracker(frame_rate: float, activation: float, min_frames: int, lost_fra
     )
 
 
-class TrackingAnalyzer(Analyzer):
+class TrackingAnalyzer(DetectionAnalyzer):
     """Detector (+ optional segmenter) → ByteTrack per source → :class:`TrackEvent` s.
 
     Use :meth:`on_frame` to detect and track one frame, or :meth:`update` when detections come from
@@ -207,8 +210,7 @@ class TrackingAnalyzer(Analyzer):
         zones: Sequence[ZoneConfig] = (),
         lines: Sequence[LineConfig] = (),
     ) -> None:
-        self.detector = detector
-        self.segmenter = segmenter
+        super().__init__(detector, segmenter=segmenter)
         self.update_every_s = update_every_s
         self.lost_after_s = lost_after_s
         self.activation = activation_threshold
@@ -220,34 +222,11 @@ class TrackingAnalyzer(Analyzer):
         self.zone_cfgs = list(zones)
         self.line_cfgs = list(lines)
         self._sources: dict[str, _SourceState] = {}
-        self.batched = detector is not None
-        # (source, frame index) -> (frame, detections) of the current batch only
-        self._batch_dets: dict[tuple[str, int], tuple[Frame, Any]] = {}
+        self.started = 0  # tracks started so far
 
     @classmethod
-    def from_config(cls, cfg: TrackerConfig, embedder: Embedder | None = None) -> TrackingAnalyzer:
-        from framesift.engines.models.yolo_world import ClipTextEncoder, YoloWorld
-
-        d = cfg.detector
-        detector = YoloWorld(
-            d.model,
-            prompts=d.prompts,
-            imgsz=d.imgsz,
-            conf=d.conf,
-            iou=d.iou,
-            max_det=d.max_det,
-            max_batch=d.max_batch,
-            device=d.device,
-            runtime=d.runtime,
-            precision=d.precision,
-            text_encoder=ClipTextEncoder(d.clip_model, d.clip_pretrained),
-        )
-        segmenter = None
-        if cfg.segment is not None:
-            from framesift.engines.models.sam import SamSegmenter
-
-            s = cfg.segment
-            segmenter = SamSegmenter(s.model, checkpoint=s.checkpoint, device=s.device, max_boxes=s.max_boxes)
+    def from_config(cls, cfg: TrackerConfig, embedder: Embedder | None = None) -> TrackingAnalyzer:  # type: ignore[override]
+        detector, segmenter = build_engines(cfg.detector, cfg.segment)
         return cls(
             detector,
             segmenter=segmenter,
@@ -276,38 +255,9 @@ class TrackingAnalyzer(Analyzer):
             self._sources[source] = st
         return st
 
-    def on_batch(self, frames: list[Frame]) -> None:
-        """Detect (and segment) a batch of frames of any sources; replaces the previous batch's results.
-
-        One detector call per frame size (a mixed-size batch would be letterboxed to a square instead
-        of each size's own rectangle, changing the results); the detector splits it into ``max_batch``
-        chunks.
-        """
-        self._batch_dets = {}
-        if self.detector is None:
-            return
-        by_size: dict[tuple[int, ...], list[Frame]] = {}
-        for f in frames:
-            by_size.setdefault(tuple(f.image.shape[:2]), []).append(f)
-        out: dict[tuple[str, int], tuple[Frame, Any]] = {}
-        for group in by_size.values():
-            for f, det in zip(group, self.detector.detect(group), strict=True):
-                out[(f.source_id, f.index)] = (f, self._segment(f, det))
-        self._batch_dets = out
-
     def on_frame(self, frame: Frame, embedding: np.ndarray | None = None) -> Iterable[Event]:
         """Track ``frame`` with its detections from :meth:`on_batch`, else detect it alone first."""
-        hit = self._batch_dets.pop((frame.source_id, frame.index), None)
-        if hit is not None and hit[0] is frame:
-            return self.update(frame, hit[1])
-        if self.detector is None:
-            raise ConfigError("TrackingAnalyzer.on_frame needs a detector (or call update() with detections)")
-        return self.update(frame, self._segment(frame, self.detector.detect([frame])[0]))
-
-    def _segment(self, frame: Frame, det: Any) -> Any:
-        if self.segmenter is not None and len(det):
-            det.mask = self.segmenter.segment(frame, det.xyxy)
-        return det
+        return self.update(frame, self.detections(frame))
 
     def update(self, frame: Frame, detections: Any) -> list[Event]:
         """Track ``detections`` of ``frame``; returns the events this frame causes."""
@@ -334,6 +284,7 @@ class TrackingAnalyzer(Analyzer):
                 tr.best_crop = self._crop(frame.image, tracked.xyxy[i])
                 tr.crop_ref = None
             if new:
+                self.started += 1
                 tr.last_emit = now
                 events.append(self._event(frame.source_id, tr, "started", frame.index, now))
             elif now - tr.last_emit >= self.update_every_s:

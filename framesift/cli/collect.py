@@ -63,19 +63,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_collect)
 
 
-def source_config(src: str, *, fps: float | None = None, realtime: bool = False) -> dict[str, Any]:
-    """A CLI SOURCE → a source config mapping (file path, rtsp://, http(s)://)."""
-    common: dict[str, Any] = {} if fps is None else {"target_fps": fps}
-    low = src.lower()
-    if low.startswith(("rtsp://", "rtsps://")):
-        return {"type": "rtsp", "url": src, **common}
-    if low.startswith(("http://", "https://")):
-        return {"type": "http", "url": src, **common}
-    if "://" in src:
-        raise ConfigError(f"{src}: unsupported URL scheme (use a file path, rtsp:// or http(s)://)")
-    return {"type": "file", "path": src, "realtime": realtime, **common}
-
-
 def collector_config(args: argparse.Namespace, store_dir: Path) -> CollectorConfig:
     budgets: dict[str, int] = {}
     for b in args.budget:
@@ -101,6 +88,7 @@ def collector_config(args: argparse.Namespace, store_dir: Path) -> CollectorConf
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from framesift.analyzers.collector import Collector
+    from framesift.cli.runner import run_pipeline
     from framesift.config import parse_config, validate_model
     from framesift.config.engines import EngineConfig
     from framesift.engines.factory import build_embedder
@@ -114,6 +102,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if not 1 <= args.quality <= 100:
         raise ConfigError(f"--quality: {args.quality} is not in 1..100")
     ccfg = collector_config(args, store_dir)
+    from framesift.cli.inputs import source_config
+
     data: dict[str, Any] = {
         "sources": [source_config(s, fps=args.fps, realtime=args.realtime) for s in args.sources],
         "metrics": {"enabled": args.metrics_port is not None, "port": args.metrics_port or 0},
@@ -134,18 +124,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     engine_meta["model"] = "pixel" if getattr(embedder, "name", "") == "pixel" else engine_meta["model"]
     frame_sink = FrameStoreSink(store, engine=engine_meta)
     events = JsonlSink(out / "events.jsonl", name="events")
-    pipeline = Pipeline(
-        cfg,
-        embedder=embedder,
-        analyzers=[collector],
-        sinks=[frame_sink, events],
-        progress=not args.no_progress,
-    )
+    pipeline = Pipeline(cfg, embedder=embedder, analyzers=[collector], sinks=[frame_sink, events])
     try:
-        pipeline.run()
+        stopped_by = run_pipeline(pipeline, progress=not args.no_progress)
     finally:
         print(summary(collector, frame_sink, store_dir), file=sys.stderr)
-    if pipeline.interrupted_by == signal.SIGINT:
+    if stopped_by == signal.SIGINT:
         print("framesift: interrupted (drained and flushed)", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK

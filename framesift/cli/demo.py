@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from framesift.cli.runner import run_pipeline
 from framesift.config import parse_config
 from framesift.pipeline import Pipeline
 from framesift.samples import demo_clip
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         },
         where="demo",
     )
-    Pipeline(cfg, progress=not args.no_progress).run()
+    run_pipeline(Pipeline(cfg), progress=not args.no_progress)
     cuts = []
     with events_path.open(encoding="utf-8") as fh:
         for line in fh:

@@ -1,7 +1,7 @@
 """``framesift detect VIDEO_OR_URL --prompt forklift --prompt person [--segment] [-o DIR]``.
 
-Decodes with PyAV, detects in batches with YOLO-World (prompts → CLIP text embeddings), optionally
-segments every box with SAM, tracks per source with ByteTrack and writes into DIR:
+Runs the pipeline: the source → the ``tracker`` analyzer (YOLO-World on batches, prompts → CLIP text
+embeddings; SAM masks with ``--segment``; ByteTrack per source) → sinks writing into DIR:
 ``detections.jsonl`` (one line per track event), ``frames.jsonl`` (with ``--per-frame``),
 ``annotated.mp4`` (same frame count and timestamps as the input; ``--no-video`` to skip) and
 ``crops/`` (each track's best-scoring crop).
@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
-from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from framesift.errors import EXIT_OK, ConfigError, DecodeError, SourceError
-from framesift.frame import Frame
-from framesift.progress import Bar, count_frames
+from framesift.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError
 
 log = logging.getLogger("framesift.cli.detect")
 
@@ -62,34 +59,31 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sam-checkpoint", default=None, help="SAM checkpoint (.pt); none = random weights")
 
 
-def build_models(args: argparse.Namespace) -> tuple[Any, Any]:
-    """(YoloWorld, SamSegmenter | None) from the parsed options."""
-    from framesift.engines.models.yolo_world import ClipTextEncoder, YoloWorld
-
-    prompts = [p for p in args.prompt]
+def engine_configs(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``detector`` and ``segment`` entries of a detect/tracker analyzer config, from the options
+    (validated with the analyzer's model: one line per bad option)."""
+    prompts = list(args.prompt)
     if not prompts or any(not p.strip() for p in prompts):
         raise ConfigError("no prompts given: name what to find with --prompt, e.g. --prompt forklift")
     pretrained = None if str(args.clip_pretrained).lower() == "none" else args.clip_pretrained
-    detector = YoloWorld(
-        args.model,
-        prompts=None,
-        imgsz=args.imgsz,
-        conf=args.conf,
-        iou=args.iou,
-        max_det=args.max_det,
-        max_batch=args.batch,
-        device=args.device,
-        runtime=args.runtime,
-        precision=args.precision,
-        text_encoder=ClipTextEncoder("ViT-B-32", pretrained),
-    )
-    detector.set_prompts(prompts)
-    segmenter = None
+    out: dict[str, Any] = {
+        "detector": {
+            "model": args.model,
+            "prompts": prompts,
+            "imgsz": args.imgsz,
+            "conf": args.conf,
+            "iou": args.iou,
+            "max_det": args.max_det,
+            "max_batch": args.batch,
+            "device": args.device,
+            "runtime": args.runtime,
+            "precision": args.precision,
+            "clip_pretrained": pretrained,
+        }
+    }
     if args.segment:
-        from framesift.engines.models.sam import SamSegmenter
-
-        segmenter = SamSegmenter(args.sam, checkpoint=args.sam_checkpoint, device=args.device)
-    return detector, segmenter
+        out["segment"] = {"model": args.sam, "checkpoint": args.sam_checkpoint, "device": args.device}
+    return out
 
 
 def register(subparsers: Any) -> None:
@@ -111,112 +105,61 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_detect)
 
 
-def check_source(source: str) -> None:
-    """SourceError when ``source`` is neither an existing file nor a URL."""
-    if "://" not in source and not Path(source).is_file():
-        raise SourceError(
-            f"input {source!r} not found: pass an existing video file or a stream URL", source=source
+def detect_config(args: argparse.Namespace, out: Path) -> Any:
+    """The pipeline config ``framesift detect`` runs."""
+    from framesift.cli.inputs import source_config
+    from framesift.config import parse_config
+
+    options = {} if args.max_frames is None else {"max_frames": args.max_frames}
+    sinks: list[dict[str, Any]] = [
+        {"type": "detections", "path": str(out / "detections.jsonl"), "per": "track"}
+    ]
+    if args.per_frame:
+        sinks.append(
+            {"type": "detections", "path": str(out / "frames.jsonl"), "per": "frame", "name": "frames"}
         )
-
-
-def decode_frames(source: str, source_id: str, max_frames: int | None = None) -> Iterator[Frame]:
-    """Frames of ``source`` in presentation order (PyAV), with ``meta['fps']`` set."""
-    import av
-
-    options = {"rtsp_transport": "tcp", "timeout": "10000000"} if source.startswith("rtsp") else {}
-    if "://" not in source and not Path(source).exists():
-        raise SourceError(
-            f"input {source!r} not found: pass an existing video file or a stream URL", source=source
-        )
-    try:
-        container = av.open(source, options=options, timeout=15.0)
-    except (av.FFmpegError, OSError) as exc:
-        raise SourceError(f"cannot open {source!r}: {exc}", source=source) from exc
-    try:
-        if not container.streams.video:
-            raise DecodeError(f"{source!r} has no video stream", source=source)
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        tb = stream.time_base or Fraction(1, 90000)
-        fps = stream.average_rate or stream.guessed_rate or 30
-        index = 0
-        try:
-            for vf in container.decode(stream):
-                if vf.pts is None:
-                    continue
-                img = vf.to_ndarray(format="rgb24")
-                yield Frame(source_id, index, int(vf.pts), Fraction(tb), time.time(), img, meta={"fps": fps})
-                index += 1
-                if max_frames is not None and index >= max_frames:
-                    return
-        except av.FFmpegError as exc:
-            raise DecodeError(f"cannot decode {source!r} at frame {index}: {exc}", source=source) from exc
-    finally:
-        container.close()
-
-
-def _batches(frames: Iterator[Frame], n: int) -> Iterator[list[Frame]]:
-    batch: list[Frame] = []
-    for f in frames:
-        batch.append(f)
-        if len(batch) >= n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    if not args.no_video:
+        sinks.append({"type": "video", "path": str(out / "annotated.mp4"), "masks": bool(args.segment)})
+    tracker = {
+        "type": "tracker",
+        **engine_configs(args),
+        "update_every_s": args.update_every,
+        "lost_after_s": args.lost_after,
+        "crops_dir": str(out / "crops"),
+        "per_frame_events": True,
+    }
+    return parse_config(
+        {
+            "sources": [source_config(args.source, id="stream" if "://" in args.source else None, **options)],
+            "analyzers": [tracker],
+            "sinks": sinks,
+            "stage": {"max_batch": max(1, args.batch)},
+            "metrics": {"enabled": False},
+        },
+        where="detect",
+    )
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from framesift.analyzers.tracking import TrackingAnalyzer
-    from framesift.sinks.detections import DetectionsSink
-    from framesift.sinks.video import VideoSink
+    from framesift.cli.inputs import check_input
+    from framesift.cli.runner import run_pipeline
+    from framesift.pipeline import Pipeline
 
     out = Path(args.output)
-    check_source(args.source)  # before loading models or creating the output folder
-    detector, segmenter = build_models(args)
-    out.mkdir(parents=True, exist_ok=True)
-    source_id = Path(args.source).stem if "://" not in args.source else "stream"
-    tracker = TrackingAnalyzer(
-        update_every_s=args.update_every,
-        lost_after_s=args.lost_after,
-        crops_dir=out / "crops",
-        per_frame_events=True,
-    )
-    sinks: list[Any] = [DetectionsSink(out / "detections.jsonl", per="track")]
-    if args.per_frame:
-        sinks.append(DetectionsSink(out / "frames.jsonl", per="frame"))
-    if not args.no_video:
-        sinks.append(VideoSink(out / "annotated.mp4", masks=segmenter is not None))
-    for s in sinks:
-        s.open()
-    frames = tracks = 0
-    total = None if "://" in args.source else count_frames([args.source])
-    if args.max_frames is not None:
-        total = min(total, args.max_frames) if total is not None else args.max_frames
-    bar = Bar(total=total, unit="frame", desc="detect", disable=args.no_progress or None, file=sys.stderr)
+    check_input(args.source)  # before loading models or creating the output folder
+    cfg = detect_config(args, out)
+    pipeline = Pipeline(cfg)  # loads the models
     t0 = time.perf_counter()
-    try:
-        for batch in _batches(decode_frames(args.source, source_id, args.max_frames), max(1, args.batch)):
-            dets = detector.detect(batch)
-            for frame, det in zip(batch, dets, strict=True):
-                if segmenter is not None:
-                    segmenter.segment_detections(frame, det)
-                for ev in tracker.update(frame, det):
-                    tracks += ev.type == "track" and getattr(ev, "phase", "") == "started"
-                    for s in sinks:
-                        s.write(ev)
-                frames += 1
-            bar.update(len(batch))
-        for ev in tracker.on_end(source_id):
-            for s in sinks:
-                s.write(ev)
-    finally:
-        bar.close()
-        for s in sinks:
-            s.close()
+    stopped_by = run_pipeline(pipeline, progress=not args.no_progress)
     dt = time.perf_counter() - t0
+    frames = sum(s.frames_staged for s in pipeline.status().sources.values())
+    tracks = sum(a.started for a in pipeline.analyzers if isinstance(a, TrackingAnalyzer))
     print(
         f"{frames} frames in {dt:.1f}s ({frames / max(dt, 1e-9):.1f} fps), {tracks} tracks → {out}",
         file=sys.stderr,
     )
+    if stopped_by == signal.SIGINT:
+        print("framesift: interrupted (drained and flushed)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK

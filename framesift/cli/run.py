@@ -69,6 +69,7 @@ def log_settings(args: argparse.Namespace, level: str, fmt: str) -> tuple[str, s
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from framesift.cli.runner import run_pipeline
     from framesift.errors import ConfigError
     from framesift.pipeline import Pipeline
 
@@ -78,10 +79,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--metrics-port: {args.metrics_port} is not a port (0..65535)")
         cfg = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"port": args.metrics_port})})
     setup_logging(*log_settings(args, cfg.log.level, cfg.log.format))
-    show = not args.no_progress
-    pipeline = Pipeline(cfg, progress=show, status_interval_s=args.status_interval)
-    pipeline.run()
-    if pipeline.interrupted_by == signal.SIGINT:
+    pipeline = Pipeline(cfg)
+    stopped_by = run_pipeline(pipeline, progress=not args.no_progress, status_interval_s=args.status_interval)
+    if stopped_by == signal.SIGINT:
         print("framesift: interrupted (drained and flushed)", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK

@@ -1,4 +1,9 @@
-"""``framesift scenes VIDEO... [-o DIR]``: scene lists, EDL, thumbnails and an HTML report per video."""
+"""``framesift scenes VIDEO... [-o DIR]``: scene lists, EDL, thumbnails and an HTML report per video.
+
+The pipeline every command runs: file sources decoding small frames → ``scene_change`` (with
+``report``) → the ``scene_report`` sink, which writes each video's files when it ends. ``-j N`` runs
+N worker processes, each a pipeline per video.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,18 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from framesift.analyzers.scene_change import SceneChangeConfig
-from framesift.errors import EXIT_OK, ConfigError, SourceError
-from framesift.progress import Bar, count_frames
+from framesift.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, SinkError
+from framesift.progress import Bar
 
 log = logging.getLogger("framesift.scenes")
-
-_tick: Any = None  # called with a frame count: bar.update here, a queue's put_nowait in workers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,123 +71,167 @@ def _config(args: argparse.Namespace) -> SceneChangeConfig:
     return validate_model(SceneChangeConfig, opts, where="scenes")
 
 
-def _embedder(mode: str, labels: bool, checkpoint: str | None, model: str) -> Any:
-    if mode == "pixel" and not labels:
-        return None
+def _engine(cfg: SceneChangeConfig, checkpoint: str | None, model: str) -> dict[str, Any]:
+    """The pipeline's ``engine:``: CLIP from ``checkpoint`` where the mode or labels need it."""
+    if not cfg.uses_embedder():
+        return {"model": "pixel"}
     if not checkpoint:
         raise ConfigError(
-            f"--mode {mode}{' with --labels' if labels else ''} needs CLIP weights: pass --checkpoint "
+            f"--mode {cfg.mode}{' with --labels' if cfg.labels else ''} needs CLIP weights: pass --checkpoint "
             "/path/to/open_clip_weights.pt (no weights ship with framesift), or use --mode pixel"
         )
     if not Path(checkpoint).is_file():
         raise ConfigError(f"--checkpoint {checkpoint}: no such file")
-    from framesift.config.engines import EngineConfig
-    from framesift.engines.factory import build_embedder
-
-    return build_embedder(EngineConfig(model=model, checkpoint=checkpoint))
+    return {"model": model, "checkpoint": checkpoint}
 
 
-def process_one(
-    video: str,
-    out_dir: str,
+def _report_sink(out: Path, opts: dict[str, bool], mode: str) -> Any:
+    from framesift.sinks.scene_report import SceneReportConfig, SceneReportSink
+
+    cfg = SceneReportConfig(
+        dir=str(out), html=not opts["no_html"], thumbnails=not opts["no_thumbnails"], split=opts["split"]
+    )
+    return SceneReportSink(cfg, mode=mode)
+
+
+def _summary(written: Any) -> str:
+    report = written.paths.get("html", written.paths.get("csv", ""))
+    scenes = f"{written.scenes} scene{'' if written.scenes == 1 else 's'}"
+    return f"{written.video}: {scenes} in {written.frames} frames → {report}"
+
+
+def process(
+    videos: list[str],
+    out: str,
     cfg: SceneChangeConfig,
-    checkpoint: str | None,
-    model: str,
+    engine: dict[str, Any],
     opts: dict[str, bool],
-) -> tuple[str, int, int, str]:
-    """Detect and write every output for one video; returns (video, scenes, frames, html path)."""
-    from framesift.scenes import detect_scenes, write_all
+    tick: Any = None,
+) -> list[str]:
+    """One pipeline over ``videos``; returns a summary line per video. ``tick(n)`` (a worker's
+    progress) is called with the frames staged since the last call."""
+    from framesift.pipeline import Pipeline
+    from framesift.scenes.detect import scene_pipeline
 
-    embedder = _embedder(cfg.mode, bool(cfg.labels), checkpoint, model)
-
-    def tick(n: int) -> None:
-        if _tick is not None:
-            with contextlib.suppress(queue.Full):
-                _tick(n)
-
+    sink = _report_sink(Path(out), opts, cfg.mode)
+    pipeline = Pipeline(scene_pipeline(videos, cfg, engine=engine), sinks=[sink])
+    done = threading.Event()
+    ticker = threading.Thread(target=_tick, args=(pipeline, tick, done), name="progress", daemon=True)
+    ticker.start()
     try:
-        sl = detect_scenes(
-            video, config=cfg, embedder=embedder, on_progress=tick, thumbnails=not opts["no_thumbnails"]
-        )
-        paths = write_all(
-            sl,
-            Path(out_dir),
-            html_report=not opts["no_html"],
-            thumbnails=not opts["no_thumbnails"],
-            split=opts["split"],
-        )
+        pipeline.run()
     finally:
-        if embedder is not None:
-            embedder.close()
-    return video, len(sl.scenes), sl.frames, str(paths.get("html", paths["csv"]))
+        done.set()
+        ticker.join(5.0)
+    _check_written(pipeline)
+    return [_summary(w) for w in sink.written]
 
 
-def _init_worker(q: Any) -> None:
-    global _tick
-    _tick = q.put_nowait
+def _tick(pipeline: Any, tick: Any, done: threading.Event) -> None:
+    if tick is None:
+        return
+    sent = 0
+    while True:
+        stop = done.wait(0.3)
+        n = sum(s.frames_staged for s in pipeline.status().sources.values())
+        if n > sent:
+            with contextlib.suppress(queue.Full):
+                tick(n - sent)
+            sent = n
+        if stop:
+            return
+
+
+def _check_written(pipeline: Any) -> None:
+    """A scene report that could not be written fails the command (one line, the sink's error)."""
+    for info in pipeline.status().sinks.values():
+        if info.counts.get("failed"):
+            raise SinkError(info.last_error or "scene report: writing failed")
 
 
 def run(args: argparse.Namespace) -> int:
+    from framesift.stream._errors import check_local_file
+
     videos = [str(v) for v in args.videos]
     for v in videos:  # fail fast, before any work, on inputs that cannot be read
-        p = Path(v)
-        if not p.is_file():
-            raise SourceError(f"{v}: no such file (check the path)", source=v)
-        if not os.access(p, os.R_OK):
-            raise SourceError(f"{v}: not readable (check its permissions)", source=v)
+        check_local_file(v)
     cfg = _config(args)
-    if (cfg.mode != "pixel" or cfg.labels) and not args.checkpoint:
-        _embedder(cfg.mode, bool(cfg.labels), None, args.model)  # raises the ConfigError naming the fix
+    engine = _engine(cfg, args.checkpoint, args.model)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     opts = {"split": args.split, "no_html": args.no_html, "no_thumbnails": args.no_thumbnails}
-    jobs = args.jobs or os.cpu_count() or 1
-    jobs = max(1, min(jobs, len(videos)))
-    bar = Bar(  # no monitor thread: the bar is updated from this thread only
-        total=count_frames(videos),
-        unit="frame",
-        desc="scenes",
-        disable=args.no_progress or None,
-        file=sys.stderr,
-    )
-    results: list[tuple[str, int, int, str]] = []
-    try:
-        if jobs == 1:
-            global _tick
-            _tick = bar.update
-            try:
-                for v in videos:
-                    results.append(process_one(v, str(out), cfg, args.checkpoint, args.model, opts))
-            finally:
-                _tick = None
-        else:
-            results = _run_pool(videos, out, cfg, args, opts, jobs, bar)
-    finally:
-        bar.close()
-    for video, n_scenes, n_frames, report in results:
-        print(f"{video}: {n_scenes} scenes in {n_frames} frames → {report}")
+    jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(videos)))
+    if jobs == 1:
+        lines, stopped_by = _run_here(videos, out, cfg, engine, opts, args.no_progress)
+    else:
+        lines, stopped_by = _run_pool(videos, out, cfg, engine, opts, jobs, args.no_progress), None
+    for line in lines:
+        print(line)
+    if stopped_by == signal.SIGINT:
+        print("framesift: interrupted (drained and flushed)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _run_here(
+    videos: list[str],
+    out: Path,
+    cfg: SceneChangeConfig,
+    engine: dict[str, Any],
+    opts: dict[str, bool],
+    quiet: bool,
+) -> tuple[list[str], int | None]:
+    """One pipeline with every video as a source, in this process (signals drain it)."""
+    from framesift.cli.runner import run_pipeline
+    from framesift.pipeline import Pipeline
+    from framesift.scenes.detect import scene_pipeline
+
+    sink = _report_sink(out, opts, cfg.mode)
+    pipeline = Pipeline(scene_pipeline(videos, cfg, engine=engine), sinks=[sink])
+    stopped_by = run_pipeline(pipeline, progress=not quiet)
+    _check_written(pipeline)
+    return [_summary(w) for w in sink.written], stopped_by
+
+
+def _init_worker(q: Any) -> None:
+    global _queue
+    _queue = q
+
+
+_queue: Any = None
+
+
+def _worker(
+    video: str, out: str, cfg: SceneChangeConfig, engine: dict[str, Any], opts: dict[str, bool]
+) -> list[str]:
+    return process([video], out, cfg, engine, opts, tick=_queue.put_nowait if _queue is not None else None)
 
 
 def _run_pool(
     videos: list[str],
     out: Path,
     cfg: SceneChangeConfig,
-    args: argparse.Namespace,
+    engine: dict[str, Any],
     opts: dict[str, bool],
     jobs: int,
-    bar: Any,
-) -> list[tuple[str, int, int, str]]:
+    quiet: bool,
+) -> list[str]:
+    """``jobs`` worker processes, each running a pipeline per video; one progress bar here."""
+    from framesift.stream.headers import total_frames
+    from framesift.stream.sources.file import FileSourceConfig
+
+    total = total_frames([FileSourceConfig(path=v) for v in videos])
     # fork: workers start at once and no semaphore tracker process outlives the pool (spawn starts one).
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     q = ctx.Queue(maxsize=10_000)
-    results: list[tuple[str, int, int, str]] = []
+    lines: list[str] = []
+    bar = Bar(total=total, unit="frame", desc="scenes", disable=quiet or None, file=sys.stderr)
     try:
         with ProcessPoolExecutor(
             max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(q,)
         ) as pool:
-            futs: list[Future[tuple[str, int, int, str]]] = [
-                pool.submit(process_one, v, str(out), cfg, args.checkpoint, args.model, opts) for v in videos
+            futs: list[Future[list[str]]] = [
+                pool.submit(_worker, v, str(out), cfg, engine, opts) for v in videos
             ]
             pending = set(futs)
             while pending:
@@ -195,13 +244,15 @@ def _run_pool(
                         for other in pending:
                             other.cancel()
                         raise exc
-            results = [f.result() for f in futs]
+            for f in futs:
+                lines += f.result()
         while True:
             try:
                 bar.update(q.get_nowait())
             except (queue.Empty, OSError, ValueError):
                 break
     finally:
+        bar.close()
         q.close()
         q.join_thread()
-    return results
+    return lines

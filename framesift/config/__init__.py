@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from types import GenericAlias
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, create_model
 
 from framesift.config import plugins
 from framesift.config.base import AnalyzerSpec, PluginSpec, Strict
@@ -44,18 +45,10 @@ __all__ = [
     "format_validation_error",
     "load_config",
     "parse_config",
+    "pipeline_model",
     "substitute_env",
     "validate_model",
 ]
-
-if TYPE_CHECKING:  # the checker sees the bases; at run time each is the union of its plugins
-    SourceConfig = SourceSpec
-    SinkConfig = SinkSpec
-    AnalyzerConfig = AnalyzerSpec
-else:
-    SourceConfig = plugins.union("source")
-    SinkConfig = plugins.union("sink")
-    AnalyzerConfig = plugins.union("analyzer")
 
 
 class StageConfig(Strict):
@@ -71,16 +64,63 @@ class LogConfig(Strict):
     format: Literal["plain", "json"] = "plain"
 
 
-class PipelineConfig(Strict):
-    """A whole pipeline: sources → stage → analyzers → sinks."""
+class PipelineSettings(Strict):
+    """The parts of a pipeline config that are not plugins."""
 
-    sources: list[SourceConfig] = Field(min_length=1)
-    sinks: list[SinkConfig] = Field(default_factory=list)
-    analyzers: list[AnalyzerConfig] = Field(default_factory=list)
     engine: EngineConfig = EngineConfig()
     stage: StageConfig = StageConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
+
+
+if TYPE_CHECKING:  # the checker sees the plugin bases; at run time each is the union of its plugins
+    SourceConfig = SourceSpec
+    SinkConfig = SinkSpec
+    AnalyzerConfig = AnalyzerSpec
+
+    class PipelineConfig(PipelineSettings):
+        """A whole pipeline: sources → stage → analyzers → sinks."""
+
+        sources: list[SourceSpec]
+        sinks: list[SinkSpec]
+        analyzers: list[AnalyzerSpec]
+
+
+_UNION_KINDS = {"SourceConfig": "source", "SinkConfig": "sink", "AnalyzerConfig": "analyzer"}
+_built: dict[str, Any] = {}
+
+
+def pipeline_model() -> type[PipelineConfig]:
+    """The pipeline config model, built on first use: its ``sources``, ``sinks`` and ``analyzers``
+    are the unions of the plugins found (the plugins' modules import this package's submodules, so
+    they cannot all be found while it is being imported)."""
+    model = _built.get("PipelineConfig")
+    if model is None:
+        fields: dict[str, Any] = {
+            "sources": (GenericAlias(list, __getattr__("SourceConfig")), Field(min_length=1)),
+            "sinks": (GenericAlias(list, __getattr__("SinkConfig")), Field(default_factory=list)),
+            "analyzers": (GenericAlias(list, __getattr__("AnalyzerConfig")), Field(default_factory=list)),
+        }
+        fields.update((name, (f.annotation, f)) for name, f in PipelineSettings.model_fields.items())
+        make: Any = create_model
+        model = _built["PipelineConfig"] = make(
+            "PipelineConfig",
+            __base__=Strict,
+            __module__=__name__,
+            __doc__="A whole pipeline: sources → stage → analyzers → sinks.",
+            **fields,
+        )
+    return model
+
+
+def __getattr__(name: str) -> Any:
+    if name in _UNION_KINDS:
+        if name not in _built:
+            _built[name] = plugins.union(_UNION_KINDS[name])
+        return _built[name]
+    if name == "PipelineConfig":
+        return pipeline_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -109,7 +149,7 @@ def parse_config(data: Any, *, where: str = "config") -> PipelineConfig:
     """Validate a parsed mapping; raises ConfigError with every problem listed."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with 'sources:' at the top level")
-    return validate_model(PipelineConfig, data, where=where)
+    return validate_model(pipeline_model(), data, where=where)
 
 
 def load_config(path: str | os.PathLike[str]) -> PipelineConfig:

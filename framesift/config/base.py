@@ -80,9 +80,14 @@ class PluginSpec(Strict):
 
 class AnalyzerSpec(PluginSpec):
     """Base of analyzer configs; the implementation is an Analyzer class with
-    ``from_config(cfg, context)``."""
+    ``from_config(cfg, embedder)``."""
 
     kind: ClassVar[str] = "analyzer"
+
+    def uses_embedder(self) -> bool:
+        """Whether the analyzer needs the pipeline's embedder (``engine:``); the pipeline builds one
+        only when some analyzer does."""
+        return True
 
 
 class DetectorSpec(PluginSpec):

@@ -53,6 +53,7 @@ class SourceSpec(PluginSpec):
     height: int | None = Field(None, ge=16, le=16384)
     pixel_format: Literal["rgb24", "bgr24", "gray"] = "rgb24"
     threads: int = Field(0, ge=0, le=64, description="decoder threads; 0 = FFmpeg's choice")
+    max_frames: int | None = Field(None, ge=1, description="end the source after this many frames")
     buffer: BufferConfig = BufferConfig()
 
     @model_validator(mode="after")

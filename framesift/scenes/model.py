@@ -1,4 +1,9 @@
-"""The result of file-mode detection: scenes, the boundary events, and the signal behind them."""
+"""A video's scenes, the boundary events that opened them, and the signal behind them.
+
+Times come from frame timestamps, relative to the video's first frame (so a variable frame rate,
+or a stream that starts at a non-zero timestamp, gives the times a player shows); frame numbers
+count decoded frames from 0.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from framesift.events import SceneChange
 class Scene:
     """Frames ``start`` (inclusive) to ``end`` (exclusive); ``boundary`` is the event that opened it."""
 
-    number: int  # 1-based
+    number: int  # 1-based, as PySceneDetect numbers scenes; SceneChange.scene_id is the same number
     start: int
     end: int
     start_time: float
@@ -34,7 +39,7 @@ class Scene:
 
 @dataclass
 class SceneList:
-    """Scenes of one video file."""
+    """Scenes of one video. ``fps`` is the nominal rate (for EDL timecodes), not used for times."""
 
     path: Path
     fps: Fraction
@@ -44,21 +49,20 @@ class SceneList:
     scenes: list[Scene]
     events: list[SceneChange]
     mode: str = "pixel"
-    # The cut signal per decided frame: (index, distance to previous frame, threshold in force).
-    signal: list[tuple[int, float, float]] = field(default_factory=list)
+    # The cut signal: (frame index, time, distance to the previous frame, threshold in force).
+    signal: list[tuple[int, float, float, float]] = field(default_factory=list)
     elapsed_s: float = 0.0
     thumbs: dict[int, bytes] = field(default_factory=dict, repr=False)  # scene start frame → JPEG
+    source: str = ""
 
     @property
     def duration(self) -> float:
-        return self.frames / float(self.fps) if self.fps else 0.0
-
-    def frame_time(self, index: int) -> float:
-        return index / float(self.fps) if self.fps else 0.0
+        return self.scenes[-1].end_time if self.scenes else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "video": str(self.path),
+            "source": self.source,
             "fps": f"{self.fps.numerator}/{self.fps.denominator}",
             "frames": self.frames,
             "width": self.width,
@@ -92,13 +96,23 @@ class SceneList:
 
 
 def scenes_from_events(
-    events: list[SceneChange], frames: int, fps: Fraction, labels: dict[int, str] | None = None
+    events: list[SceneChange],
+    frames: int,
+    *,
+    start_time: float,
+    end_time: float,
+    labels: dict[int, str] | None = None,
 ) -> list[Scene]:
-    """Cut the ``[0, frames)`` range at each event's ``frame_index``."""
-    bounds = sorted({e.frame_index for e in events if 0 < e.frame_index < frames})
-    by_index = {e.frame_index: e for e in events}
+    """Cut ``[0, frames)`` at each event's ``frame_index``; a scene starts at its first frame's time
+    (the event's ``time``) and ends where the next starts, the last one at ``end_time`` (the end of
+    the last frame). Times are relative to ``start_time`` (the first frame's). ``labels`` name
+    scenes by their first frame."""
+    by_index = {e.frame_index: e for e in events if 0 < e.frame_index < frames}
+    bounds = sorted(by_index)
     starts = [0, *bounds]
     ends = [*bounds, frames]
+    times = [0.0, *(max(0.0, by_index[b].time - start_time) for b in bounds)]
+    last = max(times[-1], end_time - start_time)
     out = []
     for n, (s, e) in enumerate(zip(starts, ends, strict=True), start=1):
         out.append(
@@ -106,10 +120,10 @@ def scenes_from_events(
                 number=n,
                 start=s,
                 end=e,
-                start_time=s / float(fps),
-                end_time=e / float(fps),
+                start_time=times[n - 1],
+                end_time=times[n] if n < len(times) else last,
                 boundary=by_index.get(s),
-                label=(labels or {}).get(n),
+                label=(labels or {}).get(s),
             )
         )
     return out

@@ -7,6 +7,7 @@ Every file is written to a temporary name and renamed, so an interrupted run lea
 from __future__ import annotations
 
 import base64
+import bisect
 import csv
 import html
 import json
@@ -17,9 +18,6 @@ from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, cast
-
-import av
-from av.video.stream import VideoStream
 
 from framesift.errors import SinkError
 from framesift.scenes.model import SceneList
@@ -67,14 +65,28 @@ def timecode(seconds: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
-def edl_timecode(frame: int, fps: Fraction) -> str:
-    """``HH:MM:SS:FF`` (non-drop frame) for a CMX 3600 event."""
+def drop_frames(fps: Fraction) -> int:
+    """Frame numbers SMPTE drop-frame timecode skips each minute: 2 at 29.97, 4 at 59.94, else 0."""
+    for nominal, drop in ((30, 2), (60, 4)):
+        if abs(float(fps) - nominal * 1000 / 1001) < 0.005:
+            return drop
+    return 0
+
+
+def edl_timecode(seconds: float, fps: Fraction) -> str:
+    """SMPTE timecode of the frame at ``seconds`` counted at the nominal rate ``fps``: drop-frame
+    (``HH:MM:SS;FF``) at 29.97 and 59.94 fps, non-drop (``HH:MM:SS:FF``) otherwise."""
     base = max(1, round(float(fps)))
-    seconds = frame / float(fps)
-    h, rem = divmod(int(seconds), 3600)
-    m, s = divmod(rem, 60)
-    ff = round(seconds * float(fps)) % base
-    return f"{h:02d}:{m:02d}:{s:02d}:{ff:02d}"
+    n = round(seconds * float(fps))
+    drop = drop_frames(fps)
+    sep = ":"
+    if drop:
+        per_10min, per_min = round(float(fps) * 600), base * 60 - drop
+        tens, rest = divmod(n, per_10min)
+        n += drop * 9 * tens + (drop * ((rest - drop) // per_min) if rest > drop else 0)
+        sep = ";"
+    secs, ff = divmod(n, base)
+    return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}{sep}{ff:02d}"
 
 
 def write_csv(sl: SceneList, path: Path, *, include_cut_list: bool = True) -> Path:
@@ -110,10 +122,12 @@ def write_json(sl: SceneList, path: Path) -> Path:
 
 
 def write_edl(sl: SceneList, path: Path, *, title: str | None = None, reel: str = "AX") -> Path:
-    """CMX 3600: one cut event per scene, source and record timecodes equal."""
-    lines = [f"TITLE: {title or sl.path.stem}", "FCM: NON-DROP FRAME", ""]
+    """CMX 3600: one cut event per scene, source and record timecodes equal, at the nominal rate
+    (drop-frame at 29.97 and 59.94 fps) from the scenes' timestamps."""
+    fcm = "DROP FRAME" if drop_frames(sl.fps) else "NON-DROP FRAME"
+    lines = [f"TITLE: {title or sl.path.stem}", f"FCM: {fcm}", ""]
     for s in sl.scenes:
-        tin, tout = edl_timecode(s.start, sl.fps), edl_timecode(s.end, sl.fps)
+        tin, tout = edl_timecode(s.start_time, sl.fps), edl_timecode(s.end_time, sl.fps)
         lines.append(f"{s.number:03d}  {reel:<4} V     C        {tin} {tout} {tin} {tout}")
         lines.append(f"* FROM CLIP NAME: {sl.path.name}")
     with atomic_write(path) as fh:
@@ -162,8 +176,8 @@ def _svg_timeline(sl: SceneList, width: int = 1100, height: int = 260) -> str:
     for k in range(0, len(sig), bucket):
         chunk = sig[k : k + bucket]
         i = chunk[0][0]
-        pts.append(f"{x(i):.1f},{y(max(c[1] for c in chunk)):.1f}")
-        thr.append(f"{x(i):.1f},{y(min(c[2] for c in chunk)):.1f}")
+        pts.append(f"{x(i):.1f},{y(max(c[2] for c in chunk)):.1f}")
+        thr.append(f"{x(i):.1f},{y(min(c[3] for c in chunk)):.1f}")
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
         f'role="img" aria-label="distance between consecutive frames over time">',
@@ -207,8 +221,11 @@ def _svg_timeline(sl: SceneList, width: int = 1100, height: int = 260) -> str:
                 f'fill="#345">{s.number}</text>'
             )
     ticks = _nice_ticks(sl.duration)
-    for t in ticks:
-        xi = x(t * float(sl.fps))
+    t0 = sig[0][1] - (sig[0][0] * (sig[1][1] - sig[0][1]) if len(sig) > 1 else 0.0) if sig else 0.0
+    times = [row[1] - t0 for row in sig]
+    for t in ticks:  # frame index of each tick time, from the frames' timestamps
+        k = bisect.bisect_left(times, t)
+        xi = x(sig[k][0] if k < len(sig) else t * float(sl.fps))
         parts.append(
             f'<text x="{xi:.1f}" y="{height - 4}" font-size="10" text-anchor="middle" fill="#666">{_short_time(t)}</text>'
         )
@@ -312,72 +329,17 @@ PySceneDetect's 1-based numbering)</p>
 
 
 def split_video(sl: SceneList, folder: Path, *, crf: int = 18, preset: str = "veryfast") -> list[Path]:
-    """One re-encoded H.264 file per scene (``<stem>-scene-001.mp4``...), decoding the input once.
+    """One re-encoded H.264 file per scene (``<name>-scene-001.mp4``...), decoding the input once."""
+    from framesift.stream.split import split_scenes
 
-    Video only (audio is not carried over). Timestamps restart at zero in each file.
-    """
-    from framesift.scenes.detect import open_video
-
-    folder.mkdir(parents=True, exist_ok=True)
-    bounds = [(s.start, s.end) for s in sl.scenes]
-    written: list[Path] = []
-    container = open_video(sl.path)
-    out: av.container.OutputContainer | None = None
-    ostream: VideoStream | None = None
-    tmp: Path | None = None
-    cur = -1
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = sl.fps
-        for index, frame in enumerate(container.decode(stream)):
-            scene = _scene_of(bounds, index, cur)
-            if scene != cur:
-                if out is not None and ostream is not None and tmp is not None:
-                    _finish(out, ostream, tmp, written)
-                cur = scene
-                final = folder / f"{sl.path.stem}-scene-{scene + 1:03d}.mp4"
-                tmp = final.with_name(final.stem + ".tmp.mp4")
-                out = av.open(str(tmp), mode="w")
-                ostream = cast(VideoStream, out.add_stream("libx264", rate=rate))
-                ostream.width, ostream.height = frame.width, frame.height
-                ostream.pix_fmt = "yuv420p"
-                ostream.options = {"crf": str(crf), "preset": preset}
-                first = index
-            assert out is not None and ostream is not None
-            vf = frame.reformat(format="yuv420p") if frame.format.name != "yuv420p" else frame
-            vf.pts = index - first
-            vf.time_base = Fraction(1) / rate
-            for packet in ostream.encode(vf):
-                out.mux(packet)
-        if out is not None and ostream is not None and tmp is not None:
-            _finish(out, ostream, tmp, written)
-            out = None
-    finally:
-        container.close()
-        if out is not None:
-            out.close()
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-    return written
+    return split_scenes(
+        sl.path, [(s.start, s.end) for s in sl.scenes], folder, _name(sl), crf=crf, preset=preset
+    )
 
 
-def _scene_of(bounds: list[tuple[int, int]], index: int, hint: int) -> int:
-    if 0 <= hint < len(bounds) and bounds[hint][0] <= index < bounds[hint][1]:
-        return hint
-    for i, (a, b) in enumerate(bounds):
-        if a <= index < b:
-            return i
-    return len(bounds) - 1
-
-
-def _finish(out: av.container.OutputContainer, ostream: VideoStream, tmp: Path, written: list[Path]) -> None:
-    for packet in ostream.encode(None):
-        out.mux(packet)
-    out.close()
-    final = tmp.with_name(tmp.name.replace(".tmp.mp4", ".mp4"))
-    os.replace(tmp, final)
-    written.append(final)
+def _name(sl: SceneList) -> str:
+    """The name outputs are called by: the source id (unique in a run), else the file's stem."""
+    return sl.source or sl.path.stem
 
 
 def write_all(
@@ -385,7 +347,7 @@ def write_all(
 ) -> dict[str, Path]:
     """Every output for one video into ``folder``; returns the paths by kind."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = sl.path.stem
+    stem = _name(sl)
     paths: dict[str, Path] = {}
     if thumbnails and sl.thumbs:
         write_thumbnails(sl, folder / f"{stem}-thumbs")

@@ -15,7 +15,9 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
 
 from framesift.errors import SinkError
 from framesift.events import Event
@@ -27,6 +29,10 @@ class Sink(abc.ABC):
     """An event destination. Implementations need not be thread-safe: one worker thread calls them."""
 
     name: str = "sink"
+    #: The sink's own counters (published, spool_backlog, ...), shown in ``/status`` and metrics.
+    stats: Mapping[str, Any] = MappingProxyType({})
+    #: The event types the sink writes (None: all); others are never queued for it.
+    accepts: frozenset[str] | None = None
 
     def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (files, connections). Raise SinkError with a clear message."""
@@ -55,9 +61,11 @@ _STOP = object()
 class SinkWorker:
     """Runs one :class:`Sink` on a daemon thread fed by a bounded queue.
 
-    ``submit`` never blocks: when the queue is full the event is dropped and counted under
-    ``queue_full``. ``stop(drain=True)`` delivers what is queued (within ``timeout``) and closes.
-    Counters live in :attr:`counts` (``written``, ``failed``, ``retries``, ``dropped:<cause>``).
+    When the queue is full, ``submit`` drops the event and counts it under ``queue_full``, or with
+    ``block=True`` waits for room (while the worker runs): files lose nothing, live pipelines never
+    wait on a slow sink. ``stop(drain=True)`` delivers what is queued (within ``timeout``) and closes.
+    Counters live in :attr:`counts` (``written``, ``failed``, ``retries``, ``dropped:<cause>``);
+    ``on_done(event)`` is called on the worker thread after each event is written or given up.
     """
 
     def __init__(
@@ -70,15 +78,21 @@ class SinkWorker:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         on_error: Callable[[str, BaseException], None] | None = None,
+        on_done: Callable[[Event], None] | None = None,
+        block: bool = False,
     ) -> None:
         self.sink = sink
         self.name = sink.name
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        if sink.accepts is not None:
+            event_types = set(sink.accepts) if event_types is None else set(event_types) & sink.accepts
         self._types = event_types
         self._max_retries = max_retries
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
         self._on_error = on_error
+        self._on_done = on_done
+        self.block = block
         self._stop_evt = threading.Event()
         self._thread: threading.Thread | None = None
         self.counts: Counter[str] = Counter()
@@ -103,8 +117,16 @@ class SinkWorker:
             self._queue.put_nowait(event)
             return True
         except queue.Full:
-            self.counts["dropped:queue_full"] += 1
-            return False
+            pass
+        while self.block and self._thread is not None and not self._stop_evt.is_set():
+            try:
+                self._queue.put(event, timeout=0.1)
+                return True
+            except queue.Full:
+                if not self._thread.is_alive():
+                    break
+        self.counts["dropped:queue_full"] += 1
+        return False
 
     def stop(self, *, drain: bool = True, timeout: float = 10.0) -> None:
         """Stop the worker; with ``drain`` deliver what is queued first. Joins the thread."""
@@ -166,11 +188,15 @@ class SinkWorker:
                     continue
                 if item is _STOP:
                     break
-                if self._stop_evt.is_set():
-                    self.counts["dropped:shutdown"] += 1
-                    continue
                 assert isinstance(item, Event)
-                self._deliver(item)
+                try:
+                    if self._stop_evt.is_set():
+                        self.counts["dropped:shutdown"] += 1
+                    else:
+                        self._deliver(item)
+                finally:
+                    if self._on_done is not None:
+                        self._on_done(item)
                 if self._queue.empty():
                     self._safe_flush()
         except BaseException as exc:  # a bug in a sink: record it, keep the pipeline up

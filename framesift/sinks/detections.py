@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import ClassVar, Literal
 
+from pydantic import Field
+
 from framesift.config.sinks import SinkSpec
 from framesift.events import Event
 from framesift.sinks.jsonl import JsonlSink
@@ -26,6 +28,9 @@ class DetectionsSinkConfig(SinkSpec):
 
     path: str
     per: Literal["track", "frame"] = "track"
+    queue_size: int = Field(
+        64, ge=1, le=100_000, description="events waiting (per-frame ones hold their frame)"
+    )
 
 
 class DetectionsSink(JsonlSink):
@@ -43,6 +48,7 @@ class DetectionsSink(JsonlSink):
         super().__init__(path, rotate_mb=rotate_mb, keep=keep, name=name)
         self.per = per
         self.types = TRACK_TYPES if per == "track" else FRAME_TYPES
+        self.accepts = self.types
 
     @classmethod
     def from_config(cls, cfg: DetectionsSinkConfig) -> DetectionsSink:  # type: ignore[override]

@@ -55,6 +55,7 @@ class FrameStoreSink(Sink):
     """Kept frames → image files + SQLite index, with retention."""
 
     name = "frame_store"
+    accepts = frozenset({"frame_kept"})
 
     def __init__(self, store: FrameStore, *, name: str | None = None, engine: dict[str, Any] | None = None):
         self.store = store

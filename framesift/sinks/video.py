@@ -38,6 +38,7 @@ class VideoSinkConfig(SinkSpec):
     crf: int = Field(23, ge=0, le=51)
     masks: bool = True
     labels: bool = True
+    queue_size: int = Field(16, ge=1, le=10_000, description="frames waiting (each carries its picture)")
 
 
 def labels_for(det: Any) -> list[str]:
@@ -89,6 +90,8 @@ class _Out:
 
 class VideoSink(Sink):
     """Writes one annotated video per source; ``path`` may contain ``{source}``."""
+
+    accepts = frozenset({"detections"})
 
     def __init__(
         self,

@@ -20,10 +20,11 @@ def is_url(name: str) -> bool:
 def check_local_file(path: str) -> None:
     """Fail early, with a precise message, for a missing, unreadable, non-regular or empty file."""
     if not os.path.exists(path):
-        raise SourceError(f"{path}: file not found (check the path)", source=path)
+        raise SourceError(f"{path}: no such file or directory (file not found; check the path)", source=path)
     if os.path.isdir(path):
         raise SourceError(
-            f"{path}: is a directory, not a video file (use type: images for a folder of images)", source=path
+            f"{path}: not a regular file, a directory (pass a video file; type: images reads a folder of images)",
+            source=path,
         )
     if not os.access(path, os.R_OK):
         raise SourceError(f"{path}: permission denied (make the file readable)", source=path)
@@ -68,7 +69,7 @@ def open_error(
             )
         if url:
             return SourceError(f"{name}: not found on the server (check the URL)", source=name)
-        return SourceError(f"{name}: file not found (check the path)", source=name)
+        return SourceError(f"{name}: no such file or directory (file not found; check the path)", source=name)
     if isinstance(exc, PermissionError):
         return SourceError(f"{name}: permission denied (check file or device permissions)", source=name)
     if isinstance(exc, av.error.ProtocolNotFoundError):

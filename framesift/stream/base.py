@@ -9,6 +9,16 @@ from dataclasses import dataclass, field
 from framesift.frame import Frame
 
 
+@dataclass(frozen=True)
+class StreamInfo:
+    """What an opened stream holds, where the decoder knows it (None: unknown)."""
+
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None  # nominal frame rate
+    codec: str | None = None
+
+
 @dataclass
 class SourceStats:
     """Counters a source keeps; read by metrics and /status without locks (plain ints)."""
@@ -39,6 +49,8 @@ class Source(abc.ABC):
     def __init__(self, source_id: str) -> None:
         self.id = source_id
         self.stats = SourceStats()
+        #: Set by ``open()``: size, nominal rate and codec of the stream.
+        self.stream_info = StreamInfo()
         #: Called by ``frames()`` between reads (at least once per packet); may raise to abort the
         #: iteration. The capture worker uses it for its watchdog and for prompt stops.
         self.check: Callable[[], None] | None = None

@@ -53,8 +53,10 @@ class CaptureWorker:
         on_status: Callable[[SourceStatus], None],
         reconnect: ReconnectConfig | None = None,
         watchdog_s: float | None = None,
+        max_frames: int | None = None,
     ) -> None:
         self.source = source
+        self.max_frames = max_frames
         self.buffer = buffer
         self.on_status = on_status
         self.reconnect = reconnect or ReconnectConfig()
@@ -99,6 +101,8 @@ class CaptureWorker:
     def _emit(self, state: str, detail: str = "", *, attempt: int = 0, delay_s: float | None = None) -> None:
         self.state = state
         self.source.stats.state = state
+        info = self.source.stream_info
+        up = state == "up"
         event = SourceStatus(
             source=self.source.id,
             state=state,
@@ -106,6 +110,11 @@ class CaptureWorker:
             attempt=attempt,
             delay_s=None if delay_s is None else round(delay_s, 3),
             frames=self.frames,
+            input=redact(self.source.input_name) if up else None,
+            width=info.width if up else None,
+            height=info.height if up else None,
+            fps=info.fps if up else None,
+            codec=info.codec if up else None,
         )
         log.debug("source %s: %s %s", self.source.id, state, event.detail)
         try:
@@ -192,6 +201,8 @@ class CaptureWorker:
                     self.buffer.put(frame)
                     if self._stop.is_set():
                         return "stop", ""
+                    if self.max_frames is not None and self.frames >= self.max_frames:
+                        return "eof", f"{self.frames} frames (max_frames reached)"
             finally:
                 close = getattr(frames, "close", None)
                 if close is not None:

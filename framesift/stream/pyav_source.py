@@ -25,7 +25,7 @@ from framesift.stream._errors import (
     open_error,
     unsupported_codec_error,
 )
-from framesift.stream.base import Source
+from framesift.stream.base import Source, StreamInfo
 from framesift.stream.sampling import FpsSampler, output_size
 from framesift.stream.scale import small_rgb
 from framesift.stream.sources.device import DeviceSourceConfig
@@ -144,6 +144,14 @@ class PyAVSource(Source):
             container.close()
             raise
         self._container = container
+        stream = self._stream
+        rate = stream.average_rate or stream.guessed_rate
+        self.stream_info = StreamInfo(
+            width=stream.codec_context.width or None,
+            height=stream.codec_context.height or None,
+            fps=round(float(rate), 6) if rate else None,
+            codec=stream.codec_context.name,
+        )
         if isinstance(cfg, HttpSourceConfig):
             # A URL of a finite file or an HLS VOD playlist has a duration: it ends like a file.
             # Live HTTP streams (live HLS, MJPEG over HTTP) have none and are reconnected.
@@ -189,6 +197,14 @@ class PyAVSource(Source):
                 self._reading = False
                 if self._stop.is_set():
                     self.close_container()
+
+    def video_frames(self) -> Iterator[VideoFrame]:
+        """The decoded frames as PyAV gives them, in the order and with the skips of :meth:`frames`
+        (frame ``i`` here is frame index ``i`` there); for re-encoding without a conversion."""
+        container, stream = self._container, self._stream
+        if container is None or stream is None:
+            raise SourceError(f"{self.input_name}: source is not open (call open() first)", source=self.id)
+        yield from self._decode(container, stream)
 
     def _frames(self, container: InputContainer, stream: VideoStream) -> Iterator[Frame]:
         cfg = self.cfg

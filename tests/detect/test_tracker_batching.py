@@ -101,7 +101,7 @@ def test_pipeline_batches_detection_across_sources(make_clip: Callable[..., Clip
     detector.reset()
     sink = ListSink()
     p = _pipeline(clips, TrackingAnalyzer(detector, lost_after_s=0.2), sink)
-    assert p.batcher.max_batch == 8  # a batched analyzer turns batching on without an embedder
+    assert p.stage.batcher.max_batch == 8  # a batched analyzer turns batching on without an embedder
     p.run()
     every = {(sid, i) for sid, c in clips.items() for i in range(c.frames)}
     detected = [k for call in detector.calls for k in call]
@@ -236,5 +236,5 @@ def test_detector_failure_degrades_names_the_analyzer_and_recovers(
     assert detector.calls > 2  # retried after the backoff...
     started = {e.source for e in sink.events if isinstance(e, TrackEvent) and e.phase == "started"}
     assert started == {"a", "b"}  # ...and tracking resumed on both sources
-    health = p.status()["stage"]["batched_analyzers"]
+    health = p.status().to_dict()["stage"]["batched_analyzers"]
     assert health == [{"name": "tracker", "state": "ok", "errors": 2, "consecutive_failures": 0}]

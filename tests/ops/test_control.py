@@ -17,7 +17,9 @@ from framesift.config import parse_config
 from framesift.errors import ConfigError
 from framesift.pipeline import Pipeline
 from framesift.samples import ClipInfo
+from framesift.services import Services
 from tests.ops.helpers import EndMarker, read_jsonl, wait_for
+from tests.serving import served
 
 
 def _cfg(clip: Path, out: Path, **metrics: Any) -> Any:
@@ -52,18 +54,18 @@ def test_add_and_remove_sources_while_running(
     out = tmp_path / "events.jsonl"
     marker = EndMarker()
     with (
-        Pipeline(_cfg(clip, out), analyzers=[marker]) as p,
-        httpx.Client(base_url=f"http://127.0.0.1:{p.metrics_port}", timeout=30) as http,
+        served(_cfg(clip, out), analyzers=[marker]) as (p, port),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
     ):
-        wait_for(lambda: p.status()["sources"]["a"]["frames_staged"] >= 5, what="source a running")
+        wait_for(lambda: p.status().sources["a"].frames_staged >= 5, what="source a running")
         r = http.post(
             "/sources", json={"type": "file", "id": "b", "path": str(clip), "realtime": True, "loop": True}
         )
         assert r.status_code == 201, r.text
         assert r.json()["id"] == "b" and r.headers["location"] == "/sources/b"
-        wait_for(lambda: p.status()["sources"]["b"]["frames_staged"] >= 10, what="source b running")
+        wait_for(lambda: p.status().sources["b"].frames_staged >= 10, what="source b running")
         assert set(http.get("/sources").json()["sources"]) == {"a", "b"}
-        a_before = p.status()["sources"]["a"]["frames_staged"]
+        a_before = p.status().sources["a"].frames_staged
 
         r = http.delete("/sources/b")
         assert r.status_code == 200, r.text
@@ -77,7 +79,7 @@ def test_add_and_remove_sources_while_running(
         assert http.delete("/sources/b").status_code == 404
 
         # the other source never stopped
-        wait_for(lambda: p.status()["sources"]["a"]["frames_staged"] > a_before + 5, what="source a goes on")
+        wait_for(lambda: p.status().sources["a"].frames_staged > a_before + 5, what="source a goes on")
         assert not [e for e in read_jsonl(out) if e["source"] == "a" and e.get("state") == "stopped"]
 
         # bad configs: 400 with the one-line validation message; taken id: 409
@@ -95,37 +97,37 @@ def test_add_and_remove_sources_while_running(
         # the source can be added back under the same id
         r = http.post("/sources", json={"type": "file", "id": "b", "path": str(clip), "realtime": True})
         assert r.status_code == 201, r.text
-        wait_for(lambda: p.status()["sources"]["b"]["frames_staged"] >= 3, what="source b back")
+        wait_for(lambda: p.status().sources["b"].frames_staged >= 3, what="source b back")
     final = read_jsonl(out)
     assert [e["source"] for e in final if e["type"] == "error" and e["stage"] == "on_end"].count("b") == 2
 
 
 def test_removing_the_last_source_keeps_the_pipeline_waiting(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "events.jsonl"
-    with Pipeline(_cfg(clip, out), analyzers=[EndMarker()]) as p:
-        base = f"http://127.0.0.1:{p.metrics_port}"
-        wait_for(lambda: p.status()["sources"]["a"]["frames_staged"] >= 3)
+    with served(_cfg(clip, out), analyzers=[EndMarker()]) as (p, port):
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: p.status().sources["a"].frames_staged >= 3)
         assert httpx.delete(f"{base}/sources/a", timeout=30).status_code == 200
-        assert p.running and p.healthy() and p.status()["sources"] == {}
+        assert p.running and p.healthy() and p.status().sources == {}
         assert not p.join(timeout=0.5)  # nothing ended it
         r = httpx.post(f"{base}/sources", json={"type": "file", "id": "c", "path": str(clip)}, timeout=30)
         assert r.status_code == 201, r.text
-        wait_for(lambda: p.status()["sources"]["c"]["frames_staged"] >= 25, what="the new source ran")
+        wait_for(lambda: p.status().sources["c"].frames_staged >= 25, what="the new source ran")
     ends = [e["source"] for e in read_jsonl(out) if e["type"] == "error"]
     assert ends == ["a", "c"]
 
 
 def test_token_required_when_configured(clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAMESIFT_CONTROL_TOKEN", "env-token-0123456789")
-    with Pipeline(_cfg(clip, tmp_path / "e.jsonl")) as p:
-        base = f"http://127.0.0.1:{p.metrics_port}"
+    with served(_cfg(clip, tmp_path / "e.jsonl")) as (p, port):
+        base = f"http://127.0.0.1:{port}"
         r = httpx.get(f"{base}/sources", timeout=10)
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
         bad = {"Authorization": "Bearer wrong-token-000000"}
         assert httpx.get(f"{base}/sources", headers=bad, timeout=10).status_code == 401
         spec = {"type": "file", "id": "x", "path": str(clip)}
         assert httpx.post(f"{base}/sources", json=spec, timeout=10).status_code == 401
-        assert "x" not in p.status()["sources"]
+        assert "x" not in p.status().sources
         ok = {"Authorization": "Bearer env-token-0123456789"}
         assert httpx.get(f"{base}/sources", headers=ok, timeout=10).status_code == 200
         assert httpx.get(f"{base}/metrics", timeout=10).status_code == 200  # scraping needs no token
@@ -137,15 +139,16 @@ def test_non_loopback_bind_without_token_is_refused(
     clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FRAMESIFT_CONTROL_TOKEN", raising=False)
-    p = Pipeline(_cfg(clip, tmp_path / "e.jsonl", host="0.0.0.0"))
+    cfg = _cfg(clip, tmp_path / "e.jsonl", host="0.0.0.0")
+    p = Pipeline(cfg)
     with pytest.raises(ConfigError, match=r"not a loopback address.*metrics\.token"):
-        p.start()
+        Services(p, cfg.metrics)
     assert not p.running
     # with a token, or with the control API off, it binds
-    with Pipeline(_cfg(clip, tmp_path / "e.jsonl", host="0.0.0.0", token="a-long-token-42")) as q:
-        assert q.metrics_port
-    with Pipeline(_cfg(clip, tmp_path / "e.jsonl", host="0.0.0.0", control=False)) as q:
-        r = httpx.get(f"http://127.0.0.1:{q.metrics_port}/sources", timeout=10)
+    with served(_cfg(clip, tmp_path / "e.jsonl", host="0.0.0.0", token="a-long-token-42")) as (_, port):
+        assert port
+    with served(_cfg(clip, tmp_path / "e.jsonl", host="0.0.0.0", control=False)) as (_, port):
+        r = httpx.get(f"http://127.0.0.1:{port}/sources", timeout=10)
         assert r.status_code == 404
 
 
@@ -158,8 +161,8 @@ def test_cli_sources_list_add_remove(
 ) -> None:
     monkeypatch.delenv("FRAMESIFT_CONTROL_TOKEN", raising=False)
     out = tmp_path / "events.jsonl"
-    with Pipeline(_cfg(clip, out, token="cli-token-123456"), analyzers=[EndMarker()]) as p:
-        api = f"http://127.0.0.1:{p.metrics_port}"
+    with served(_cfg(clip, out, token="cli-token-123456"), analyzers=[EndMarker()]) as (p, port):
+        api = f"http://127.0.0.1:{port}"
         auth = ["--url", api, "--token", "cli-token-123456"]
         assert main(["sources", "list", *auth]) == 0
         assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["a", "file"]
@@ -179,7 +182,7 @@ def test_cli_sources_list_add_remove(
         assert "added r1 (rtsp" in capsys.readouterr().out
         assert main(["sources", "remove", "r1", *auth]) == 0  # a source that never connected
         capsys.readouterr()
-        wait_for(lambda: p.status()["sources"]["cli1"]["frames_staged"] >= 3)
+        wait_for(lambda: p.status().sources["cli1"].frames_staged >= 3)
         assert main(["sources", "remove", "cli1", *auth]) == 0
         assert "removed cli1" in capsys.readouterr().out
         assert main(["sources", "list", "--json", *auth]) == 0

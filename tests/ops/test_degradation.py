@@ -78,7 +78,7 @@ def test_engine_fails_n_times_then_is_rebuilt(make_clip: Callable[..., ClipInfo]
     )
     with p:
         p.join()
-        status = p.status()
+        status = p.status().to_dict()
     dropped = status["sources"]["clip"]["drops"]["engine_error"]
     assert dropped > 0 and len(rec.seen) + dropped == 60  # every frame either analysed or counted
     assert rec.seen == sorted(rec.seen) and rec.seen[-1] == 59  # it came back and stayed up
@@ -122,11 +122,11 @@ def test_a_broken_engine_does_not_spin_and_metrics_count_the_drops(
             ready.set()
 
         while not ready.is_set() and p.running:
-            if p.status()["sources"]["clip"]["drops"].get("engine_error"):
+            if p.status().sources["clip"].drops.get("engine_error"):
                 check()
             threading.Event().wait(0.05)
         p.join()
-        status = p.status()
+        status = p.status().to_dict()
     assert ready.is_set()
     assert status["sources"]["clip"]["drops"]["engine_error"] == 50  # all dropped, all counted
     # backoff 0.2, 0.4, 0.8, 0.8...: about 4 attempts in 2 s, never one per batch (13 batches)

@@ -16,6 +16,7 @@ from framesift.config import parse_config
 from framesift.pipeline import Pipeline
 from tests.ops.helpers import EndMarker
 from tests.rtsp_server import RtspServer, gst_rtsp_available, rtsp_servers
+from tests.serving import served
 from tests.test_pipeline import metric_samples
 
 pytestmark = pytest.mark.skipif(not gst_rtsp_available(), reason="gst-rtsp-server (python3-gi) not installed")
@@ -52,7 +53,7 @@ class Progress:
         self.checks = 0
 
     def _count(self, sid: str) -> int:
-        return int(self.p.status()["sources"][sid]["frames_staged"])
+        return int(self.p.status().sources[sid].frames_staged)
 
     def check(self) -> None:
         now = time.monotonic()
@@ -68,7 +69,7 @@ class Progress:
         deadline = time.monotonic() + timeout
         while not cond():
             assert time.monotonic() < deadline, (
-                f"{what} not reached in {timeout} s: {self.p.status()['sources']}"
+                f"{what} not reached in {timeout} s: {self.p.status().sources}"
             )
             self.check()
             time.sleep(0.1)
@@ -98,12 +99,12 @@ def test_fleet_survives_kill_and_freeze(fleet: list[RtspServer]) -> None:
         }
     )
     with (
-        Pipeline(cfg, analyzers=[EndMarker()]) as p,
-        httpx.Client(base_url=f"http://127.0.0.1:{p.metrics_port}", timeout=10) as http,
+        served(cfg, analyzers=[EndMarker()]) as (p, port),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,
     ):
         deadline = time.monotonic() + 30
-        while not all(s["state"] == "up" and s["frames_staged"] >= 5 for s in p.status()["sources"].values()):
-            assert time.monotonic() < deadline, p.status()["sources"]
+        while not all(s.state == "up" and s.frames_staged >= 5 for s in p.status().sources.values()):
+            assert time.monotonic() < deadline, p.status().sources
             time.sleep(0.1)
         prog = Progress(p)
 
@@ -111,7 +112,7 @@ def test_fleet_survives_kill_and_freeze(fleet: list[RtspServer]) -> None:
         srv_b.pause()  # a frozen server: sockets open, nothing sent
 
         def down(sid: str) -> bool:
-            s = p.status()["sources"][sid]
+            s = p.status().to_dict()["sources"][sid]
             return s["state"] != "up" and s["reconnects"] >= 1
 
         prog.wait(lambda: down("a") and down("b"), 20, "a and b seen down")
@@ -131,11 +132,11 @@ def test_fleet_survives_kill_and_freeze(fleet: list[RtspServer]) -> None:
 
         srv_a.restart()
         srv_b.restart()  # the frozen process is killed and a fresh one serves the mount
-        counts = {sid: p.status()["sources"][sid]["frames_staged"] for sid in ("a", "b")}
+        counts = {sid: p.status().sources[sid].frames_staged for sid in ("a", "b")}
         prog.wait(
             lambda: all(
-                p.status()["sources"][sid]["state"] == "up"
-                and p.status()["sources"][sid]["frames_staged"] >= counts[sid] + 10
+                p.status().sources[sid].state == "up"
+                and p.status().sources[sid].frames_staged >= counts[sid] + 10
                 for sid in ("a", "b")
             ),
             30,
@@ -160,5 +161,5 @@ def test_fleet_survives_kill_and_freeze(fleet: list[RtspServer]) -> None:
         for sid in HEALTHY:
             assert status["sources"][sid]["reconnects"] == 0
         assert prog.checks >= 4
-    states = {sid: run.state for sid, run in p.sources.items()}
+    states = {sid: run.state for sid, run in p.sources.runs.items()}
     assert set(states.values()) == {"stopped"}

@@ -49,9 +49,7 @@ def test_mqtt_sink_stats_are_exported(make_clip: Callable[..., ClipInfo], tmp_pa
     sink = ("sink", "mqtt")
     try:
         with Pipeline(cfg, analyzers=[Recorder(emit=True)]) as p:  # one event per frame
-            wait_for(
-                lambda: p.status()["sinks"]["mqtt"]["stats"].get("spool_dropped", 0) > 0, what="spool full"
-            )
+            wait_for(lambda: p.status().sinks["mqtt"].stats.get("spool_dropped", 0) > 0, what="spool full")
             m = metric_samples(get(p, "/metrics")[1])
             assert m[("framesift_sink_connected", (sink,))] == 0.0
             assert m[("framesift_sink_spool_events", (sink,))] == 20  # bounded
@@ -61,7 +59,7 @@ def test_mqtt_sink_stats_are_exported(make_clip: Callable[..., ClipInfo], tmp_pa
             assert stats["connected"] == 0 and stats["spool_backlog"] == 20 and stats["published"] == 0
 
             broker.start()
-            wait_for(lambda: p.status()["sinks"]["mqtt"]["stats"].get("published", 0) > 25, 30, "published")
+            wait_for(lambda: p.status().sinks["mqtt"].stats.get("published", 0) > 25, 30, "published")
             m = metric_samples(get(p, "/metrics")[1])
             assert m[("framesift_sink_connected", (sink,))] == 1.0
             assert m[("framesift_sink_published_total", (sink,))] > 25

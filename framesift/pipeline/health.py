@@ -4,7 +4,8 @@ backoff before it is called again, so a broken engine (CUDA error, runtime crash
 from __future__ import annotations
 
 import time
-from typing import Any
+
+from framesift.pipeline.status import EngineInfo
 
 
 class EngineHealth:
@@ -39,10 +40,11 @@ class EngineHealth:
         self.failures = 0
         return recovered
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "state": "backoff" if self.broken else "ok",
-            "errors": self.errors,
-            "consecutive_failures": self.failures,
-        }
+    def info(self, name: str | None) -> EngineInfo:
+        """Its status, under ``name`` (the engine's current name)."""
+        return EngineInfo(
+            name=name,
+            state="backoff" if self.broken else "ok",
+            errors=self.errors,
+            consecutive_failures=self.failures,
+        )

@@ -1,0 +1,132 @@
+"""``type: detect``: open-vocabulary detection (and SAM masks) on every frame, batched across sources,
+one ``detections`` event per frame carrying the frame — for auto-labelling and per-frame outputs.
+The ``tracker`` analyzer builds on it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from framesift.analyzers.base import Analyzer
+from framesift.config.base import AnalyzerSpec
+from framesift.config.detect import DetectorConfig, SegmenterConfig
+from framesift.engines.base import Embedder
+from framesift.engines.detect import Detector, Segmenter
+from framesift.errors import ConfigError
+from framesift.events import Event
+from framesift.frame import Frame
+
+log = logging.getLogger("framesift.analyzers.detection")
+
+
+class DetectConfig(AnalyzerSpec):
+    """Analyzer ``detect``: detector → (optional SAM) → one ``detections`` event per frame."""
+
+    type: Literal["detect"] = "detect"
+    implementation: ClassVar[str] = "DetectionAnalyzer"
+
+    detector: DetectorConfig
+    segment: SegmenterConfig | None = None
+
+    def uses_embedder(self) -> bool:
+        return False  # the detector has its own CLIP text encoder
+
+
+def build_engines(
+    detector: DetectorConfig, segment: SegmenterConfig | None
+) -> tuple[Detector, Segmenter | None]:
+    """The detector (and segmenter) a ``detect`` or ``tracker`` config asks for."""
+    from framesift.engines.models.yolo_world import ClipTextEncoder, YoloWorld
+
+    d = detector
+    det = YoloWorld(
+        d.model,
+        prompts=d.prompts,
+        imgsz=d.imgsz,
+        conf=d.conf,
+        iou=d.iou,
+        max_det=d.max_det,
+        max_batch=d.max_batch,
+        device=d.device,
+        runtime=d.runtime,
+        precision=d.precision,
+        text_encoder=ClipTextEncoder(d.clip_model, d.clip_pretrained),
+    )
+    seg = None
+    if segment is not None:
+        from framesift.engines.models.sam import SamSegmenter
+
+        s = segment
+        seg = SamSegmenter(s.model, checkpoint=s.checkpoint, device=s.device, max_boxes=s.max_boxes)
+    return det, seg
+
+
+class DetectionAnalyzer(Analyzer):
+    """Detects (and segments) each batch of frames, of any sources, at once in :meth:`on_batch`; each
+    frame then gets its precomputed detections (``sv.Detections``, ``class_name`` in ``data``)."""
+
+    name = "detect"
+
+    def __init__(self, detector: Detector | None = None, *, segmenter: Segmenter | None = None) -> None:
+        self.detector = detector
+        self.segmenter = segmenter
+        self.batched = detector is not None
+        # (source, frame index) -> (frame, detections) of the current batch only
+        self._batch_dets: dict[tuple[str, int], tuple[Frame, Any]] = {}
+
+    @classmethod
+    def from_config(cls, cfg: DetectConfig, embedder: Embedder | None = None) -> DetectionAnalyzer:
+        detector, segmenter = build_engines(cfg.detector, cfg.segment)
+        return cls(detector, segmenter=segmenter)
+
+    def on_batch(self, frames: list[Frame]) -> None:
+        """Detect (and segment) a batch of frames of any sources; replaces the previous batch's results.
+
+        One detector call per frame size (a mixed-size batch would be letterboxed to a square instead
+        of each size's own rectangle, changing the results); the detector splits it into ``max_batch``
+        chunks.
+        """
+        self._batch_dets = {}
+        if self.detector is None:
+            return
+        by_size: dict[tuple[int, ...], list[Frame]] = {}
+        for f in frames:
+            by_size.setdefault(tuple(f.image.shape[:2]), []).append(f)
+        out: dict[tuple[str, int], tuple[Frame, Any]] = {}
+        for group in by_size.values():
+            for f, det in zip(group, self.detector.detect(group), strict=True):
+                out[(f.source_id, f.index)] = (f, self._segment(f, det))
+        self._batch_dets = out
+
+    def detections(self, frame: Frame) -> Any:
+        """``frame``'s detections from :meth:`on_batch`, else detected alone now."""
+        hit = self._batch_dets.pop((frame.source_id, frame.index), None)
+        if hit is not None and hit[0] is frame:
+            return hit[1]
+        if self.detector is None:
+            raise ConfigError(f"analyzer {self.name} needs a detector (or call update() with detections)")
+        return self._segment(frame, self.detector.detect([frame])[0])
+
+    def _segment(self, frame: Frame, det: Any) -> Any:
+        if self.segmenter is not None and len(det):
+            det.mask = self.segmenter.segment(frame, det.xyxy)
+        return det
+
+    def on_frame(self, frame: Frame, embedding: np.ndarray | None = None) -> Iterable[Event]:
+        from framesift.analyzers.tracking import FrameDetections
+
+        det = self.detections(frame)
+        return [
+            FrameDetections(
+                source=frame.source_id,
+                frame_index=frame.index,
+                pts=frame.pts,
+                time_base=frame.time_base,
+                time=frame.seconds,
+                detections=det,
+                frame=frame,
+            )
+        ]

@@ -1,0 +1,57 @@
+"""What a file's container header says, read without decoding: how many frames a source will deliver
+(progress bar totals) and the frame size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import av
+
+
+def expected_frames(cfg: Any) -> int | None:
+    """Frames a file source will deliver, from the container's frame count or duration, with its
+    start/end window and ``target_fps`` applied (None if unknown, live or looping)."""
+    if cfg.live or cfg.type_name() != "file" or cfg.loop:
+        return None
+    try:
+        with av.open(cfg.path) as c:
+            s = c.streams.video[0]
+            rate = float(s.average_rate or s.guessed_rate or 0)
+            if s.duration is not None and s.time_base is not None:
+                duration = float(s.duration * s.time_base)
+            elif c.duration is not None:
+                duration = c.duration / 1_000_000
+            else:
+                duration = (s.frames / rate) if s.frames and rate else 0.0
+            n = s.frames or round(duration * rate)
+    except Exception:
+        return None
+    if not n:
+        return None
+    if duration > 0 and (cfg.start is not None or cfg.end is not None):
+        start, end = cfg.start or 0.0, min(cfg.end or duration, duration)
+        n = int(n * max(0.0, end - start) / duration)
+    if cfg.target_fps and rate > cfg.target_fps:
+        n = int(n * cfg.target_fps / rate)
+    return n
+
+
+def total_frames(configs: list[Any]) -> int | None:
+    """The sum of :func:`expected_frames` over ``configs``; None when any is unknown."""
+    total = 0
+    for cfg in configs:
+        n = expected_frames(cfg)
+        if n is None:
+            return None
+        total += n
+    return total
+
+
+def frame_size(path: str) -> tuple[int, int] | None:
+    """``(width, height)`` of a file's first video stream, or None when it cannot be read."""
+    try:
+        with av.open(path) as c:
+            cc = c.streams.video[0].codec_context
+            return (int(cc.width), int(cc.height)) if cc.width and cc.height else None
+    except Exception:  # unreadable files are reported by the source that opens them
+        return None
