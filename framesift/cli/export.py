@@ -64,13 +64,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def export_store(args: argparse.Namespace) -> int:
     """Kept frames of a store → COCO / YOLO / folder dataset with a deterministic train/val split."""
-    from framesift.cli.search import resolve_store
     from framesift.store.export import export_dataset
 
     if not args.out:
         raise ConfigError("framesift export --store: give --out DIR for the dataset")
     summary = export_dataset(
-        resolve_store(args.store), args.out, args.format, val_fraction=args.val_fraction, seed=args.seed
+        args.store, args.out, args.format, val_fraction=args.val_fraction, seed=args.seed
     )
     print(f"dataset  {args.format} in {args.out}")
     for key, value in summary.items():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from framesift.errors import EXIT_OK, ConfigError
@@ -29,24 +28,15 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_search)
 
 
-def resolve_store(path: str) -> Path:
-    """``DIR`` itself, or ``DIR/store`` when DIR is a ``framesift collect`` output directory."""
-    from framesift.store.index import INDEX_NAME
-
-    p = Path(path)
-    if not (p / INDEX_NAME).is_file() and (p / "store" / INDEX_NAME).is_file():
-        return p / "store"
-    return p
-
-
 def cmd_search(args: argparse.Namespace) -> int:
+    from framesift.store import resolve_store_dir
     from framesift.store.search import format_hits, parse_since, search, write_html
 
     if (args.query is None) == (args.image is None):
         raise ConfigError("search: give a text QUERY or --image FILE (exactly one)")
     if args.k < 1:
         raise ConfigError(f"-k: {args.k} must be ≥ 1")
-    store = resolve_store(args.store)
+    store = resolve_store_dir(args.store)
     since = None if args.since is None else parse_since(args.since)
     hits = search(
         store, text=args.query, image=args.image, k=args.k, source=args.source, since=since, model=args.model

@@ -1,24 +1,40 @@
 """Datasets from a frame store: COCO, YOLO or folder-per-source, with a deterministic train/val split.
 
 The split depends only on ``sha256(f"{seed}:{id}")``, so a frame stays in the same split when the
-store grows and a re-export is identical. Labels are empty for now: every item carries a ``boxes``
-list, which the detection issue fills (class name + xyxy pixels); the writers already emit whatever
-boxes they are given (COCO annotations, YOLO label lines).
+store grows and a re-export is identical; ``framesift label`` splits by the same rule, so a frame is
+in the same split in both datasets. COCO and YOLO go through the one dataset writer
+(:mod:`framesift.store.dataset`, shared with ``framesift label``).
+
+Stored frames carry no labels (``boxes`` is empty unless a caller fills it). COCO then has images
+and no annotations; YOLO is refused (``nc: 0`` is accepted by no YOLO trainer): ``framesift label``
+writes a labelled YOLO dataset from the same store.
+
+The index is not trusted: a path that leads outside the store is refused, a file whose content
+does not match the sha256 recorded at write time is skipped; both are counted in the summary and
+logged in one warning each.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import shutil
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from framesift.errors import ConfigError
+from framesift.store.dataset import DatasetWriter, atomic_write, place
 from framesift.store.index import FrameStore, StoredFrame
+from framesift.store.paths import inside, resolve_store_dir, safe_component
+from framesift.store.recovery import warn_refused
+
+log = logging.getLogger("framesift.store.export")
 
 Format = Literal["coco", "yolo", "folder"]
 FORMATS = ("coco", "yolo", "folder")
@@ -38,7 +54,7 @@ class Box:
 
 @dataclass
 class ExportItem:
-    """One frame to export, with its split and (future) labels."""
+    """One frame to export, with its split and labels (``boxes``, empty for stored frames)."""
 
     frame: StoredFrame
     src: Path
@@ -53,104 +69,109 @@ def split_of(frame_id: str, val_fraction: float, seed: int = 0) -> str:
     return "val" if h / 2**64 < val_fraction else "train"
 
 
-def plan_export(store: FrameStore, val_fraction: float = 0.2, seed: int = 0) -> list[ExportItem]:
-    """Every stored frame (oldest first) with its split and output file name."""
-    items = []
+def _plan(store: FrameStore, val_fraction: float, seed: int) -> tuple[list[ExportItem], int, int]:
+    """Items whose path stays inside the store (one per file and name); and how many were refused
+    (outside the store) and dropped as duplicates (two rows naming one file)."""
+    items: list[ExportItem] = []
+    refused = duplicates = 0
+    seen: set[str] = set()
     for f in store.records():
-        name = f"{f.source}__{Path(f.path).name}".replace("/", "_")
-        items.append(ExportItem(f, store.root / f.path, split_of(f.id, val_fraction, seed), name))
-    return items
+        src = inside(store.root, f.path)
+        if src is None:
+            refused += 1
+            continue
+        name = safe_component(f"{f.source}__{Path(f.path).name}")
+        key = str(src.resolve())
+        if key in seen or name in seen:
+            duplicates += 1
+            continue
+        seen.update((key, name))
+        items.append(ExportItem(f, src, split_of(f.id, val_fraction, seed), name))
+    warn_refused(store.root, refused, "planning an export")
+    return items, refused, duplicates
 
 
-def _place(src: Path, dst: Path) -> None:
-    """Hard-link (same filesystem) or copy; atomic per file."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() and os.path.samefile(src, dst):
-        return  # already linked by an earlier export (rename onto the same inode would be a no-op)
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.unlink(missing_ok=True)
+def plan_export(store: FrameStore, val_fraction: float = 0.2, seed: int = 0) -> list[ExportItem]:
+    """Every stored frame (oldest first) whose file is inside the store, with its split and file name."""
+    return _plan(store, val_fraction, seed)[0]
+
+
+def _matches(path: Path, sha256: str) -> bool:
+    """``path`` is a regular file whose content has the recorded sha256."""
     try:
-        os.link(src, tmp)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+        return False
+    return digest.hexdigest() == sha256.strip().lower()
+
+
+def verify(items: Sequence[ExportItem], root: Path) -> tuple[list[ExportItem], int]:
+    """Items whose file matches the sha256 the index recorded at write time; and how many did not."""
+    good = [it for it in items if _matches(it.src, it.frame.sha256)]
+    bad = len(items) - len(good)
+    if bad:
+        log.warning(
+            "frame store %s: skipped %d frame(s) whose file does not match the sha256 in the index "
+            "(changed or replaced after it was stored)",
+            root, bad,
+        )  # fmt: skip
+    return good, bad
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1).encode())
 
 
 def _classes(items: Sequence[ExportItem]) -> list[str]:
     return sorted({b.class_name for it in items for b in it.boxes})
 
 
-def _coco(items: Sequence[ExportItem], out: Path) -> dict[str, int]:
+def _detections(boxes: Sequence[Box], classes: list[str]) -> Any:
+    if not boxes:
+        return None
+    import supervision as sv
+
+    return sv.Detections(
+        xyxy=np.array([[b.x1, b.y1, b.x2, b.y2] for b in boxes], np.float32),
+        confidence=np.array([b.score for b in boxes], np.float32),
+        class_id=np.array([classes.index(b.class_name) for b in boxes], int),
+    )
+
+
+def _write(items: Sequence[ExportItem], out: Path, fmt: Literal["coco", "yolo"]) -> dict[str, int]:
     classes = _classes(items)
-    cat_id = {c: i + 1 for i, c in enumerate(classes)}
-    counts = {}
-    for split in ("train", "val"):
-        images: list[dict[str, Any]] = []
-        anns: list[dict[str, Any]] = []
-        for it in (i for i in items if i.split == split):
-            _place(it.src, out / "images" / split / it.file_name)
-            img_id = len(images) + 1
+    with DatasetWriter(out, classes, fmt=fmt, description="framesift export") as writer:
+        for it in items:
             f = it.frame
-            images.append({
-                "id": img_id, "file_name": f"{split}/{it.file_name}", "width": f.width, "height": f.height,
-                "framesift_id": f.id, "source": f.source, "time": f.time, "wallclock": f.wallclock,
-                "reason": f.reason, "scores": f.scores,
-            })  # fmt: skip
-            for b in it.boxes:
-                w, h = b.x2 - b.x1, b.y2 - b.y1
-                anns.append({
-                    "id": len(anns) + 1, "image_id": img_id, "category_id": cat_id[b.class_name],
-                    "bbox": [b.x1, b.y1, w, h], "area": w * h, "iscrowd": 0, "score": b.score,
-                })  # fmt: skip
-        _write_json(
-            out / "annotations" / f"instances_{split}.json",
-            {
-                "info": {"description": "framesift export", "version": "1"},
-                "images": images,
-                "annotations": anns,
-                "categories": [{"id": cat_id[c], "name": c, "supercategory": ""} for c in classes],
-            },
-        )
-        counts[split] = len(images)
-    return counts
+            writer.add(
+                split=it.split, file_name=it.file_name, width=f.width, height=f.height, src=it.src,
+                detections=_detections(it.boxes, classes),
+                extra={"framesift_id": f.id, "source": f.source, "time": f.time, "wallclock": f.wallclock,
+                       "reason": f.reason, "scores": f.scores},
+            )  # fmt: skip
+    return dict(writer.counts)
+
+
+def _coco(items: Sequence[ExportItem], out: Path) -> dict[str, int]:
+    return _write(items, out, "coco")
 
 
 def _yolo(items: Sequence[ExportItem], out: Path) -> dict[str, int]:
-    classes = _classes(items)
-    idx = {c: i for i, c in enumerate(classes)}
-    counts = {"train": 0, "val": 0}
-    for it in items:
-        _place(it.src, out / "images" / it.split / it.file_name)
-        f = it.frame
-        lines = []
-        for b in it.boxes:
-            cx, cy = (b.x1 + b.x2) / 2 / f.width, (b.y1 + b.y2) / 2 / f.height
-            w, h = (b.x2 - b.x1) / f.width, (b.y2 - b.y1) / f.height
-            lines.append(f"{idx[b.class_name]} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
-        label = out / "labels" / it.split / (Path(it.file_name).stem + ".txt")
-        label.parent.mkdir(parents=True, exist_ok=True)
-        label.write_text("".join(lines), encoding="utf-8")
-        counts[it.split] += 1
-    names = "\n".join(f"  {i}: {json.dumps(c)}" for i, c in enumerate(classes))
-    (out / "data.yaml").write_text(
-        f"# framesift export (YOLO layout)\npath: {out.resolve()}\ntrain: images/train\nval: images/val\n"
-        f"nc: {len(classes)}\nnames:{' {}' if not classes else ''}\n{names}\n",
-        encoding="utf-8",
-    )
-    return counts
+    return _write(items, out, "yolo")
 
 
 def _folder(items: Sequence[ExportItem], out: Path) -> dict[str, int]:
     counts = {"train": 0, "val": 0}
     for it in items:
-        _place(it.src, out / it.split / it.frame.source / Path(it.frame.path).name)
+        place(
+            it.src,
+            out / it.split / safe_component(it.frame.source) / safe_component(Path(it.frame.path).name),
+        )
         counts[it.split] += 1
     return counts
 
@@ -162,21 +183,31 @@ def export_dataset(
     val_fraction: float = 0.2,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Export every kept frame of ``store_dir`` to ``out_dir``; returns a summary (counts per split)."""
+    """Export every kept frame of ``store_dir`` (a store, or a ``framesift collect`` output folder) to
+    ``out_dir``; returns a summary (counts per split, frames refused or skipped)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r} (choose one of: {', '.join(FORMATS)})")
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
     out = Path(out_dir)
-    with FrameStore(store_dir, readonly=True) as store:
-        items = plan_export(store, val_fraction, seed)
-        missing = [str(it.src) for it in items if not it.src.is_file()]
+    root = resolve_store_dir(store_dir)
+    with FrameStore(root, readonly=True) as store:
+        items, refused, duplicates = _plan(store, val_fraction, seed)
+        if fmt == "yolo" and not any(it.boxes for it in items):
+            raise ConfigError(
+                f"{store_dir}: the store's frames have no labels, and a YOLO dataset without classes "
+                f"(nc: 0) is refused by YOLO trainers; label them with `framesift label --store {store_dir} "
+                "--prompt ... --format yolo`, or export --format coco or folder"
+            )
+        missing = [str(it.src) for it in items if not it.src.exists()]
         if missing:
             raise ConfigError(f"{store_dir}: {len(missing)} indexed image(s) missing, e.g. {missing[0]}")
+        items, mismatched = verify(items, root)
         out.mkdir(parents=True, exist_ok=True)
         writer = {"coco": _coco, "yolo": _yolo, "folder": _folder}[fmt]
         counts = writer(items, out)
     summary = {"format": fmt, "out": str(out), "frames": len(items), "seed": seed, "val_fraction": val_fraction,
-               **counts}  # fmt: skip
+               **counts, "refused_paths": refused, "sha256_mismatch": mismatched,
+               "duplicates": duplicates}  # fmt: skip
     _write_json(out / "framesift_export.json", summary)
     return summary

@@ -1,5 +1,11 @@
 """The frame store on disk: ``<root>/<source>/<YYYY-MM-DD>/<id>.<ext>`` plus ``<root>/index.sqlite``.
 
+:class:`FrameStore` writes and reads kept frames. Around it: the schema and rows
+(:mod:`~framesift.store.schema`), opening the index and its errors
+(:mod:`~framesift.store.connection`), paths and the inside-the-store rule
+(:mod:`~framesift.store.paths`), crash recovery (:mod:`~framesift.store.recovery`) and retention
+(:mod:`~framesift.store.retention`).
+
 Crash safety. Every image is written under ``<name>.tmp``, fsync'ed, then renamed. The index row
 is inserted *before* the file as ``pending`` and marked ``ok`` after the rename; deletions mark rows
 ``deleting`` before unlinking. Opening a store (writable) finishes or undoes whatever a crash
@@ -9,18 +15,14 @@ interrupted, so index and files always agree and no half-written image survives.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -28,69 +30,28 @@ from typing import Any
 import cv2
 import numpy as np
 
-from framesift.errors import ConfigError, SinkError
+from framesift.errors import ConfigError, SinkError, SourceError
+from framesift.store import recovery, retention
+from framesift.store.connection import index_error, is_disk_full, open_readonly, open_writable, reading
+from framesift.store.paths import frame_relpath, inside
+from framesift.store.schema import (
+    COLUMNS,
+    DELETING,
+    EXTENSIONS,
+    INDEX_NAME,
+    OK,
+    PENDING,
+    SCHEMA_VERSION,
+    StoredFrame,
+    frame_from_row,
+    where,
+)
+
+__all__ = [
+    "DELETING", "EXTENSIONS", "INDEX_NAME", "OK", "PENDING", "SCHEMA_VERSION", "FrameStore", "StoredFrame",
+]  # fmt: skip
 
 log = logging.getLogger("framesift.store")
-
-INDEX_NAME = "index.sqlite"
-SCHEMA_VERSION = 1
-EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
-PENDING, OK, DELETING = 0, 1, 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS frames (
-    id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    wallclock REAL NOT NULL,
-    time REAL NOT NULL,
-    pts INTEGER NOT NULL,
-    time_base TEXT NOT NULL,
-    frame_index INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    scores TEXT NOT NULL,
-    path TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    model TEXT,
-    dim INTEGER NOT NULL DEFAULT 0,
-    embedding BLOB,
-    status INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS frames_wallclock ON frames(wallclock);
-CREATE INDEX IF NOT EXISTS frames_source ON frames(source, wallclock);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-@dataclass(frozen=True)
-class StoredFrame:
-    """One row of the index (``path`` is relative to the store root)."""
-
-    id: str
-    source: str
-    wallclock: float
-    time: float
-    pts: int
-    time_base: Fraction
-    frame_index: int
-    reason: str
-    scores: dict[str, float]
-    path: str
-    bytes: int
-    sha256: str
-    width: int
-    height: int
-    model: str | None
-
-
-def _is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
 
 
 class FrameStore:
@@ -134,7 +95,11 @@ class FrameStore:
         return self.root / INDEX_NAME
 
     def open(self) -> FrameStore:
-        """Create or open the store; a writable open recovers from an interrupted write first."""
+        """Create or open the store; a writable open recovers from an interrupted write first.
+
+        An index that cannot be read raises a one-line SourceError (exit code 3) naming it; one that
+        cannot be written, a non-transient SinkError. ConfigError if a read-only store does not exist.
+        """
         with self._lock:
             if self._db is not None:
                 return self
@@ -144,30 +109,21 @@ class FrameStore:
                         f"{self.root}: not a frame store (no {INDEX_NAME}); "
                         "collect frames first with `framesift collect ... -o DIR`"
                     )
-                uri = f"file:{self.index_path}?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+                self._db = open_readonly(self.index_path)
             else:
-                try:
-                    self.root.mkdir(parents=True, exist_ok=True)
-                    self._db = sqlite3.connect(str(self.index_path), check_same_thread=False, timeout=30)
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                    self._db.execute("PRAGMA synchronous=NORMAL")
-                    self._db.executescript(_SCHEMA)
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                self._db = open_writable(self.root, self.index_path)
+            try:
+                with reading(self.index_path):
+                    if not self.readonly:
+                        self.recover()
+                    self._total_bytes = int(
+                        self._db.execute(
+                            "SELECT COALESCE(SUM(bytes), 0) FROM frames WHERE status=?", (OK,)
+                        ).fetchone()[0]
                     )
-                    self._db.commit()
-                except (OSError, sqlite3.Error) as exc:
-                    self._db = None
-                    raise SinkError(
-                        f"frame store {self.root}: cannot open index ({exc})", transient=False
-                    ) from None
-                self.recover()
-            self._total_bytes = int(
-                self._db.execute(
-                    "SELECT COALESCE(SUM(bytes), 0) FROM frames WHERE status=?", (OK,)
-                ).fetchone()[0]
-            )
+            except BaseException:
+                self.close()
+                raise
             return self
 
     def close(self) -> None:
@@ -191,33 +147,25 @@ class FrameStore:
         assert self._db is not None
         return self._db
 
-    # ---------------------------------------------------------------- recovery
     def recover(self) -> int:
         """Undo writes and finish deletions a crash interrupted; returns the rows repaired."""
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT id, path, status FROM frames WHERE status IN (?, ?)", (PENDING, DELETING)
-            ).fetchall()
-            for _id, rel, _status in rows:
-                final = self.root / rel
-                for p in (final, final.with_name(final.name + ".tmp")):
-                    p.unlink(missing_ok=True)
-            if rows:
-                self.db.executemany("DELETE FROM frames WHERE id=?", [(r[0],) for r in rows])
-                self.db.commit()
-                log.info("frame store %s: repaired %d interrupted write(s)/deletion(s)", self.root, len(rows))
-            return len(rows)
+        with self._lock, reading(self.index_path):
+            return recovery.recover(self.db, self.root)
 
     # ---------------------------------------------------------------- meta
     def get_meta(self, key: str) -> str | None:
-        with self._lock:
+        with self._lock, reading(self.index_path):
             row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
             return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
-            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-            self.db.commit()
+            try:
+                self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+                self.db.commit()
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise index_error(self.index_path, exc, writing=True) from None
 
     # ---------------------------------------------------------------- writing
     def encode(self, image: np.ndarray) -> bytes:
@@ -239,8 +187,8 @@ class FrameStore:
         return bytes(buf)
 
     def relative_path(self, source: str, wallclock: float, frame_id: str) -> str:
-        day = datetime.fromtimestamp(wallclock, tz=timezone.utc).strftime("%Y-%m-%d")
-        return f"{_SAFE.sub('_', source)}/{day}/{_SAFE.sub('_', frame_id)}{EXTENSIONS[self.format]}"
+        """Where a frame goes: ``<source>/<YYYY-MM-DD>/<id>.<ext>``, each part sanitised (never outside)."""
+        return frame_relpath(source, wallclock, frame_id, EXTENSIONS[self.format])
 
     def add(
         self,
@@ -258,13 +206,17 @@ class FrameStore:
         embedding: np.ndarray | None = None,
         model: str | None = None,
     ) -> StoredFrame:
-        """Write one frame (tmp + fsync + rename) and index it; SinkError on failure (disk full...)."""
+        """Write one frame (tmp + fsync + rename) and index it, with its sha256; SinkError on failure."""
         if self.readonly:
             raise SinkError(f"frame store {self.root} is open read-only", transient=False)
         data = self.encode(image)
         digest = hashlib.sha256(data).hexdigest()
         rel = self.relative_path(source, wallclock, id)
-        final = self.root / rel
+        final = inside(self.root, rel)
+        if final is None:  # only a symlink planted in the store can get here
+            raise SinkError(
+                f"frame store {self.root}: {rel} leads outside the store; not written", transient=False
+            )
         tmp = final.with_name(final.name + ".tmp")
         emb = None if embedding is None else np.asarray(embedding, dtype=np.float16).ravel()
         height, width = int(image.shape[0]), int(image.shape[1])
@@ -322,7 +274,7 @@ class FrameStore:
             self._rollback()
 
     def _error(self, exc: BaseException, what: str, rel: str) -> SinkError:
-        if _is_disk_full(exc):
+        if is_disk_full(exc):
             return SinkError(
                 f"frame store {self.root}: disk full while {what} {rel}; free space, or set a lower "
                 "max_size retention for the store",
@@ -348,51 +300,17 @@ class FrameStore:
         now = time.time() if now is None else now
         with self._lock:
             self._last_age_check = time.monotonic()
-            victims: list[tuple[str, str, int]] = []
-            if self.max_age_s is not None:
-                victims += self.db.execute(
-                    "SELECT id, path, bytes FROM frames WHERE status=? AND wallclock < ?",
-                    (OK, now - self.max_age_s),
-                ).fetchall()
-            if self.max_bytes is not None:
-                excess = self._total_bytes - sum(v[2] for v in victims) - self.max_bytes
-                if excess > 0:
-                    taken = {v[0] for v in victims}
-                    cur = self.db.execute(
-                        "SELECT id, path, bytes FROM frames WHERE status=? ORDER BY wallclock, rowid", (OK,)
-                    )
-                    while excess > 0:
-                        batch = cur.fetchmany(256)
-                        if not batch:
-                            break
-                        for v in batch:
-                            if v[0] in taken:
-                                continue
-                            victims.append(v)
-                            excess -= v[2]
-                            if excess <= 0:
-                                break
-            if not victims:
-                return 0
-            return self._delete(victims)
+            victims = retention.select_victims(
+                self.db,
+                now=now,
+                total_bytes=self._total_bytes,
+                max_age_s=self.max_age_s,
+                max_bytes=self.max_bytes,
+            )
+            return self._delete(victims) if victims else 0
 
-    def _delete(self, victims: list[tuple[str, str, int]]) -> int:
-        ids = [(v[0],) for v in victims]
-        self.db.executemany(f"UPDATE frames SET status={DELETING} WHERE id=?", ids)
-        self.db.commit()
-        dirs = set()
-        for _id, rel, _n in victims:
-            p = self.root / rel
-            p.unlink(missing_ok=True)
-            dirs.add(p.parent)
-        self.db.executemany("DELETE FROM frames WHERE id=?", ids)
-        self.db.commit()
-        for d in dirs:  # drop emptied date/source folders
-            for folder in (d, d.parent):
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+    def _delete(self, victims: list[retention.Victim]) -> int:
+        retention.delete_frames(self.db, self.root, victims)
         self._total_bytes -= sum(v[2] for v in victims)
         self.removed += len(victims)
         return len(victims)
@@ -400,7 +318,7 @@ class FrameStore:
     def delete(self, ids: list[str]) -> int:
         """Remove frames by id (files and rows)."""
         with self._lock:
-            rows: list[tuple[str, str, int]] = []
+            rows: list[retention.Victim] = []
             for i in ids:
                 rows += self.db.execute(
                     "SELECT id, path, bytes FROM frames WHERE id=? AND status=?", (i, OK)
@@ -409,71 +327,64 @@ class FrameStore:
 
     # ---------------------------------------------------------------- reading
     def count(self, source: str | None = None) -> int:
-        with self._lock:
+        with self._lock, reading(self.index_path):
             if source is None:
                 return int(self.db.execute("SELECT COUNT(*) FROM frames WHERE status=?", (OK,)).fetchone()[0])
             q = "SELECT COUNT(*) FROM frames WHERE status=? AND source=?"
             return int(self.db.execute(q, (OK, source)).fetchone()[0])
 
     def sources(self) -> list[str]:
-        with self._lock:
+        with self._lock, reading(self.index_path):
             q = "SELECT DISTINCT source FROM frames WHERE status=? ORDER BY source"
-            return [r[0] for r in self.db.execute(q, (OK,))]
+            return [str(r[0]) for r in self.db.execute(q, (OK,))]
 
     def models(self) -> list[str]:
         """Embedding models recorded in the index (most frames first)."""
-        with self._lock:
+        with self._lock, reading(self.index_path):
             rows = self.db.execute(
                 "SELECT model, COUNT(*) AS n FROM frames WHERE status=? AND model IS NOT NULL "
                 "GROUP BY model ORDER BY n DESC",
                 (OK,),
             ).fetchall()
-            return [r[0] for r in rows]
+            return [str(r[0]) for r in rows]
 
-    _COLS = (
-        "id, source, wallclock, time, pts, time_base, frame_index, reason, scores, path, bytes, sha256, "
-        "width, height, model"
-    )
+    def path_of(self, frame: StoredFrame) -> Path | None:
+        """The frame's image file, or None if the index's path for it leads outside the store
+        (symlinks followed): readers of :meth:`records` open images through this, never ``root / path``."""
+        return inside(self.root, frame.path)
 
-    @staticmethod
-    def _row(r: tuple[Any, ...]) -> StoredFrame:
-        num, den = str(r[5]).split("/")
-        return StoredFrame(
-            r[0], r[1], r[2], r[3], r[4], Fraction(int(num), int(den)), r[6], r[7], json.loads(r[8]), r[9],
-            r[10], r[11], r[12], r[13], r[14],
-        )  # fmt: skip
-
-    def _where(self, source: str | None, since: float | None, model: str | None) -> tuple[str, list[Any]]:
-        clauses: list[str] = ["status=?"]
-        args: list[Any] = [OK]
-        if source is not None:
-            clauses.append("source=?")
-            args.append(source)
-        if since is not None:
-            clauses.append("wallclock>=?")
-            args.append(since)
-        if model is not None:
-            clauses.append("model=?")
-            args.append(model)
-        return " AND ".join(clauses), args
+    def _row(self, r: tuple[Any, ...]) -> StoredFrame:
+        return frame_from_row(r, self.index_path)
 
     def records(
         self, *, source: str | None = None, since: float | None = None, model: str | None = None
     ) -> list[StoredFrame]:
         """Index rows, oldest first."""
-        where, args = self._where(source, since, model)
-        with self._lock:
+        clause, args = where(source, since, model)
+        with self._lock, reading(self.index_path):
             rows = self.db.execute(
-                f"SELECT {self._COLS} FROM frames WHERE {where} ORDER BY wallclock, rowid", args
+                f"SELECT {COLUMNS} FROM frames WHERE {clause} ORDER BY wallclock, rowid", args
             ).fetchall()
         return [self._row(r) for r in rows]
 
     def get(self, frame_id: str) -> StoredFrame | None:
-        with self._lock:
+        with self._lock, reading(self.index_path):
             r = self.db.execute(
-                f"SELECT {self._COLS} FROM frames WHERE id=? AND status=?", (frame_id, OK)
+                f"SELECT {COLUMNS} FROM frames WHERE id=? AND status=?", (frame_id, OK)
             ).fetchone()
         return None if r is None else self._row(r)
+
+    def _matrix(self, blobs: list[Any]) -> np.ndarray:
+        """float16 blobs of one size → (n, dim) float32; SourceError if the index holds anything else."""
+        sizes = {len(b) if isinstance(b, bytes) else -1 for b in blobs}
+        if len(sizes) != 1 or min(sizes) <= 0 or min(sizes) % 2:
+            raise SourceError(
+                f"{self.index_path}: embeddings of different or invalid sizes in one model group; "
+                "pass --source, or move the index aside and collect again",
+                source=str(self.index_path),
+            )
+        mat = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), -1)
+        return mat.astype(np.float32)
 
     def iter_embeddings(
         self,
@@ -484,38 +395,36 @@ class FrameStore:
         chunk: int = 8192,
     ) -> Iterator[tuple[list[str], np.ndarray]]:
         """Chunks of ``(ids, (n, dim) float32)`` for frames with an embedding, in index order."""
-        where, args = self._where(source, since, model)
-        q = f"SELECT id, dim, embedding FROM frames WHERE {where} AND embedding IS NOT NULL ORDER BY rowid"
-        with self._lock:
+        clause, args = where(source, since, model)
+        q = f"SELECT id, dim, embedding FROM frames WHERE {clause} AND embedding IS NOT NULL ORDER BY rowid"
+        with self._lock, reading(self.index_path):
             cur = self.db.cursor()
             cur.execute(q, args)
         while True:
-            with self._lock:
+            with self._lock, reading(self.index_path):
                 rows = cur.fetchmany(chunk)
             if not rows:
                 return
             dims = {r[1] for r in rows}
             if len(dims) != 1:
                 raise ConfigError(
-                    f"{self.root}: embeddings of different sizes {sorted(dims)} in one model group; "
+                    f"{self.root}: embeddings of different sizes {sorted(map(str, dims))} in one model group; "
                     "pass --source or rebuild the store"
                 )
-            mat = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16).reshape(len(rows), -1)
-            yield [r[0] for r in rows], mat.astype(np.float32)
+            yield [str(r[0]) for r in rows], self._matrix([r[2] for r in rows])
 
     def recent_embeddings(
         self, limit: int, *, source: str | None = None, model: str | None = None
     ) -> tuple[list[str], np.ndarray]:
         """The ``limit`` most recently kept embeddings (oldest first) — to seed a collector's bank."""
-        where, args = self._where(source, None, model)
-        with self._lock:
+        clause, args = where(source, None, model)
+        with self._lock, reading(self.index_path):
             rows = self.db.execute(
-                f"SELECT source, embedding FROM frames WHERE {where} AND embedding IS NOT NULL "
+                f"SELECT source, embedding FROM frames WHERE {clause} AND embedding IS NOT NULL "
                 "ORDER BY wallclock DESC, rowid DESC LIMIT ?",
                 [*args, int(limit)],
             ).fetchall()
         rows.reverse()
         if not rows:
             return [], np.zeros((0, 0), np.float32)
-        mat = np.stack([np.frombuffer(r[1], dtype=np.float16) for r in rows]).astype(np.float32)
-        return [r[0] for r in rows], mat
+        return [str(r[0]) for r in rows], self._matrix([r[1] for r in rows])

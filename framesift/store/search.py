@@ -11,7 +11,9 @@ import html
 import json
 import logging
 import os
+import re
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +26,8 @@ from framesift.config.units import parse_duration
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError, SourceError
 from framesift.store.index import FrameStore, StoredFrame
+from framesift.store.paths import inside, resolve_store_dir
+from framesift.store.recovery import warn_refused
 
 log = logging.getLogger("framesift.store.search")
 
@@ -114,7 +118,14 @@ def embedder_for_store(store: FrameStore, model: str) -> Embedder:
 
     raw = store.get_meta("engine")
     if raw is not None:
-        engine_cfg = EngineConfig.model_validate(json.loads(raw))
+        try:
+            engine_cfg = EngineConfig.model_validate(json.loads(raw))
+        except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError are ValueErrors
+            raise SourceError(
+                f"{store.index_path}: the engine config recorded in the index is not valid "
+                f"({str(exc).splitlines()[0]}); pass the embedder programmatically, or collect again",
+                source=str(store.index_path),
+            ) from None
     elif model.startswith("clip:") and "/" in model:  # clip:<arch>/<pretrained tag>#<weights hash>
         arch, _, rest = model[len("clip:") :].partition("/")
         tag = rest.split("#", 1)[0]
@@ -167,7 +178,7 @@ def search(
     """Rank stored frames by cosine to a text or image query embedded with the store's model."""
     if (text is None) == (image is None):
         raise ConfigError("search needs exactly one query: a text, or --image FILE")
-    with FrameStore(store_dir, readonly=True) as store:
+    with FrameStore(resolve_store_dir(store_dir), readonly=True) as store:
         name = store_model(store, model)
         emb = embedder or embedder_for_store(store, name)
         if text is not None:
@@ -189,17 +200,42 @@ def search(
     return hits
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (an index could hold terminal escape sequences)."""
+    return _CONTROL.sub("?", text)
+
+
+def _when(wallclock: float, fmt: str) -> str:
+    try:
+        return datetime.fromtimestamp(wallclock, tz=timezone.utc).strftime(fmt)
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
+def _root(store_dir: str | os.PathLike[str]) -> Path:
+    try:
+        return resolve_store_dir(store_dir)
+    except ConfigError:
+        return Path(store_dir)
+
+
 def format_hits(hits: Sequence[Hit], store_dir: str | os.PathLike[str]) -> str:
-    """A plain-text table of results."""
+    """A plain-text table of results (control characters from the index shown as ``?``)."""
+    root = _root(store_dir)
     lines = [
         f"{'rank':>4}  {'score':>6}  {'source':<12} {'captured (UTC)':<19}  {'t(s)':>8}  {'reason':<12} path"
     ]
     for i, h in enumerate(hits, 1):
         f = h.frame
-        when = datetime.fromtimestamp(f.wallclock, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        path = Path(store_dir) / f.path
+        when = _when(f.wallclock, "%Y-%m-%d %H:%M:%S")
+        path = inside(root, f.path) or "(path outside the store: refused)"
         lines.append(
-            f"{i:>4}  {h.score:6.3f}  {f.source:<12} {when:<19}  {f.time:8.2f}  {f.reason:<12} {path}"
+            _printable(
+                f"{i:>4}  {h.score:6.3f}  {f.source:<12} {when:<19}  {f.time:8.2f}  {f.reason:<12} {path}"
+            )
         )
     return "\n".join(lines)
 
@@ -207,21 +243,35 @@ def format_hits(hits: Sequence[Hit], store_dir: str | os.PathLike[str]) -> str:
 def write_html(
     hits: Sequence[Hit], store_dir: str | os.PathLike[str], out: str | os.PathLike[str], query: str
 ) -> Path:
-    """An HTML gallery of the results (images linked relative to the page), written atomically."""
+    """An HTML gallery of the results, written atomically.
+
+    Whatever the index holds, a link is only ever a percent-encoded path relative to the page, to a
+    file inside the store (a path leading elsewhere gets no image, and is counted and logged); every
+    text is HTML-escaped.
+    """
     out = Path(out)
     base = out.parent.resolve()
+    root = _root(store_dir)
     cards = []
+    refused = 0
     for i, h in enumerate(hits, 1):
         f = h.frame
-        rel = os.path.relpath((Path(store_dir) / f.path).resolve(), base)
-        when = datetime.fromtimestamp(f.wallclock, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = _when(f.wallclock, "%Y-%m-%d %H:%M:%S UTC")
         scores = ", ".join(f"{k} {v:.3f}" for k, v in f.scores.items())
+        path = inside(root, f.path)
+        if path is None:
+            refused += 1
+            link = "<p>(path outside the store: refused)</p>"
+        else:
+            rel = os.path.relpath(path.resolve(), base).split(os.sep)
+            url = html.escape("/".join(urllib.parse.quote(part, safe="") for part in rel))
+            link = f'<a href="{url}"><img src="{url}" loading="lazy"></a>'
         cards.append(
-            f'<figure><a href="{html.escape(rel)}"><img src="{html.escape(rel)}" loading="lazy"></a>'
-            f"<figcaption><b>#{i}</b> score {h.score:.3f}<br>{html.escape(f.source)} · {when} · "
+            f"<figure>{link}<figcaption><b>#{i}</b> score {h.score:.3f}<br>{html.escape(f.source)} · {when} · "
             f"t={f.time:.2f}s<br>{html.escape(f.reason)} ({html.escape(scores)})<br>"
             f"<code>{html.escape(f.id)}</code></figcaption></figure>"
         )
+    warn_refused(root, refused, "writing the search gallery")
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>framesift search</title><style>"
         "body{font-family:sans-serif;margin:1em}figure{display:inline-block;width:320px;margin:6px;"

@@ -102,7 +102,17 @@ def test_split_is_deterministic_and_stable() -> None:
 def test_export_layouts(tmp_path: Path, fmt: str) -> None:
     emb = FakeEmbedder()
     ids = fill(tmp_path / "store", emb, list(range(20)))
-    summary = export_dataset(tmp_path / "store", tmp_path / "ds", fmt, val_fraction=0.25, seed=0)
+    if fmt == "yolo":  # stored frames have no labels: nc: 0 is refused, pointing at `framesift label`
+        with pytest.raises(ConfigError, match=r"nc: 0.*framesift label --store"):
+            export_dataset(tmp_path / "store", tmp_path / "ds", fmt, val_fraction=0.25, seed=0)
+        assert not (tmp_path / "ds").exists()
+        with FrameStore(tmp_path / "store", readonly=True) as store:  # the layout, with labels
+            items = plan_export(store, val_fraction=0.25, seed=0)
+        items[0].boxes.append(Box("forklift", 8, 8, 40, 24))
+        counts = _yolo(items, tmp_path / "ds")
+        summary = {"frames": len(items), **counts}
+    else:
+        summary = export_dataset(tmp_path / "store", tmp_path / "ds", fmt, val_fraction=0.25, seed=0)
     assert summary["frames"] == 20 and summary["train"] + summary["val"] == 20 and summary["val"] > 0
     val_ids = {i for i in ids if split_of(i, 0.25, 0) == "val"}
     out = tmp_path / "ds"
@@ -113,18 +123,22 @@ def test_export_layouts(tmp_path: Path, fmt: str) -> None:
         for im in coco["images"]:
             assert (out / "images" / im["file_name"]).is_file() and im["width"] == 64 and im["height"] == 48
     elif fmt == "yolo":
-        imgs = sorted((out / "images" / "val").iterdir())
-        labels = sorted((out / "labels" / "val").iterdir())
+        imgs = sorted(out / line for line in (out / "val.txt").read_text().split())
+        labels = sorted(p for p in (out / "labels").iterdir() if p.stem in {i.stem for i in imgs})
         assert len(imgs) == len(val_ids) and [p.stem for p in imgs] == [p.stem for p in labels]
-        assert all(p.read_text() == "" for p in labels)
-        assert "nc: 0" in (out / "data.yaml").read_text()
+        assert all(p.is_file() and p.parent == out / "images" for p in imgs)
+        assert all(p.read_text() == "" for p in labels if items[0].file_name != p.stem + ".png")
+        assert "nc: 1" in (out / "data.yaml").read_text()
     else:
         files = sorted(p.name for p in (out / "val").rglob("*.png"))
         assert files == sorted(f"{i}.png" for i in val_ids)
         assert {p.name for p in (out / "train").iterdir()} == {"cam0", "cam1"}
     # a second export is identical
     first = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
-    export_dataset(tmp_path / "store", out, fmt, val_fraction=0.25, seed=0)
+    if fmt == "yolo":
+        _yolo(items, out)
+    else:
+        export_dataset(tmp_path / "store", out, fmt, val_fraction=0.25, seed=0)
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == first
 
 
@@ -139,7 +153,7 @@ def test_export_writers_carry_boxes_when_labels_exist(tmp_path: Path) -> None:
     assert coco["categories"] == [{"id": 1, "name": "forklift", "supercategory": ""}]
     assert coco["annotations"][0]["bbox"] == [8, 8, 32, 16]
     _yolo(items, tmp_path / "yolo")
-    line = (tmp_path / "yolo" / "labels" / "train" / (Path(items[0].file_name).stem + ".txt")).read_text()
+    line = (tmp_path / "yolo" / "labels" / (Path(items[0].file_name).stem + ".txt")).read_text()
     assert line == "0 0.375000 0.333333 0.500000 0.333333\n"
 
 
