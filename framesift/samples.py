@@ -146,12 +146,52 @@ def write_clip(
     return ClipInfo(path, index, rate, width, height, codec, tuple(cuts), tuple(_keyframes(path)))
 
 
+def write_vfr_clip(
+    path: str | Path,
+    *,
+    spans: Sequence[tuple[int, int]] = ((25, 50), (10, 40)),
+    cut: int = 60,
+    width: int = 192,
+    height: int = 144,
+) -> tuple[int, float]:
+    """A clip whose frame rate changes mid-file: ``spans`` of ``(fps, frames)`` one after the other,
+    H.264 in Matroska (millisecond timestamps), with one hard cut at frame ``cut``. Returns the frame
+    count and the cut's time in seconds."""
+    path = Path(path)
+    out = av.open(str(path), mode="w", format="matroska")
+    cut_time = 0.0
+    try:
+        stream = cast(VideoStream, out.add_stream("libx264", rate=spans[0][0]))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"preset": "ultrafast", "crf": "18", "x264-params": "scenecut=0"}
+        index, t = 0, Fraction(0)
+        for fps, n in spans:
+            for _ in range(n):
+                seg = int(index >= cut)
+                if index == cut:
+                    cut_time = float(t)
+                img = render_frame(index, seg, index - cut * seg, width, height)
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts = round(t * 1000)
+                frame.time_base = Fraction(1, 1000)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+                index += 1
+                t += Fraction(1, fps)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    finally:
+        out.close()
+    return index, cut_time
+
+
 def _keyframes(path: Path) -> list[int]:
     """Indices (in presentation order) of the frames stored as keyframes."""
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        pts = sorted((p.pts, p.is_keyframe) for p in c.demux(s) if p.pts is not None)
-    return [i for i, (_, key) in enumerate(pts) if key]
+    from framesift.stream.headers import keyframe_indices
+
+    return keyframe_indices(str(path))
 
 
 def demo_clip(directory: str | Path) -> ClipInfo:
@@ -161,8 +201,9 @@ def demo_clip(directory: str | Path) -> ClipInfo:
     path = directory / "framesift-demo.mp4"
     segs = (75, 100, 50, 75)
     if path.exists():
-        with av.open(str(path)) as c:
-            n = c.streams.video[0].frames
+        from framesift.stream.headers import stored_frames
+
+        n = stored_frames(str(path))
         if n == sum(segs):
             return ClipInfo(path, n, Fraction(25), 640, 360, "h264", (75, 175, 225))
     tmp = path.with_suffix(".tmp.mp4")

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from framesift.pipeline import Pipeline
 from tests.rtsp_server import RtspServer, gst_rtsp_available
+from tests.serving import served
 from tests.test_pipeline import ListSink, Recorder, config, get, metric_samples
 
 pytestmark = pytest.mark.skipif(not gst_rtsp_available(), reason="gst-rtsp-server (python3-gi) not installed")
@@ -39,10 +39,10 @@ def test_broken_live_source_does_not_affect_a_healthy_one(server: RtspServer) ->
             "reconnect": {"initial_s": 0.1, "max_s": 0.2},
         },
     )
-    with Pipeline(cfg, analyzers=[rec], sinks=[sink]) as p:
+    with served(cfg, analyzers=[rec], sinks=[sink]) as (p, port):
         wait_for(lambda: len(rec.seen.get("cam", [])) >= 20)
         wait_for(lambda: p.status().sources["dead"].reconnects >= 2)
-        samples = metric_samples(get(p, "/metrics")[1])
+        samples = metric_samples(get(port, "/metrics")[1])
         assert samples[("framesift_source_up", (("source", "cam"),))] == 1.0
         assert samples[("framesift_source_up", (("source", "dead"),))] == 0.0
         assert samples[("framesift_reconnects_total", (("source", "dead"),))] >= 2
@@ -59,13 +59,13 @@ def test_stale_live_frames_are_dropped_and_counted(server: RtspServer) -> None:
         {"type": "rtsp", "id": "cam", "url": server.url("cam"), "buffer": {"capacity": 100}},
         stage={"stale_after_ms": 200},
     )
-    with Pipeline(cfg, analyzers=[rec]) as p:
+    with served(cfg, analyzers=[rec]) as (p, port):
         assert rec.holding.wait(20)
         wait_for(lambda: len(p.sources.runs["cam"].buffer) >= 15)  # frames queue up behind the held stage
         time.sleep(0.4)  # ... and are all older than stale_after_ms (capacity 100: none evicted)
         rec.release.set()
         wait_for(lambda: p.sources.runs["cam"].buffer.drops["stale"] > 0)
-        samples = metric_samples(get(p, "/metrics")[1])
+        samples = metric_samples(get(port, "/metrics")[1])
         key = (
             "framesift_frames_dropped_total",
             (("cause", "stale"), ("source", "cam"), ("stage", "batcher")),

@@ -48,7 +48,7 @@ class SceneReporter:
         self.first_time: float | None = None
         self.first_index = 0
         self.last_time: float | None = None
-        self.last_step: float | None = None  # time between the last two frames
+        self.steps: deque[float] = deque(maxlen=16)  # times between recent frames
         self.boundaries = 0
         self.first_picture_taken = False
         self._embed = embed if text_emb is not None and labels else None
@@ -71,7 +71,7 @@ class SceneReporter:
             self.first_picture_taken = True
             self.pictures[self.first_index] = self._picture(frame)
         if self.last_time is not None and t > self.last_time:
-            self.last_step = t - self.last_time
+            self.steps.append(t - self.last_time)
         self.last_time = t
         self.frames += 1
         self.recent.append(frame)
@@ -138,8 +138,8 @@ class SceneReporter:
                 self._add(self._samples.popleft()[1])
             self._label_scene()
         end = None
-        if final and self.last_time is not None:
-            end = self.last_time + (self.last_step or 0.0)
+        if final and self.last_time is not None:  # the last frame lasts the shortest recent step
+            end = self.last_time + min(self.steps, default=0.0)
         ev = SceneSignal(
             source=self.source,
             rows=tuple(self.rows),

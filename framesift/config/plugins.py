@@ -1,6 +1,6 @@
 """The plugin registry, derived from the plugins' own config models.
 
-Each kind has a package; every module in it that defines a spec of that kind (see
+Each kind has its packages; every module in them that defines a spec of that kind (see
 :class:`framesift.config.base.PluginSpec`) is a plugin. Installed packages may add plugins through
 the ``framesift.plugins`` entry-point group (each entry names a module to import). From these
 declarations come the discriminated unions of the pipeline config (:func:`union`), the lookup by
@@ -24,12 +24,13 @@ from framesift.errors import ConfigError
 
 log = logging.getLogger("framesift.plugins")
 
-PACKAGES: dict[str, str] = {
-    "source": "framesift.stream.sources",
-    "sink": "framesift.sinks",
-    "analyzer": "framesift.analyzers",
-    "detector": "framesift.engines.detectors",
-    "segmenter": "framesift.engines.segmenters",
+#: Where each kind's plugins live: packages (every module in them) or single modules.
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "source": ("framesift.stream.sources", "framesift.store.source"),
+    "sink": ("framesift.sinks",),
+    "analyzer": ("framesift.analyzers",),
+    "detector": ("framesift.engines.detectors",),
+    "segmenter": ("framesift.engines.segmenters",),
 }
 ENTRY_POINT_GROUP = "framesift.plugins"
 
@@ -53,12 +54,15 @@ def specs(kind: str) -> tuple[type[PluginSpec], ...]:
     """Every config model of ``kind``, ours first (in module order), then installed plugins'."""
     if kind not in PACKAGES:
         raise ValueError(f"unknown plugin kind {kind!r} (one of {', '.join(PACKAGES)})")
-    package = importlib.import_module(PACKAGES[kind])
     found: list[type[PluginSpec]] = []
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+    for name in PACKAGES[kind]:
+        module = importlib.import_module(name)
+        if not hasattr(module, "__path__"):  # a single plugin module
+            found += _specs_in(module, kind)
             continue
-        found += _specs_in(importlib.import_module(f"{package.__name__}.{info.name}"), kind)
+        for info in sorted(pkgutil.iter_modules(module.__path__), key=lambda m: m.name):
+            if not info.name.startswith("_"):
+                found += _specs_in(importlib.import_module(f"{name}.{info.name}"), kind)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             found += _specs_in(importlib.import_module(ep.value.split(":")[0]), kind)
@@ -79,7 +83,7 @@ def union(kind: str) -> Any:
     """The discriminated union (on ``type``) of every config model of ``kind``."""
     members = specs(kind)
     if not members:
-        raise TypeError(f"no {kind} plugins found in {PACKAGES[kind]}")
+        raise TypeError(f"no {kind} plugins found in {', '.join(PACKAGES[kind])}")
     inner = members[0] if len(members) == 1 else Union[members]  # noqa: UP007 - built at run time
     return Annotated[inner, Field(discriminator="type")]
 

@@ -16,8 +16,8 @@ class SinkSpec(PluginSpec):
 
     The implementation is a :class:`framesift.sinks.base.Sink` class with ``from_config(cfg)``.
     ``on_full``: what the sink's queue does when it is full. ``auto`` blocks (waits for the sink)
-    when every source is a file, so nothing is lost, and drops the newest event when a live source
-    is present, so a slow sink never holds back capture.
+    when every source is a file read as fast as it decodes, so nothing is lost, and drops the newest
+    event otherwise (a camera, a file replayed in real time), so a slow sink never holds back capture.
     """
 
     kind: ClassVar[str] = "sink"

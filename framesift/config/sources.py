@@ -68,6 +68,16 @@ class SourceSpec(PluginSpec):
     def input(self) -> str:
         """What the source reads (a path, URL or device), for messages and ids."""
 
+    def ends(self) -> bool:
+        """Whether it ends and is read as fast as the pipeline goes (a file, not a camera or a file
+        replayed in real time): then queues wait for a slow consumer instead of dropping."""
+        return not self.live
+
+    def frame_count(self) -> int | None:
+        """How many frames it will deliver, where that is known without decoding (a progress bar's
+        total); None when unknown or endless."""
+        return None
+
 
 class LiveSourceSpec(SourceSpec):
     """Options of sources that can disconnect: timeouts, reconnection and the watchdog."""

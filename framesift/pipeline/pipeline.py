@@ -84,8 +84,7 @@ class Pipeline:
         )
         self.sources = SourceSet(self.stage.batcher, self._on_status)
         self.stage.sources = self.sources
-        files_only = all(not s.live for s in config.sources)
-        self.sinks = SinkSet(config.sinks, list(sinks or []), block=files_only)
+        self.sinks = SinkSet(config.sinks, list(sinks or []), block=all(s.ends() for s in config.sources))
 
     @property
     def analyzers(self) -> list[Analyzer]:

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from framesift.config.sinks import SinkSpec
 from framesift.errors import SinkError
-from framesift.events import Event
+from framesift.events import Event, SourceStatus
 from framesift.sinks.base import Sink
 
 log = logging.getLogger("framesift.sinks.video")
@@ -91,7 +91,7 @@ class _Out:
 class VideoSink(Sink):
     """Writes one annotated video per source; ``path`` may contain ``{source}``."""
 
-    accepts = frozenset({"detections"})
+    accepts = frozenset({"detections", "source_status"})
 
     def __init__(
         self,
@@ -109,6 +109,7 @@ class VideoSink(Sink):
         self.annotate = Annotator(masks=masks, labels=labels)
         self.name = name
         self._outs: dict[str, _Out] = {}
+        self._rates: dict[str, float] = {}  # each source's nominal rate, from its "up" status
 
     @classmethod
     def from_config(cls, cfg: VideoSinkConfig) -> VideoSink:
@@ -139,7 +140,7 @@ class VideoSink(Sink):
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             container = av.open(str(tmp), "w")
-            fps = self.fps or frame.meta.get("fps") or 30
+            fps = self.fps or self._rates.get(source) or frame.meta.get("fps") or 30
             rate = Fraction(fps).limit_denominator(100000)
             stream: Any = container.add_stream(self.codec, rate=rate)
             h, w = frame.height, frame.width
@@ -156,6 +157,10 @@ class VideoSink(Sink):
         return out
 
     def write(self, event: Event) -> None:
+        if isinstance(event, SourceStatus):
+            if event.state == "up" and event.fps:
+                self._rates[event.source] = event.fps
+            return
         if event.type != "detections":
             return
         frame = getattr(event, "frame", None)

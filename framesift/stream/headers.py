@@ -1,5 +1,5 @@
-"""What a file's container header says, read without decoding: how many frames a source will deliver
-(progress bar totals) and the frame size."""
+"""What a file's container says, read without decoding: how many frames a source will deliver
+(progress bar totals), the frame size, the keyframes."""
 
 from __future__ import annotations
 
@@ -37,10 +37,10 @@ def expected_frames(cfg: Any) -> int | None:
 
 
 def total_frames(configs: list[Any]) -> int | None:
-    """The sum of :func:`expected_frames` over ``configs``; None when any is unknown."""
+    """How many frames ``configs`` (source configs) will deliver in all; None when any is unknown."""
     total = 0
     for cfg in configs:
-        n = expected_frames(cfg)
+        n = cfg.frame_count()
         if n is None:
             return None
         total += n
@@ -55,3 +55,17 @@ def frame_size(path: str) -> tuple[int, int] | None:
             return (int(cc.width), int(cc.height)) if cc.width and cc.height else None
     except Exception:  # unreadable files are reported by the source that opens them
         return None
+
+
+def keyframe_indices(path: str) -> list[int]:
+    """Indices (in presentation order) of the frames a file stores as keyframes (its packets only)."""
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        pts = sorted((p.pts, p.is_keyframe) for p in c.demux(s) if p.pts is not None)
+    return [i for i, (_, key) in enumerate(pts) if key]
+
+
+def stored_frames(path: str) -> int:
+    """The frame count a file's header states (0 when it states none)."""
+    with av.open(path) as c:
+        return int(c.streams.video[0].frames or 0)

@@ -55,7 +55,8 @@ def test_hard_cuts_exact_to_the_frame_and_delay_bounded() -> None:
     truth = [t.start for t in tl.transitions]
     assert [e.frame_index for _, e in got] == truth
     assert all(e.kind == "cut" for _, e in got)
-    assert [e.scene_id for _, e in got] == list(range(1, len(truth) + 1))
+    # scene_id: the 1-based number of the scene the boundary opens, as in PySceneDetect's scene list
+    assert [e.scene_id for _, e in got] == list(range(2, len(truth) + 2))
     for at, e in got:  # cuts leave flash_frames + 1 frames after the cut
         assert 0 < at - e.frame_index <= an.lookahead <= an.max_delay_frames
         assert e.pts == e.frame_index and e.time_base == TB and e.time == pytest.approx(e.frame_index / 25)

@@ -17,6 +17,7 @@ from framesift.events import Event
 from framesift.frame import Frame
 from framesift.pipeline import Pipeline
 from framesift.samples import ClipInfo, read_barcode
+from tests.serving import served
 from tests.test_pipeline import ListSink, get, metric_samples
 
 
@@ -102,17 +103,17 @@ def test_a_broken_engine_does_not_spin_and_metrics_count_the_drops(
     shared: dict[str, int] = {}
     given = Flaky(shared, fails=10**9)  # given, not built: retried (not rebuilt) after the backoff
     sink = ListSink()
-    with Pipeline(
+    with served(
         _cfg(str(clip.path), realtime=True),  # type: ignore[arg-type]
         embedder=given,
         engine_backoff_s=(0.2, 0.8),
         analyzers=[NeedsEmbedding()],
         sinks=[sink],
-    ) as p:
+    ) as (p, port):
         ready = threading.Event()
 
         def check() -> None:
-            samples = metric_samples(get(p, "/metrics")[1])
+            samples = metric_samples(get(port, "/metrics")[1])
             key = (
                 "framesift_frames_dropped_total",
                 (("cause", "engine_error"), ("source", "clip"), ("stage", "engine")),

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from framesift.config import parse_config
-from framesift.pipeline import Pipeline
 from framesift.samples import ClipInfo
 from tests.ops.helpers import wait_for
+from tests.serving import served
 from tests.test_pipeline import Recorder, get, metric_samples
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto is not installed")
@@ -48,19 +48,19 @@ def test_mqtt_sink_stats_are_exported(make_clip: Callable[..., ClipInfo], tmp_pa
     )
     sink = ("sink", "mqtt")
     try:
-        with Pipeline(cfg, analyzers=[Recorder(emit=True)]) as p:  # one event per frame
+        with served(cfg, analyzers=[Recorder(emit=True)]) as (p, port):  # one event per frame
             wait_for(lambda: p.status().sinks["mqtt"].stats.get("spool_dropped", 0) > 0, what="spool full")
-            m = metric_samples(get(p, "/metrics")[1])
+            m = metric_samples(get(port, "/metrics")[1])
             assert m[("framesift_sink_connected", (sink,))] == 0.0
             assert m[("framesift_sink_spool_events", (sink,))] == 20  # bounded
             assert m[("framesift_sink_spool_dropped_total", (sink,))] > 0
             assert m[("framesift_sink_published_total", (sink,))] == 0
-            stats = json.loads(get(p, "/status")[1])["sinks"]["mqtt"]["stats"]
+            stats = json.loads(get(port, "/status")[1])["sinks"]["mqtt"]["stats"]
             assert stats["connected"] == 0 and stats["spool_backlog"] == 20 and stats["published"] == 0
 
             broker.start()
             wait_for(lambda: p.status().sinks["mqtt"].stats.get("published", 0) > 25, 30, "published")
-            m = metric_samples(get(p, "/metrics")[1])
+            m = metric_samples(get(port, "/metrics")[1])
             assert m[("framesift_sink_connected", (sink,))] == 1.0
             assert m[("framesift_sink_published_total", (sink,))] > 25
             assert m[("framesift_sink_spool_events", (sink,))] < 20

@@ -38,3 +38,12 @@ class FileSourceConfig(SourceSpec):
 
     def input(self) -> str:
         return self.path
+
+    def ends(self) -> bool:
+        return not (self.realtime or self.loop)
+
+    def frame_count(self) -> int | None:
+        from framesift.stream.headers import expected_frames
+
+        n = expected_frames(self)
+        return n if n is None or self.max_frames is None else min(n, self.max_frames)

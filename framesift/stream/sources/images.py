@@ -37,6 +37,10 @@ class ImagesSourceConfig(SourceSpec):
     def input(self) -> str:
         return self.path
 
+    def frame_count(self) -> int | None:
+        n = len(list_images(self.path))
+        return n if self.max_frames is None else min(n, self.max_frames)
+
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
@@ -117,8 +121,14 @@ class ImagesSource(Source):
                 wallclock=now,
                 image=image,
                 keyframe=True,
-                meta={"path": path},
+                meta={"path": path, "name": self._name(path)},
             )
+
+    def _name(self, path: str) -> str:
+        """A unique name for the image: its path below the folder, without extension, ``/`` → ``__``."""
+        root = self.cfg.path if os.path.isdir(self.cfg.path) else os.path.dirname(self.cfg.path.split("*")[0])
+        rel = os.path.relpath(path, root) if root else os.path.basename(path)
+        return os.path.splitext(rel)[0].replace(os.sep, "__")
 
     def close(self) -> None:
         self._stop.set()
