@@ -1,4 +1,5 @@
-"""Detector / Segmenter capabilities, and the glue to the shared engine cache and ONNX runtime.
+"""Glue from the detection models to the shared engine cache and ONNX runtime (``Detector`` and
+``Segmenter`` are declared in :mod:`framesift.engines.base`).
 
 Exports are cached with :class:`framesift.engines.cache.EngineCache` (key: weights hash, export
 options, torch version, shape profile) and run with
@@ -8,16 +9,15 @@ options, torch version, shape profile) and run with
 
 from __future__ import annotations
 
-import abc
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from framesift.engines.base import ImageLike
+from framesift.engines.base import Detector, Segmenter
 from framesift.engines.cache import EngineCache, EngineKey
 from framesift.errors import EngineError
 
@@ -32,33 +32,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("framesift.engines")
-
-
-class Detector(abc.ABC):
-    """Finds objects named by text prompts. ``detect`` returns one ``sv.Detections`` per image with
-    ``data["class_name"]`` holding the prompt of each box."""
-
-    name: str = "detector"
-
-    @abc.abstractmethod
-    def detect(self, images: Sequence[ImageLike], prompts: Sequence[str] | None = None) -> list[Any]:
-        """Detect in a batch; ``prompts`` None keeps the current prompt set."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release sessions."""
-
-
-class Segmenter(abc.ABC):
-    """Turns boxes on one image into masks at the image's resolution."""
-
-    name: str = "segmenter"
-
-    @abc.abstractmethod
-    def segment(self, image: ImageLike, boxes: np.ndarray) -> np.ndarray:
-        """``boxes`` (N, 4) xyxy in image pixels → (N, H, W) bool masks."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release sessions."""
 
 
 def hash_state_dict(state: Mapping[str, Any]) -> str:
