@@ -117,7 +117,7 @@ def test_plugin_modules_import_no_heavy_packages() -> None:
         "import sys\n"
         "from framesift.config import plugins\n"
         "assert plugins.types('detector') and plugins.types('segmenter')\n"
-        "from framesift.engines import plan, export\n"
+        "from framesift.engines import plan, export, shared\n"
         "heavy = sorted(m for m in ('torch', 'open_clip', 'onnxruntime', 'ultralytics') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )
