@@ -185,7 +185,7 @@ def main() -> None:
 
     torch.set_num_threads(1)  # one thread per engine on both sides (see best())
     cv2.setNumThreads(1)
-    from framesift.engines.detect import EngineCache
+    from framesift.engines.cache import EngineCache
 
     imgs = frames(args.frames)
     src = "vtest.avi" if VTEST.exists() else "generated"

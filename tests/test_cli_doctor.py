@@ -26,10 +26,13 @@ def test_doctor_json(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("numpy", "opencv", "torch", "onnxruntime", "tensorrt"):
         assert r["packages"][name]  # a version or "not installed"
     assert isinstance(r["gpus"], list)
-    from framesift.engines.models.yolo_world import choose_runtime
+    from framesift.engines.plan import MODELS, plan_engine
 
-    c = choose_runtime("auto", "auto", "auto", "module")  # the detector line agrees with the selector
+    c = plan_engine("yolo_world")  # the detector line agrees with the engine plan
     assert r["runtimes"]["detector"].startswith(f"{c.runtime}-{c.device} {c.precision} (")
+    assert set(r["runtimes"]["plans"]) == set(MODELS)  # every model's plan, through the same function
+    clip = plan_engine("clip")
+    assert r["runtimes"]["plans"]["clip"] == clip.summary() and r["runtimes"]["auto"].startswith(clip.runtime)
 
 
 def test_doctor_command_text() -> None:
@@ -37,6 +40,6 @@ def test_doctor_command_text() -> None:
         [sys.executable, "-m", "framesift", "doctor"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    for needle in ("framesift", "python", "pyav", "h264", "hevc", "hw decoders", "gpu"):
+    for needle in ("framesift", "python", "pyav", "h264", "hevc", "hw decoders", "gpu", "engine plans"):
         assert needle in proc.stdout
     assert "Traceback" not in proc.stderr

@@ -119,21 +119,26 @@ def _onnx_providers() -> list[str]:
 
 
 def _runtimes() -> dict[str, Any]:
-    """Engine runtimes found (name → version or why unavailable) and what ``runtime: auto`` picks."""
+    """Engine runtimes found (name → version or why unavailable) and the engine plan of every model
+    with everything on ``auto`` — the same :func:`~framesift.engines.plan.plan_engine` the models call."""
+    out: dict[str, Any] = {"available": {}, "plans": {}}
     try:
-        from framesift.engines.runtimes import available_runtimes, select_runtime
+        from framesift.engines.plan import plan_all
+        from framesift.engines.runtimes import available_runtimes
 
-        sel = select_runtime("auto")
-        out = {"available": available_runtimes(), "auto": f"{sel.runtime}-{sel.device}", "why": sel.reason}
+        out["available"] = available_runtimes()
+        plans = plan_all()
     except Exception as exc:  # doctor never fails: it reports
-        out = {"available": {}, "auto": "none", "why": str(exc)}
-    try:
-        from framesift.engines.models.yolo_world import choose_runtime
-
-        c = choose_runtime("auto", "auto", "auto", "module")
-        out["detector"] = f"{c.runtime}-{c.device} {c.precision} ({c.why})"
-    except Exception as exc:
-        out["detector"] = f"none ({exc})"
+        out.update(auto="none", why=str(exc), detector=f"none ({exc})")
+        return out
+    for kind, plan in plans.items():
+        out["plans"][kind] = plan.summary() if not isinstance(plan, Exception) else f"none ({plan})"
+    clip = plans["clip"]
+    if isinstance(clip, Exception):
+        out.update(auto="none", why=str(clip))
+    else:
+        out.update(auto=f"{clip.runtime}-{clip.device}", why=clip.reason)
+    out["detector"] = out["plans"]["yolo_world"]
     return out
 
 
@@ -197,8 +202,9 @@ def format_report(r: dict[str, Any]) -> str:
     lines.append("runtimes:")
     for name, v in rt["available"].items():
         lines.append(f"  {name:<17} {v}")
-    lines.append(f"  auto picks        {rt['auto']} ({rt['why']})")
-    lines.append(f"  detector auto     {rt.get('detector', 'none')}")
+    lines.append("engine plans (everything auto):")
+    for kind, plan in rt.get("plans", {}).items():
+        lines.append(f"  {kind:<17} {plan}")
     d = r["decode"]
     lines.append(f"nvdec (pyav)  {'yes' if d['pyav_cuda'] else 'no'}: {d['pyav_cuda_reason']}")
     lines.append(f"nvdec (nvcodec) {'yes' if d['nvcodec'] else 'no'}: {d['nvcodec_reason']}")

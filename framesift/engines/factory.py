@@ -1,17 +1,17 @@
-"""``build_embedder(cfg)``: the embedder a pipeline config asks for."""
+"""``build_embedder(cfg)``: the embedder a pipeline config asks for.
+
+Runtime, device and precision (``auto`` included) are decided by the engine plan
+(:func:`framesift.engines.plan.plan_engine`) inside the embedder.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
 
 from framesift.config.engines import EngineConfig
 from framesift.engines.base import Embedder
 from framesift.errors import EngineError
-
-if TYPE_CHECKING:  # the runtimes package imports torch; pixel-only pipelines never need it
-    from framesift.engines.runtimes.base import Precision
 
 log = logging.getLogger("framesift.engines")
 
@@ -37,7 +37,7 @@ def find_local_clip_weights(model: str = AUTO_MODEL) -> str | None:
     try:
         import open_clip  # noqa: F401
 
-        from framesift.engines.models.clip import cached_pretrained_path
+        from framesift.engines.models.clip_weights import cached_pretrained_path
     except ImportError:
         return None
     for tag in AUTO_PRETRAINED:
@@ -47,47 +47,6 @@ def find_local_clip_weights(model: str = AUTO_MODEL) -> str | None:
         except Exception:  # a broken cache entry is the same as none
             continue
     return None
-
-
-def cpu_bf16_kind() -> str | None:
-    """``"AMX"`` or ``"AVX512-BF16"``: this CPU's native bf16 matrix instructions as torch sees them;
-    None without them."""
-    try:
-        import torch
-
-        cpu = torch.cpu
-        if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
-            return "AMX"
-        if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
-            return "AVX512-BF16"
-    except Exception:
-        pass
-    return None
-
-
-def resolve_precision(cfg: EngineConfig) -> Precision:
-    """``precision: auto`` → fp16 on CUDA; bf16 on a CPU with native bf16 when torch may run the model
-    (runtime auto/torch, no ONNX file); else fp32. Explicit precisions pass through."""
-    if cfg.precision != "auto":
-        return cfg.precision
-    from framesift.engines.runtimes import select_runtime
-
-    try:
-        sel = select_runtime(cfg.runtime, cfg.device)
-    except EngineError:
-        return "fp32"  # the embedder itself reports the runtime problem
-    chosen: Precision
-    if sel.device.startswith("cuda"):
-        chosen, why = "fp16", f"{sel.runtime} on {sel.device}"
-    elif cfg.runtime in ("auto", "torch") and not cfg.onnx and (bf16 := cpu_bf16_kind()):
-        chosen, why = (
-            "bf16",
-            f"this CPU has native bf16 ({bf16}); set engine.precision: fp32 for fp32",
-        )
-    else:
-        chosen, why = "fp32", f"{sel.runtime} on the CPU"
-    log.info("engine precision auto → %s (%s)", chosen, why)
-    return chosen
 
 
 def build_embedder(cfg: EngineConfig) -> Embedder:
@@ -134,6 +93,6 @@ def _clip(model: str, cfg: EngineConfig, common: dict[str, object], *, offline: 
         checkpoint=cfg.checkpoint,
         onnx=cfg.onnx,
         offline=offline,
-        precision=resolve_precision(cfg),
+        precision=cfg.precision,
         **common,  # type: ignore[arg-type]
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from framesift.engines.detect import EngineCache
+from framesift.engines.cache import EngineCache
 from framesift.errors import ConfigError
 
 pytest.importorskip("mobile_sam")
@@ -87,3 +87,24 @@ def test_unknown_sam_model_is_a_clear_error(tmp_path) -> None:  # type: ignore[n
         SamSegmenter("vit_q", cache=EngineCache(tmp_path))
     with pytest.raises(ConfigError, match="not found"):
         SamSegmenter("vit_t", checkpoint=tmp_path / "missing.pt", cache=EngineCache(tmp_path))
+
+
+def test_sam_spec_builds_the_segmenter_through_the_plan(
+    segmenter, engine_cache: EngineCache, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from framesift.engines.models.sam import SamSegmenter
+    from framesift.engines.segmenters import build_segmenter
+    from framesift.engines.segmenters.sam import SamConfig
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seg = build_segmenter(SamConfig(device="cpu", max_boxes=2), cache=engine_cache)
+    assert isinstance(seg, SamSegmenter) and seg.max_boxes == 2
+    assert (seg.plan.runtime, seg.plan.device, seg.plan.precision) == ("onnxruntime", "cpu", "fp32")
+    assert seg.encoder.path == segmenter.encoder.path  # the same random weights: the cached export
+    img = _frame()
+    np.testing.assert_array_equal(seg.segment(img, BOXES), segmenter.segment(img, BOXES))
+    seg.close()
+    if not torch.cuda.is_available():  # an explicit device SAM cannot run on is refused by the plan
+        with pytest.raises(ConfigError, match=r"SAM: .*not available here"):
+            SamSegmenter(segmenter.encoder.path.parent, device="cuda", cache=EngineCache(tmp_path))

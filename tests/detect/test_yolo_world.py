@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from framesift.engines.detect import EngineCache
+from framesift.engines.cache import EngineCache
 from framesift.engines.models.detect_post import LetterboxInfo, letterbox, nms, scale_boxes
 from framesift.errors import ConfigError
 from tests.detect.conftest import IMGSZ, hashed_text_encoder
@@ -187,6 +187,33 @@ def test_clip_text_encoder_feeds_detector(world_model, engine_cache: EngineCache
     det = _detector(world_model, engine_cache, text_encoder=enc, conf=0.05)
     out = det.detect([np.zeros((96, 128, 3), np.uint8)], prompts=["person in a hi-vis vest", "forklift"])
     assert set(out[0].data["class_name"]) <= {"person in a hi-vis vest", "forklift"}
+    det.close()  # releases the shared CLIP text engine
+
+
+def test_detectors_share_one_clip_text_engine(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("open_clip")
+    from framesift.engines.detectors import build_detector
+    from framesift.engines.detectors.yolo_world import YoloWorldConfig
+    from framesift.engines.models.yolo_world import YoloWorld
+    from framesift.engines.shared import shared_count
+    from tests.engines.clip_helpers import TINY_D512, register_tiny
+
+    register_tiny()
+    onnx = _detector(world_model, engine_cache).onnx_path
+    clip = dict(clip_model=TINY_D512, clip_pretrained=None)  # random weights (no hub here)
+    a = _detector(onnx, engine_cache, text_encoder=None, prompts=["forklift"], **clip)
+    spec = YoloWorldConfig(model=str(onnx), prompts=["person"], imgsz=IMGSZ, device="cpu", **clip)
+    b = build_detector(spec, cache=engine_cache)  # what the tracker calls
+    assert isinstance(b, YoloWorld) and b.prompts == ("person",) and b.plan.runtime == "onnxruntime"
+    lease = a._leases[0]
+    assert b._leases[0].engine is lease.engine and shared_count(lease.key) == 2  # built once
+    assert lease.engine.text_only and lease.engine.runtime_name == "torch"
+    np.testing.assert_array_equal(a.text_embeddings(["forklift"]), lease(["forklift"]))
+    assert len(b.detect([np.zeros((64, 96, 3), np.uint8)])) == 1
+    a.close()
+    assert shared_count(lease.key) == 1
+    b.close()
+    assert shared_count(lease.key) == 0
 
 
 def test_engine_cache_rebuilds_corrupt_and_changed(world_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -239,6 +266,23 @@ def test_torch_program_fp32_equals_reference_raw_outputs(
     np.testing.assert_allclose(ours[:, 4:], ref[:, 4:], atol=1e-4)
 
 
+def _cpu_runs_bf16_convolutions() -> bool:
+    """oneDNN's bf16 convolution (what CPU programs run) needs AVX512 or AVX-NE-CONVERT; some CPUs
+    have neither."""
+    from framesift.engines.runtimes.onednn import ConvSiLU, onednn_available
+
+    if not onednn_available():
+        return True  # plain ATen convolutions
+    conv = ConvSiLU(torch.nn.Conv2d(3, 4, 3, padding=1)).to(torch.bfloat16)
+    try:
+        with torch.no_grad():
+            conv(torch.zeros(1, 3, 8, 8, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last))
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _cpu_runs_bf16_convolutions(), reason="this CPU cannot run bf16 convolutions")
 def test_torch_program_bf16_runs_bf16_and_stays_close(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
     det = _detector(world_model, engine_cache, runtime="torch", precision="bf16")
     assert det.choice.precision == "bf16"
@@ -269,17 +313,23 @@ def test_torch_prompts_change_without_rebuild(world_model, engine_cache: EngineC
 
 
 def test_runtime_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    from framesift.engines import factory
-    from framesift.engines.models.yolo_world import choose_runtime
+    from framesift.engines import plan
+
+    def choose_runtime(runtime: str, device: str, precision: str, source_kind: str) -> plan.EnginePlan:
+        """The engine plan of YOLO-World for a source of ``source_kind`` (onnx, pt2, module)."""
+        artefact = plan.Artefact(f"m.{source_kind}", source_kind) if source_kind in ("onnx", "pt2") else None  # type: ignore[arg-type]
+        return plan.plan_engine(
+            "yolo_world", runtime=runtime, device=device, precision=precision, artefact=artefact
+        )
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(factory, "cpu_bf16_kind", lambda: "AVX512-BF16")
+    monkeypatch.setattr(plan, "cpu_bf16_kind", lambda: "AVX512-BF16")
     c = choose_runtime("auto", "auto", "auto", "module")
     assert (c.runtime, c.device, c.precision) == ("torch", "cpu", "bf16") and "(AVX512-BF16)" in c.why
     assert choose_runtime("auto", "auto", "fp32", "module").runtime == "onnxruntime"
     assert choose_runtime("auto", "cpu", "auto", "onnx").runtime == "onnxruntime"
     assert choose_runtime("auto", "cpu", "auto", "pt2").runtime == "torch"
-    monkeypatch.setattr(factory, "cpu_bf16_kind", lambda: None)
+    monkeypatch.setattr(plan, "cpu_bf16_kind", lambda: None)
     c = choose_runtime("auto", "auto", "auto", "module")
     assert (c.runtime, c.precision) == ("onnxruntime", "fp32")
     assert choose_runtime("torch", "cpu", "auto", "module").precision == "fp32"

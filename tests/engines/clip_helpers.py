@@ -10,13 +10,14 @@ import numpy as np
 DATA = Path(__file__).parent / "data"
 TINY = "fs-tiny-clip"  # ViT: width 64, 2 layers, image 64, patch 16; text width 64, 2 layers; dim 32
 TINY_D48 = "fs-tiny-clip-d48"  # same shapes, embedding dim 48 (for mismatch tests)
+TINY_D512 = "fs-tiny-clip-d512"  # same shapes, embedding dim 512 (YOLO-World's text width)
 
 
 def register_tiny() -> None:
     """Make the tiny configs known to open_clip (idempotent)."""
     import open_clip
 
-    if open_clip.get_model_config(TINY) is None or open_clip.get_model_config(TINY_D48) is None:
+    if any(open_clip.get_model_config(n) is None for n in (TINY, TINY_D48, TINY_D512)):
         open_clip.add_model_config(DATA)
 
 

@@ -1,4 +1,5 @@
-"""Bad input → one clear EngineError line naming what is available."""
+"""Bad input → one clear line naming what is available: EngineError for models and files,
+ConfigError for runtime/device/precision requests the engine plan refuses."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import pytest
 open_clip = pytest.importorskip("open_clip")
 torch = pytest.importorskip("torch")
 
-from framesift.engines.models.clip import ClipEmbedder, validate_onnx  # noqa: E402
+from framesift.engines.models.clip import ClipEmbedder  # noqa: E402
+from framesift.engines.models.clip_onnx import validate_onnx  # noqa: E402
 from framesift.engines.runtimes import available_runtimes  # noqa: E402
-from framesift.errors import EngineError  # noqa: E402
+from framesift.errors import ConfigError, EngineError  # noqa: E402
 from tests.engines.clip_helpers import TINY, TINY_D48, register_tiny, tiny_model  # noqa: E402
 
 
-def _one_line(exc: pytest.ExceptionInfo[EngineError]) -> str:
+def _one_line(exc: pytest.ExceptionInfo[EngineError] | pytest.ExceptionInfo[ConfigError]) -> str:
     msg = str(exc.value)
     assert "\n" not in msg, msg
     return msg
@@ -74,14 +76,14 @@ def test_unavailable_runtime_says_what_is_available(runtime: str) -> None:
     if runtime == "tensorrt" and not available_runtimes()["tensorrt"].startswith("unavailable"):
         pytest.skip("TensorRT is installed here")
     name, device = ("torch", "cuda") if runtime == "torch-cuda" else (runtime, "auto")
-    with pytest.raises(EngineError) as exc:
+    with pytest.raises(ConfigError) as exc:
         ClipEmbedder(TINY, torch_model=tiny_model(), runtime=name, device=device)
     msg = _one_line(exc)
     assert "not available" in msg and "available: " in msg and "onnxruntime" in msg.split("available: ")[-1]
 
 
 def test_fp16_onnxruntime_on_cpu_is_refused() -> None:
-    with pytest.raises(EngineError, match="fp16 with onnxruntime needs a CUDA device"):
+    with pytest.raises(ConfigError, match="fp16 with onnxruntime needs a CUDA device"):
         ClipEmbedder(TINY, torch_model=tiny_model(), runtime="onnxruntime", device="cpu", precision="fp16")
 
 
@@ -199,7 +201,7 @@ def test_missing_onnx(tmp_path: Path) -> None:
 
 
 def test_onnx_with_torch_runtime_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(EngineError, match="runtime torch cannot run the ONNX file"):
+    with pytest.raises(ConfigError, match="runtime torch cannot run the ONNX file"):
         ClipEmbedder(onnx=str(tmp_path / "image.onnx"), runtime="torch", device="cpu")
 
 
@@ -267,5 +269,5 @@ def test_bf16_goes_to_torch_under_auto_and_is_refused_by_onnxruntime() -> None:
         assert emb.runtime_name == "torch" and emb.precision == "bf16"
     finally:
         emb.close()
-    with pytest.raises(EngineError, match="bf16 is not supported by onnxruntime"):
+    with pytest.raises(ConfigError, match="bf16 is not supported by onnxruntime"):
         ClipEmbedder(TINY, torch_model=tiny_model(), runtime="onnxruntime", device="cpu", precision="bf16")

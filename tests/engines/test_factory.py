@@ -134,9 +134,11 @@ def test_explicit_clip_model_from_checkpoint(tmp_path: Path) -> None:
 def test_auto_with_runtime_choice(tmp_path: Path) -> None:
     """An explicit open_clip name with its runtime left on auto picks the best runtime here."""
     torch = pytest.importorskip("torch")
-    from framesift.engines import factory
-    from framesift.engines.runtimes import select_runtime
+    from framesift.engines import plan
     from tests.engines.clip_helpers import TINY, tiny_model
+
+    def select_runtime() -> plan.EnginePlan:
+        return plan.plan_engine("clip", precision="fp32")
 
     ckpt = tmp_path / "tiny.pt"
     torch.save(tiny_model().state_dict(), ckpt)
@@ -149,7 +151,7 @@ def test_auto_with_runtime_choice(tmp_path: Path) -> None:
     # precision auto: bf16 on torch where the CPU has native bf16, else the fp32 choice above
     emb = build_embedder(EngineConfig(**common))  # type: ignore[arg-type]
     try:
-        if factory.cpu_bf16_kind():
+        if plan.cpu_bf16_kind():
             assert emb.name.endswith("@torch") and emb.precision == "bf16"  # type: ignore[attr-defined]
         else:
             assert emb.name.endswith("@" + select_runtime().runtime)  # type: ignore[attr-defined]
@@ -158,17 +160,22 @@ def test_auto_with_runtime_choice(tmp_path: Path) -> None:
 
 
 def test_precision_auto_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
-    from framesift.engines import factory
+    """build_embedder's precision comes from the engine plan of CLIP (the same rules as before)."""
+    pytest.importorskip("torch")
+    from framesift.engines import plan
 
-    for explicit in ("fp32", "fp16", "bf16"):
-        assert factory.resolve_precision(EngineConfig(model="ViT-B-32", precision=explicit)) == explicit
-    monkeypatch.setattr(factory, "cpu_bf16_kind", lambda: "AVX512-BF16")
-    assert factory.resolve_precision(EngineConfig(model="ViT-B-32", device="cpu")) == "bf16"
+    def resolve(cfg: EngineConfig) -> str:
+        onnx = plan.Artefact(cfg.onnx, "onnx") if cfg.onnx else None
+        return plan.plan_engine(
+            "clip", runtime=cfg.runtime, device=cfg.device, precision=cfg.precision, artefact=onnx
+        ).precision
+
+    for explicit in ("fp32", "bf16"):
+        assert resolve(EngineConfig(model="ViT-B-32", precision=explicit)) == explicit
+    monkeypatch.setattr(plan, "cpu_bf16_kind", lambda: "AVX512-BF16")
+    assert resolve(EngineConfig(model="ViT-B-32", device="cpu")) == "bf16"
     # onnxruntime has no bf16 path: auto stays fp32 there, and for ONNX files
-    assert (
-        factory.resolve_precision(EngineConfig(model="ViT-B-32", device="cpu", runtime="onnxruntime"))
-        == "fp32"
-    )
-    assert factory.resolve_precision(EngineConfig(model="auto", onnx="/x/image.onnx", device="cpu")) == "fp32"
-    monkeypatch.setattr(factory, "cpu_bf16_kind", lambda: None)
-    assert factory.resolve_precision(EngineConfig(model="ViT-B-32", device="cpu")) == "fp32"
+    assert resolve(EngineConfig(model="ViT-B-32", device="cpu", runtime="onnxruntime")) == "fp32"
+    assert resolve(EngineConfig(model="auto", onnx="/x/image.onnx", device="cpu")) == "fp32"
+    monkeypatch.setattr(plan, "cpu_bf16_kind", lambda: None)
+    assert resolve(EngineConfig(model="ViT-B-32", device="cpu")) == "fp32"

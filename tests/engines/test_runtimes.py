@@ -1,4 +1,4 @@
-"""Runtime discovery, ``auto`` selection, and the runtimes on a small real graph."""
+"""Runtime discovery, ``auto`` selection (the engine plan of CLIP), and the runtimes on a small real graph."""
 
 from __future__ import annotations
 
@@ -7,9 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from framesift.engines.runtimes import AUTO_ORDER, available_runtimes, runtime_infos, select_runtime
+from framesift.engines.plan import MODELS, EnginePlan, plan_engine
+from framesift.engines.runtimes import available_runtimes, runtime_infos
 from framesift.engines.runtimes.ort_runtime import OrtRuntime, choose_providers
-from framesift.errors import EngineError
+from framesift.errors import ConfigError, EngineError
+
+AUTO_ORDER = MODELS["clip"].order
+
+
+def select_runtime(runtime: str = "auto", device: str = "auto") -> EnginePlan:
+    """CLIP's plan in fp32 (the runtime choice without the precision rules)."""
+    return plan_engine("clip", runtime=runtime, device=device, precision="fp32")
+
 
 torch = pytest.importorskip("torch")
 
@@ -46,6 +55,7 @@ def test_auto_order_puts_gpu_first_and_onnxruntime_before_torch_on_cpu() -> None
 def test_explicit_runtime_and_device() -> None:
     assert select_runtime("torch", "cpu").runtime == "torch"
     assert select_runtime("onnxruntime", "cpu").reason == "requested"
+    assert select_runtime("onnxruntime", "cpu").precision == "fp32"
 
 
 @pytest.mark.parametrize(
@@ -53,13 +63,13 @@ def test_explicit_runtime_and_device() -> None:
     [("nope", "auto", "unknown runtime 'nope'"), ("torch", "tpu", "unknown device 'tpu'")],
 )
 def test_unknown_names(runtime: str, device: str, expect: str) -> None:
-    with pytest.raises(EngineError, match=expect):
+    with pytest.raises(ConfigError, match=expect):
         select_runtime(runtime, device)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
 def test_cuda_request_without_cuda_names_what_is_available() -> None:
-    with pytest.raises(EngineError) as exc:
+    with pytest.raises(ConfigError) as exc:
         select_runtime("auto", "cuda")
     msg = str(exc.value)
     assert "not available" in msg and msg.endswith("available: torch, onnxruntime")
@@ -113,9 +123,10 @@ def test_torch_and_onnxruntime_agree_on_a_graph(tmp_path: Path) -> None:
     net = _Net().eval()
     x = torch.randn(4, 3, 16, 16)
     path = tmp_path / "net.onnx"
-    from framesift.engines.models.clip import export_onnx
+    from framesift.engines.export import export_onnx
 
-    assert export_onnx(net, x, path, input_name="image", output_name="out", metadata={"k": "v"}) == "dynamo"
+    used = export_onnx(net, (x,), path, input_names=["image"], output_names=["out"], metadata={"k": "v"})
+    assert used == "dynamo"
     with torch.no_grad():
         ref = net(x).numpy()
     ort_rt = OrtRuntime(path, device="cpu", threads=1)
@@ -167,6 +178,6 @@ def test_engine_logs_which_runtime_and_why(tmp_path: Path) -> None:
     finally:
         logger.removeHandler(h)
         logger.setLevel(old)
-    sel = select_runtime()
+    sel = select_runtime()  # ClipEmbedder's default precision is fp32
     line = next(m for m in got if "— runtime" in m)
     assert f"runtime {sel.runtime}: {sel.reason}" in line and "fastest available" in line

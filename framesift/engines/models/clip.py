@@ -2,431 +2,51 @@
 
 A model comes from an open_clip name + pretrained tag (downloaded by open_clip where a hub is
 reachable), a local checkpoint, or an exported ONNX file (self-describing: framesift writes the
-preprocessing, logit scale and dimension into its metadata). The image and text towers are exported
-to ONNX with a dynamic batch axis, cached (see :mod:`framesift.engines.cache`) and run by the selected
-runtime; preprocessing runs batched on the engine's device (:mod:`.clip_preprocess`).
+preprocessing, logit scale and dimension into its metadata); see :mod:`.clip_weights`. The engine
+plan (:mod:`framesift.engines.plan`) picks runtime, device and precision. The towers are exported to
+ONNX with a dynamic batch axis (:mod:`.clip_onnx`, :mod:`framesift.engines.export`), cached (see
+:mod:`framesift.engines.cache`) and run by the planned runtime; preprocessing runs batched on the
+engine's device (:mod:`.clip_preprocess`). A text-only engine (``text_only=True``) serves prompt
+embeddings (YOLO-World's, through :func:`framesift.engines.shared.clip_text_engine`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import difflib
-import hashlib
-import io
-import json
 import logging
-import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from framesift.engines.base import Embedder, ImageLike, as_images
-from framesift.engines.cache import EngineCache, EngineKey, device_descriptor, file_sha256
+from framesift.engines.cache import EngineCache, device_descriptor, file_sha256
+from framesift.engines.export import Exporter, export_key, export_onnx, weights_hash
+from framesift.engines.models.clip_onnx import (
+    IMAGE_INPUT,
+    IMAGE_OUTPUT,
+    ONNX_OPSET,
+    TEXT_INPUT,
+    TEXT_OUTPUT,
+    ClipInfo,
+    model_info,
+    text_onnx_for,
+    towers,
+    validate_onnx,
+)
 from framesift.engines.models.clip_preprocess import ClipPreprocessor, PreprocessCfg
-from framesift.engines.runtimes import Precision, Runtime, TensorSpec, select_runtime
+from framesift.engines.models.clip_weights import load_open_clip
+from framesift.engines.plan import Artefact, EnginePlan, plan_engine
+from framesift.engines.runtimes import Precision, Runtime, TensorSpec
 from framesift.errors import EngineError
 
 log = logging.getLogger("framesift.engines.clip")
 
-IMAGE_INPUT, IMAGE_OUTPUT = "image", "image_embeds"
-TEXT_INPUT, TEXT_OUTPUT = "text", "text_embeds"
-ONNX_OPSET = 18
-ONNX_INLINE_LIMIT = 1_800_000_000  # bytes; larger graphs keep weights in <file>.data
-META_PREFIX = "framesift."
 TEXT_CACHE_SIZE = 64
 TRT_MAX_BATCH = 512
-
-
-# --------------------------------------------------------------------------- model resolution
-
-
-def list_clip_models() -> list[str]:
-    import open_clip
-
-    return list(open_clip.list_models())
-
-
-def check_model_name(name: str) -> None:
-    """EngineError listing close matches when ``name`` is not an open_clip architecture."""
-    import open_clip
-
-    if open_clip.get_model_config(name.replace("/", "-")) is not None:
-        return
-    models = list_clip_models()
-    close = difflib.get_close_matches(name, models, n=5, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"e.g. {', '.join(models[:5])}"
-    raise EngineError(
-        f"unknown CLIP model {name!r}: {hint} (all {len(models)} names: python -c "
-        "'import open_clip; print(open_clip.list_models())')",
-        engine="clip",
-    )
-
-
-def cached_pretrained_path(model: str, tag: str, cache_dir: str | None = None) -> str | None:
-    """Local path of open_clip's weights for (model, tag) when already downloaded, else None.
-
-    Looks in the Hugging Face hub cache and open_clip's URL cache; never touches the network.
-    """
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(model, tag)
-    if not cfg:
-        return None
-    if cfg.get("file") and os.path.isfile(cfg["file"]):
-        return str(cfg["file"])
-    hub = cfg.get("hf_hub") or ""
-    if hub:
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError:
-            return _url_cached(cfg, cache_dir)
-        repo, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (hub.rstrip("/"), "")
-        names = [filename] if filename else []
-        if filename.endswith(".bin"):
-            names.insert(0, filename[: -len(".bin")] + ".safetensors")
-        names += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        for n in names:
-            found = try_to_load_from_cache(repo, n, cache_dir=cache_dir)
-            if isinstance(found, str) and os.path.isfile(found):
-                return found
-    return _url_cached(cfg, cache_dir)
-
-
-def _url_cached(cfg: dict[str, Any], cache_dir: str | None) -> str | None:
-    url = cfg.get("url") or ""
-    if url:
-        p = Path(cache_dir or os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
-        if p.is_file():
-            return str(p)
-    return None
-
-
-def _check_tag(model: str, tag: str) -> dict[str, Any]:
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(model, tag)
-    if not cfg:
-        tags = open_clip.list_pretrained_tags_by_model(model)
-        raise EngineError(
-            f"unknown pretrained tag {tag!r} for CLIP model {model!r} "
-            f"(available: {', '.join(tags) or 'none; use a local checkpoint'})",
-            engine="clip",
-        )
-    return dict(cfg)
-
-
-def load_open_clip(
-    model: str, *, pretrained: str | None = None, checkpoint: str | None = None, offline: bool = False
-) -> tuple[Any, PreprocessCfg]:
-    """Build the open_clip model (eval, fp32, CPU) and its preprocessing config.
-
-    ``pretrained`` is a tag (weights from open_clip's cache or, unless ``offline``, its download);
-    ``checkpoint`` a local ``.pt``/``.bin``/``.safetensors`` file; neither → random weights (tests).
-    """
-    import open_clip
-
-    check_model_name(model)
-    name = model.replace("/", "-")
-    force_qg = False
-    weights: str | None = None
-    pre_over: dict[str, Any] = {}
-    if checkpoint is not None:
-        if not os.path.isfile(checkpoint):
-            raise EngineError(
-                f"CLIP checkpoint not found: {checkpoint} (give an existing .pt/.bin/.safetensors file, "
-                "or set pretrained: TAG to let open_clip download weights)",
-                engine="clip",
-            )
-        weights = checkpoint
-    elif pretrained:
-        tag_cfg = _check_tag(name, pretrained)
-        force_qg = bool(tag_cfg.get("quick_gelu", False))
-        pre_over = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
-        weights = cached_pretrained_path(name, pretrained)
-        offline = offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-        if weights is None and offline:
-            raise EngineError(
-                f"CLIP weights {name}/{pretrained} are not in the local cache and downloads are off "
-                "(HF_HUB_OFFLINE); download them once where the hub is reachable, or give a checkpoint path",
-                engine="clip",
-            )
-        if weights is None:
-            weights = pretrained  # let open_clip download it
-    try:
-        net = open_clip.create_model(
-            name,
-            pretrained=weights,
-            force_quick_gelu=force_qg,
-            force_preprocess_cfg=pre_over or None,
-        )
-    except Exception as exc:
-        what = f"checkpoint {checkpoint}" if checkpoint else f"pretrained {name}/{pretrained}"
-        hint = (
-            "" if checkpoint else " (no network? give a local checkpoint path; HF_HUB_OFFLINE=1 fails fast)"
-        )
-        raise EngineError(f"cannot load CLIP {what}: {exc}".splitlines()[0] + hint, engine="clip") from exc
-    net = net.eval()
-    cfg = PreprocessCfg.from_open_clip(open_clip.get_model_preprocess_cfg(net))
-    return net, cfg
-
-
-def weights_hash(module: Any) -> str:
-    """SHA-256 over every parameter and buffer (name, dtype, shape, bytes) of ``module``."""
-    import torch
-
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().to("cpu").contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        if t.dtype == torch.bfloat16:
-            t = t.view(torch.int16)
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
-# --------------------------------------------------------------------------- export
-
-
-def _towers(model: Any) -> tuple[Any, Any]:
-    import torch
-
-    class ImageTower(torch.nn.Module):
-        def __init__(self, m: Any) -> None:
-            super().__init__()
-            self.m = m
-
-        def forward(self, image: torch.Tensor) -> torch.Tensor:
-            return self.m.encode_image(image)
-
-    class TextTower(torch.nn.Module):
-        def __init__(self, m: Any) -> None:
-            super().__init__()
-            self.m = m
-
-        def forward(self, text: torch.Tensor) -> torch.Tensor:
-            return self.m.encode_text(text)
-
-    return ImageTower(model).eval(), TextTower(model).eval()
-
-
-@dataclass(frozen=True)
-class ClipInfo:
-    """What a runtime needs besides the graph: written into ONNX metadata on export."""
-
-    model: str
-    pretrained: str
-    embed_dim: int
-    logit_scale: float
-    context_length: int
-    preprocess: PreprocessCfg
-    weights_hash: str
-
-    def metadata(self, kind: str) -> dict[str, str]:
-        return {
-            f"{META_PREFIX}kind": kind,
-            f"{META_PREFIX}model": self.model,
-            f"{META_PREFIX}pretrained": self.pretrained,
-            f"{META_PREFIX}embed_dim": str(self.embed_dim),
-            f"{META_PREFIX}logit_scale": repr(self.logit_scale),
-            f"{META_PREFIX}context_length": str(self.context_length),
-            f"{META_PREFIX}preprocess": json.dumps(self.preprocess.as_dict()),
-            f"{META_PREFIX}weights_hash": self.weights_hash,
-        }
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, str], where: str) -> ClipInfo:
-        try:
-            return cls(
-                model=meta[f"{META_PREFIX}model"],
-                pretrained=meta.get(f"{META_PREFIX}pretrained", ""),
-                embed_dim=int(meta[f"{META_PREFIX}embed_dim"]),
-                logit_scale=float(meta[f"{META_PREFIX}logit_scale"]),
-                context_length=int(meta[f"{META_PREFIX}context_length"]),
-                preprocess=PreprocessCfg.from_open_clip(json.loads(meta[f"{META_PREFIX}preprocess"])),
-                weights_hash=meta.get(f"{META_PREFIX}weights_hash", ""),
-            )
-        except (KeyError, ValueError) as exc:
-            raise EngineError(
-                f"{where}: not a framesift CLIP export (metadata {exc} missing or invalid); "
-                "export one with: framesift export clip --model NAME --runtime onnxruntime --out DIR",
-                engine="clip",
-            ) from None
-
-
-def model_info(model: Any, name: str, pretrained: str, pre: PreprocessCfg, whash: str) -> ClipInfo:
-    import torch
-
-    with torch.no_grad():
-        scale = float(model.logit_scale.exp().item()) if hasattr(model, "logit_scale") else 100.0
-    dim = int(getattr(model.visual, "output_dim", 0) or model.text_projection.shape[1])
-    ctx = int(getattr(model, "context_length", 77))
-    return ClipInfo(name, pretrained, dim, scale, ctx, pre, whash)
-
-
-def export_onnx(
-    tower: Any,
-    example: Any,
-    path: Path,
-    *,
-    input_name: str,
-    output_name: str,
-    metadata: dict[str, str],
-    exporter: str = "dynamo",
-    opset: int = ONNX_OPSET,
-) -> str:
-    """Export ``tower`` with a dynamic batch axis; returns the exporter that succeeded.
-
-    ``dynamo`` (torch.export → ONNX, the maintained path in torch 2.x) is tried first; the legacy
-    TorchScript exporter is the fallback.
-    """
-    import onnx
-    import torch
-
-    errors = []
-    order = [exporter] + [e for e in ("dynamo", "legacy") if e != exporter]
-    for kind in order:
-        chatter = io.StringIO()  # the dynamo exporter prints progress lines on stdout
-        try:
-            common: dict[str, Any] = dict(
-                input_names=[input_name], output_names=[output_name], opset_version=opset
-            )
-            with torch.no_grad(), contextlib.redirect_stdout(chatter), _no_tqdm_monitor():
-                if kind == "dynamo":
-                    batch = torch.export.Dim("batch", min=1, max=65536)
-                    torch.onnx.export(
-                        tower,
-                        (example,),
-                        str(path),
-                        dynamo=True,
-                        dynamic_shapes={input_name: {0: batch}},
-                        verbose=False,
-                        **common,
-                    )
-                else:
-                    import warnings
-
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        torch.onnx.export(
-                            tower,
-                            (example,),
-                            str(path),
-                            dynamo=False,
-                            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-                            **common,
-                        )
-        except Exception as exc:
-            errors.append(f"{kind}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            log.warning("ONNX export with the %s exporter failed (%s); trying the next", kind, errors[-1])
-            continue
-        m = onnx.load(str(path))  # pulls in any external data the exporter wrote
-        for k, v in metadata.items():
-            entry = m.metadata_props.add()
-            entry.key, entry.value = k, v
-        for stray in path.parent.iterdir():  # the exporter's external-data files
-            if stray != path and stray.name.startswith(path.name):
-                stray.unlink()
-        big = m.ByteSize() > ONNX_INLINE_LIMIT
-        onnx.save(
-            m,
-            str(path),
-            save_as_external_data=big,
-            all_tensors_to_one_file=True,
-            location=f"{path.name}.data",
-        )
-        return kind
-    raise EngineError(
-        f"ONNX export of {metadata.get(META_PREFIX + 'model')} failed: {'; '.join(errors)}", engine="clip"
-    )
-
-
-@contextlib.contextmanager
-def _no_tqdm_monitor() -> Iterator[None]:
-    """The exporter saves weights with tqdm progress bars; keep tqdm from starting its (never
-    stopped) monitor thread. ``monitor_interval = 0`` is tqdm's documented switch."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        yield
-        return
-    old = tqdm.monitor_interval
-    tqdm.monitor_interval = 0
-    try:
-        yield
-    finally:
-        tqdm.monitor_interval = old
-
-
-def read_onnx_metadata(path: Path) -> tuple[dict[str, str], list[Any], list[Any]]:
-    import onnx
-
-    try:
-        m = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise EngineError(
-            f"{path}: not a readable ONNX file ({exc})".splitlines()[0], engine="clip"
-        ) from None
-    meta = {p.key: p.value for p in m.metadata_props}
-    return meta, list(m.graph.input), list(m.graph.output)
-
-
-def _dims(value_info: Any) -> list[int | str]:
-    return [
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-        for d in value_info.type.tensor_type.shape.dim
-    ]
-
-
-def validate_onnx(path: Path, kind: str, expect_dim: int | None = None) -> ClipInfo:
-    """Check that ``path`` is a framesift CLIP ``kind`` ('image' | 'text') tower; EngineError otherwise."""
-    meta, inputs, outputs = read_onnx_metadata(path)
-    want_in, want_out = (IMAGE_INPUT, IMAGE_OUTPUT) if kind == "image" else (TEXT_INPUT, TEXT_OUTPUT)
-    got_in = {i.name: _dims(i) for i in inputs}
-    got_out = {o.name: _dims(o) for o in outputs}
-    expected = (
-        f"expected input {want_in!r} "
-        + ("(batch, 3, H, W)" if kind == "image" else "(batch, context_length) int64")
-        + f" and output {want_out!r} (batch, dim)"
-    )
-    if list(got_in) != [want_in] or list(got_out) != [want_out]:
-        raise EngineError(
-            f"{path}: mismatched CLIP {kind} ONNX: has inputs {got_in} and outputs {got_out}; {expected}",
-            engine="clip",
-        )
-    info = ClipInfo.from_metadata(meta, str(path))
-    dims_in, dims_out = got_in[want_in], got_out[want_out]
-    ok_in = len(dims_in) == 4 and dims_in[1] == 3 if kind == "image" else len(dims_in) == 2
-    if kind == "image" and ok_in and tuple(dims_in[2:]) != tuple(info.preprocess.size):
-        ok_in = False
-    if not ok_in or len(dims_out) != 2 or dims_out[1] != info.embed_dim:
-        raise EngineError(
-            f"{path}: mismatched CLIP {kind} ONNX: input {want_in} {dims_in}, output {want_out} {dims_out}, "
-            f"metadata embed_dim {info.embed_dim} image size {list(info.preprocess.size)}; {expected}",
-            engine="clip",
-        )
-    if expect_dim is not None and info.embed_dim != expect_dim:
-        raise EngineError(
-            f"{path}: CLIP {kind} tower has dim {info.embed_dim} but the image tower has {expect_dim} "
-            "(the two files come from different models)",
-            engine="clip",
-        )
-    return info
-
-
-def text_onnx_for(image_onnx: Path) -> Path | None:
-    """The text tower exported beside ``image_onnx`` (``image.onnx`` → ``text.onnx``), if present."""
-    name = image_onnx.name
-    cand = image_onnx.with_name(name.replace("image", "text")) if "image" in name else None
-    return cand if cand is not None and cand.is_file() else None
-
-
-# --------------------------------------------------------------------------- embedder
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -439,10 +59,13 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 class ClipEmbedder(Embedder):
-    """CLIP image/text embeddings and zero-shot classification on a chosen runtime.
+    """CLIP image/text embeddings and zero-shot classification on the planned runtime.
 
-    Parameters mirror :class:`framesift.config.engines.EngineConfig`; ``torch_model`` (with its
-    ``preprocess`` config) injects an already built open_clip model (tests, benchmarks).
+    Parameters mirror :class:`framesift.config.engines.EngineConfig` (``precision`` may be
+    ``auto``); ``plan`` gives an already made :class:`EnginePlan` instead of ``runtime``, ``device``
+    and ``precision``. ``torch_model`` (with its ``preprocess`` config) injects an already built
+    open_clip model (tests, benchmarks). ``text_only`` builds the text tower alone (prompt
+    embeddings): ``embed_images`` then raises EngineError.
     """
 
     supports_text = True
@@ -456,7 +79,7 @@ class ClipEmbedder(Embedder):
         onnx: str | None = None,
         runtime: str = "auto",
         device: str = "auto",
-        precision: Precision = "fp32",
+        precision: Precision | Literal["auto"] = "fp32",
         max_batch: int = 64,
         cache_dir: str | None = None,
         torch_model: Any = None,
@@ -465,45 +88,35 @@ class ClipEmbedder(Embedder):
         compile: bool = False,
         cuda_graphs: bool = False,
         threads: int | None = None,
-        exporter: str = "dynamo",
+        exporter: Exporter = "dynamo",
         text_cache_size: int = TEXT_CACHE_SIZE,
+        text_only: bool = False,
+        plan: EnginePlan | None = None,
     ) -> None:
         if max_batch < 1:
             raise EngineError(f"max_batch must be ≥ 1 (got {max_batch})", engine="clip")
         self.max_batch = max_batch
         self.cache = EngineCache(cache_dir)
-        self._exporter = exporter
+        self._exporter: Exporter = exporter
         self._onnx = Path(onnx) if onnx else None
-        if self._onnx is not None and runtime == "torch":
-            raise EngineError(
-                f"runtime torch cannot run the ONNX file {onnx}; use runtime onnxruntime or tensorrt, "
-                "or give model/pretrained/checkpoint instead",
-                engine="clip",
+        self.text_only = text_only
+        if plan is None:
+            plan = plan_engine(
+                "clip_text" if text_only else "clip",
+                runtime=runtime,
+                device=device,
+                precision=precision,
+                artefact=Artefact(str(self._onnx), "onnx") if self._onnx is not None else None,
             )
-        sel = select_runtime(runtime, device)
-        if self._onnx is not None and sel.runtime == "torch":
-            sel = select_runtime("onnxruntime", device)
-        if precision == "bf16" and sel.runtime == "onnxruntime":
-            if runtime != "auto" or self._onnx is not None:
-                raise EngineError(
-                    "precision bf16 is not supported by onnxruntime; use runtime torch (or auto), "
-                    "or precision fp32/fp16",
-                    engine="clip",
-                )
-            sel = select_runtime("torch", sel.device)
-            sel = type(sel)(sel.runtime, sel.device, "bf16 runs on torch (onnxruntime has no bf16 path)")
-        self.runtime_name, self.device = sel.runtime, sel.device
-        if precision == "fp16" and sel.runtime == "onnxruntime" and not sel.device.startswith("cuda"):
-            raise EngineError(
-                "precision fp16 with onnxruntime needs a CUDA device; use precision fp32 (or bf16 with torch)",
-                engine="clip",
-            )
-        self.precision: Precision = precision
+        self.plan = plan
+        self.runtime_name, self.device = plan.runtime, plan.device
+        self.precision: Precision = plan.precision
         self._net: Any = None
         self._run_net: Any = None
         if self._onnx is not None:
             self._init_from_onnx(self._onnx)
         else:
+            loaded = torch_model is None
             if torch_model is None:
                 torch_model, preprocess = load_open_clip(
                     model, pretrained=pretrained, checkpoint=checkpoint, offline=offline
@@ -516,6 +129,8 @@ class ClipEmbedder(Embedder):
             self._net = torch_model.eval()
             label = pretrained or (Path(checkpoint).name if checkpoint else "random")
             self.info = model_info(self._net, model, label, preprocess, weights_hash(self._net))
+            if text_only and loaded:  # our own copy: the image tower's weights are not needed
+                self._net.visual = None
         self.name = f"clip:{self.info.model}@{self.runtime_name}"
         self.dim = self.info.embed_dim
         self.logit_scale = self.info.logit_scale
@@ -527,22 +142,24 @@ class ClipEmbedder(Embedder):
             "cuda_graphs": cuda_graphs,
             "threads": threads,
         }
-        image_rt = self._build_tower("image")
-        assert image_rt is not None
-        self.image_rt: Runtime = image_rt
         self._text_rt: Runtime | None = None
         self._text_built = False
         self._text_lock = threading.RLock()
         self._text_cache: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
+        self.image_rt: Runtime | None = None if text_only else self._build_tower("image")
+        if text_only:
+            self.prepare(text=True)
         log.info(
-            "CLIP %s (%s weights, dim %d) on %s — runtime %s: %s",
+            "CLIP%s %s (%s weights, dim %d) on %s, %s — runtime %s: %s",
+            " text tower" if text_only else "",
             self.info.model,
             self.info.pretrained,
             self.dim,
             self.device,
+            self.precision,
             self.runtime_name,
-            sel.reason,
+            plan.reason,
         )
         if self.info.pretrained == "random":
             log.warning(
@@ -551,22 +168,38 @@ class ClipEmbedder(Embedder):
                 self.info.model,
             )
 
+    @property
+    def model_id(self) -> str:
+        """``clip:<model>/<weights label>#<weights hash[:12]>``: the same on every runtime."""
+        return f"clip:{self.info.model}/{self.info.pretrained}#{str(self.info.weights_hash)[:12]}"
+
     # -- construction helpers
 
     def _init_from_onnx(self, path: Path) -> None:
         if path.is_dir():
-            path = path / "image.onnx"
+            path = path / ("text.onnx" if self.text_only else "image.onnx")
         if not path.is_file():
             raise EngineError(
                 f"CLIP ONNX file not found: {path} (export one with: framesift export clip --model NAME "
                 "--runtime onnxruntime --out DIR)",
                 engine="clip",
             )
-        self.info = validate_onnx(path, "image")
-        self._image_onnx = path
-        self._text_onnx = text_onnx_for(path)
-        if self._text_onnx is not None:
-            validate_onnx(self._text_onnx, "text", expect_dim=self.info.embed_dim)
+        if self.text_only:  # the text tower alone: text.onnx (beside image.onnx, or given itself)
+            text = text_onnx_for(path) if "image" in path.name else path
+            if text is None:
+                raise EngineError(
+                    f"CLIP text ONNX file not found beside {path} (a text-only engine needs text.onnx)",
+                    engine="clip",
+                )
+            self.info = validate_onnx(text, "text")
+            self._image_onnx: Path | None = None
+            self._text_onnx: Path | None = text
+        else:
+            self.info = validate_onnx(path, "image")
+            self._image_onnx = path
+            self._text_onnx = text_onnx_for(path)
+            if self._text_onnx is not None:
+                validate_onnx(self._text_onnx, "text", expect_dim=self.info.embed_dim)
         if not self.info.weights_hash:
             self.info = ClipInfo(**{**self.info.__dict__, "weights_hash": file_sha256(path)})
 
@@ -579,41 +212,27 @@ class ClipEmbedder(Embedder):
             tok = open_clip.SimpleTokenizer(context_length=self.info.context_length)
         return tok
 
-    def _key(
-        self, tower: str, producer: str, version: str, device: str, precision: str, **extra: Any
-    ) -> EngineKey:
-        return EngineKey(
-            model=f"{self.info.model}/{self.info.pretrained}/{tower}",
-            weights_hash=self.info.weights_hash,
-            runtime=producer,
-            runtime_version=version,
-            device=device,
-            precision=precision,
-            shape_profile=extra.pop("shape_profile", {}),
-            export=extra,
-        )
+    def _label(self, tower: str) -> str:
+        return f"{self.info.model}/{self.info.pretrained}/{tower}"
 
     def _onnx_path(self, tower: str) -> Path | None:
         """The ``tower`` ONNX file: the user's, or exported from the torch model into the cache."""
         if self._onnx is not None:
             return self._image_onnx if tower == "image" else self._text_onnx
-        import torch
-
         half = self.precision == "fp16" and self.runtime_name == "onnxruntime"
         dev = self.device if half else "cpu"
         th, tw = self.info.preprocess.size
-        key = self._key(
-            tower,
-            "onnx-export",
-            f"torch {torch.__version__}",
-            device_descriptor(dev) if half else "any",
-            "fp16" if half else "fp32",
-            exporter=self._exporter,
-            opset=ONNX_OPSET,
+        key = export_key(
+            self._label(tower),
+            self.info.weights_hash,
             shape_profile={
                 "batch": "dynamic",
                 "size": [th, tw] if tower == "image" else self.info.context_length,
             },
+            device=device_descriptor(dev) if half else "any",
+            precision="fp16" if half else "fp32",
+            exporter=self._exporter,
+            opset=ONNX_OPSET,
         )
         return self.cache.get_or_build(
             key, f"{tower}.onnx", lambda out: self._export_tower(tower, out, dev, half)
@@ -625,31 +244,31 @@ class ClipEmbedder(Embedder):
         net = copy.deepcopy(self._net).to(dev)
         if half:
             net = net.half()
-        image_tower, text_tower = _towers(net)
+        image_tower, text_tower = towers(net)
         th, tw = self.info.preprocess.size
         if tower == "image":
             dtype = torch.float16 if half else torch.float32
-            args = (
+            module, example, names = (
                 image_tower,
                 torch.randn(2, 3, th, tw, device=dev, dtype=dtype),
-                IMAGE_INPUT,
-                IMAGE_OUTPUT,
+                (IMAGE_INPUT, IMAGE_OUTPUT),
             )
         else:
-            args = (
+            module, example, names = (
                 text_tower,
                 self._tokenizer(["a photo of a cat.", "a dog"]).to(dev),
-                TEXT_INPUT,
-                TEXT_OUTPUT,
+                (TEXT_INPUT, TEXT_OUTPUT),
             )
         used = export_onnx(
-            args[0],
-            args[1],
+            module,
+            (example,),
             out,
-            input_name=args[2],
-            output_name=args[3],
-            metadata=self.info.metadata(f"clip-{tower}"),
+            input_names=[names[0]],
+            output_names=[names[1]],
+            opset=ONNX_OPSET,
             exporter=self._exporter,
+            metadata=self.info.metadata(f"clip-{tower}"),
+            label=f"CLIP {self.info.model} {tower} tower",
         )
         log.info("exported CLIP %s tower to ONNX (%s exporter, opset %d)", tower, used, ONNX_OPSET)
 
@@ -663,7 +282,7 @@ class ClipEmbedder(Embedder):
                 # The runtime casts/moves its module in place: never the caller's model.
                 same = self.precision == "fp32" and self.device == "cpu"
                 self._run_net = self._net if same else copy.deepcopy(self._net)
-            image_tower, text_tower = _towers(self._run_net)
+            image_tower, text_tower = towers(self._run_net)
             o = self._rt_options
             if tower == "image":
                 return TorchRuntime(
@@ -702,38 +321,21 @@ class ClipEmbedder(Embedder):
         return self._build_tensorrt(tower, onnx_path)
 
     def _build_tensorrt(self, tower: str, onnx_path: Path) -> Runtime:
-        from framesift.engines.runtimes.tensorrt_runtime import TensorRTRuntime, build_engine, import_tensorrt
+        from framesift.engines.runtimes.tensorrt_runtime import TensorRTRuntime, cached_engine
 
-        trt = import_tensorrt()
-        dev = device_descriptor(self.device)
-        opt = min(self.max_batch, TRT_MAX_BATCH)
-        timing = self.cache.root / f"timing-{dev.replace(':', '_').replace(' ', '_')}.cache"
-        profile = {"min": 1, "opt": opt, "max": max(opt, TRT_MAX_BATCH)}
-        key = self._key(
-            tower,
-            "tensorrt",
-            str(trt.__version__),
-            dev,
-            self.precision,
-            onnx_sha256=file_sha256(onnx_path),
-            shape_profile=profile,
+        engine_file = cached_engine(
+            self.cache,
+            onnx_path,
+            f"{tower}.plan",
+            label=self._label(tower),
+            weights_hash=self.info.weights_hash,
+            device=self.device,
+            precision=self.precision,
+            opt_batch=self.max_batch,
+            max_batch=TRT_MAX_BATCH,
         )
-
-        def build(out: Path) -> None:
-            out.write_bytes(
-                build_engine(
-                    onnx_path,
-                    precision=self.precision,
-                    min_batch=profile["min"],
-                    opt_batch=profile["opt"],
-                    max_batch=profile["max"],
-                    timing_cache=timing,
-                )
-            )
-
-        plan = self.cache.get_or_build(key, f"{tower}.plan", build)
-        self.artefacts[f"{tower}.plan"] = plan
-        return TensorRTRuntime(plan.read_bytes(), device=self.device, precision=self.precision)
+        self.artefacts[f"{tower}.plan"] = engine_file
+        return TensorRTRuntime(engine_file.read_bytes(), device=self.device, precision=self.precision)
 
     @property
     def text_rt(self) -> Runtime | None:
@@ -797,6 +399,9 @@ class ClipEmbedder(Embedder):
         return self.preprocessor(as_images(images))
 
     def embed_images(self, images: Sequence[ImageLike]) -> np.ndarray:
+        rt = self.image_rt
+        if rt is None:
+            raise EngineError(f"{self.name}: a text-only engine has no image tower", engine=self.name)
         arrays = as_images(images)
         if not arrays:
             return np.zeros((0, self.dim), np.float32)
@@ -805,7 +410,7 @@ class ClipEmbedder(Embedder):
         step = self.max_batch * 4
         for s in range(0, len(arrays), step):
             x = self.preprocessor(arrays[s : s + step])
-            out.append(self._run_chunked(self.image_rt, IMAGE_INPUT, IMAGE_OUTPUT, x, len(x)))
+            out.append(self._run_chunked(rt, IMAGE_INPUT, IMAGE_OUTPUT, x, len(x)))
         return np.concatenate(out)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

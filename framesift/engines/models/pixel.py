@@ -62,6 +62,11 @@ class PixelEmbedder(Embedder):
         self.n_hist = N_HIST
 
     @property
+    def model_id(self) -> str:
+        """``pixel``: a weight-free signature, the same on every machine."""
+        return self.name
+
+    @property
     def layout_slice(self) -> slice:
         """Where the 16x9 luminance layout sits in the vector."""
         return slice(self.n_hist, self.n_hist + LUMA_W * LUMA_H)

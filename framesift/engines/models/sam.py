@@ -1,27 +1,33 @@
 """SAM-family segmenter: image encoder once per frame, prompt decoder batched over all its boxes.
 
-Encoder and decoder are exported separately to ONNX. ``vit_t`` (MobileSAM, reference code in the
-``mobilesam-mirror`` package, Apache-2.0) is the default; ``vit_b/l/h`` come from
-``segment-anything`` (Apache-2.0). Reference packages are needed only to export; the runtime path
-needs ``onnxruntime`` and ``torch`` (pre/post-processing on the engine's device).
+Encoder and decoder are exported separately to ONNX and run on ONNX Runtime where the engine plan
+(model ``sam``) puts them. ``vit_t`` (MobileSAM, reference code in the ``mobilesam-mirror``
+package, Apache-2.0) is the default; ``vit_b/l/h`` come from ``segment-anything`` (Apache-2.0).
+Reference packages are needed only to export; the runtime path needs ``onnxruntime`` and ``torch``
+(pre/post-processing on the engine's device).
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from framesift.engines.base import ImageLike, as_images
-from framesift.engines.detect import EngineCache, OnnxSession, Segmenter, export_key, hash_state_dict
+from framesift.engines.base import ImageLike, Segmenter, as_images
+from framesift.engines.cache import EngineCache
+from framesift.engines.export import export_key, export_onnx, weights_hash
+from framesift.engines.plan import Artefact, EnginePlan, plan_engine
+from framesift.engines.runtimes.ort_runtime import OnnxSession
 from framesift.errors import ConfigError, EngineError
+
+if TYPE_CHECKING:
+    from framesift.engines.segmenters.sam import SamConfig
 
 log = logging.getLogger("framesift.engines.sam")
 
@@ -110,39 +116,42 @@ class DecoderExport(nn.Module):
 
 
 def export_encoder(sam: Any, path: str | Path, opset: int = OPSET) -> Path:
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            EncoderExport(sam).eval(),
-            (torch.zeros(1, 3, IMG_SIZE, IMG_SIZE),),
-            str(path),
-            input_names=["image"],
-            output_names=["image_embeddings"],
-            opset_version=opset,
-            dynamo=False,
-        )
+    """The image encoder as ONNX: one ``(1, 3, 1024, 1024)`` image (static shapes)."""
+    export_onnx(
+        EncoderExport(sam).eval(),
+        (torch.zeros(1, 3, IMG_SIZE, IMG_SIZE),),
+        path,
+        input_names=["image"],
+        output_names=["image_embeddings"],
+        dynamic_axes={},
+        opset=opset,
+        exporter="legacy",
+        fallback=False,
+        label="SAM encoder",
+    )
     return Path(path)
 
 
 def export_decoder(sam: Any, path: str | Path, opset: int = OPSET) -> Path:
+    """The prompt decoder as ONNX: one image's embeddings, any number of boxes."""
     emb = torch.zeros(1, 256, IMG_SIZE // 16, IMG_SIZE // 16)
     boxes = torch.tensor([[10.0, 20.0, 300.0, 400.0], [0.0, 0.0, 100.0, 100.0]])
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            DecoderExport(sam).eval(),
-            (emb, boxes),
-            str(path),
-            input_names=["image_embeddings", "boxes"],
-            output_names=["low_res_masks", "iou_predictions"],
-            dynamic_axes={
-                "boxes": {0: "boxes"},
-                "low_res_masks": {0: "boxes"},
-                "iou_predictions": {0: "boxes"},
-            },
-            opset_version=opset,
-            dynamo=False,
-        )
+    export_onnx(
+        DecoderExport(sam).eval(),
+        (emb, boxes),
+        path,
+        input_names=["image_embeddings", "boxes"],
+        output_names=["low_res_masks", "iou_predictions"],
+        dynamic_axes={
+            "boxes": {0: "boxes"},
+            "low_res_masks": {0: "boxes"},
+            "iou_predictions": {0: "boxes"},
+        },
+        opset=opset,
+        exporter="legacy",
+        fallback=False,
+        label="SAM decoder",
+    )
     return Path(path)
 
 
@@ -179,7 +188,8 @@ def postprocess_masks(
 
 
 class SamSegmenter(Segmenter):
-    """SAM on ONNX Runtime: :meth:`embed` once per frame, :meth:`decode` all boxes in one call.
+    """SAM on ONNX Runtime (device from the engine plan): :meth:`embed` once per frame,
+    :meth:`decode` all boxes in one call.
 
     ``source``: ``vit_t`` (default) / ``vit_b`` / ``vit_l`` / ``vit_h`` with ``checkpoint`` (random
     weights when None: tests and benchmarks only), a reference ``Sam`` module, or a directory holding
@@ -202,10 +212,22 @@ class SamSegmenter(Segmenter):
         self.cache = cache or EngineCache()
         self.max_boxes = max_boxes
         self.threshold = threshold
+        folder = None if isinstance(source, nn.Module) or str(source) in KINDS else str(source)
+        self.plan: EnginePlan = plan_engine(
+            "sam", device=device, artefact=Artefact(folder, "onnx") if folder else None
+        )
+        log.info("SAM: %s", self.plan.describe())
         enc_path, dec_path = self._resolve(source, checkpoint)
-        self.encoder = OnnxSession(enc_path, device=device, threads=threads)
-        self.decoder = OnnxSession(dec_path, device=device, threads=threads)
+        self.encoder = OnnxSession(enc_path, device=self.plan.device, threads=threads)
+        self.decoder = OnnxSession(dec_path, device=self.plan.device, threads=threads)
         self.torch_device = "cuda" if "CUDAExecutionProvider" in self.encoder.providers else "cpu"
+
+    @classmethod
+    def from_config(cls, cfg: SamConfig, *, cache: EngineCache | None = None) -> SamSegmenter:
+        """The segmenter a :class:`~framesift.engines.segmenters.sam.SamConfig` describes."""
+        return cls(
+            cfg.model, checkpoint=cfg.checkpoint, device=cfg.device, max_boxes=cfg.max_boxes, cache=cache
+        )
 
     def _resolve(self, source: str | Path | nn.Module, checkpoint: str | Path | None) -> tuple[Path, Path]:
         if isinstance(source, nn.Module):
@@ -226,9 +248,11 @@ class SamSegmenter(Segmenter):
         return enc, dec
 
     def _export_cached(self, sam: nn.Module) -> tuple[Path, Path]:
-        weights = hash_state_dict(sam.state_dict())
-        enc_key = export_key("sam/encoder", weights, {"image": IMG_SIZE}, opset=OPSET)
-        dec_key = export_key("sam/decoder", weights, {"boxes": "dynamic"}, opset=OPSET, single_mask=True)
+        weights = weights_hash(sam)
+        enc_key = export_key("sam/encoder", weights, shape_profile={"image": IMG_SIZE}, opset=OPSET)
+        dec_key = export_key(
+            "sam/decoder", weights, shape_profile={"boxes": "dynamic"}, opset=OPSET, single_mask=True
+        )
 
         def build_encoder(tmp: Path) -> None:
             export_encoder(sam, tmp)
@@ -271,6 +295,10 @@ class SamSegmenter(Segmenter):
         img = as_images([image])[0]
         masks, _ = self.decode(self.embed(img), boxes, (int(img.shape[0]), int(img.shape[1])))
         return masks
+
+    def close(self) -> None:
+        self.encoder.close()
+        self.decoder.close()
 
     def segment_detections(self, image: ImageLike, detections: Any) -> Any:
         """Fill ``detections.mask`` (N, H, W) for the boxes of one frame; returns ``detections``."""

@@ -154,3 +154,31 @@ class OrtRuntime(Runtime):
 
 def _device_index(device: str) -> int:
     return int(device.split(":", 1)[1]) if ":" in device else 0
+
+
+class OnnxSession:
+    """An :class:`OrtRuntime` whose outputs come back as a list in graph order (the detectors'
+    post-processing indexes them), with failures as one-line EngineErrors naming the file.
+
+    ``device`` is a resolved device (``cpu``, ``cuda``, ``cuda:N``): the engine plan decides it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, device: str, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.device = device
+        self.runtime = OrtRuntime(self.path, device=device, threads=threads)
+        self.providers = self.runtime.providers
+        self.input_names = [t.name for t in self.runtime.inputs]
+        self.output_names = [t.name for t in self.runtime.outputs]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            out = self.runtime.run(feeds)
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise EngineError(f"ONNX model {self.path.name} failed: {exc}", engine=self.path.name) from exc
+        return [np.asarray(out[n]) for n in self.output_names]
+
+    def close(self) -> None:
+        self.runtime.close()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from framesift.engines.cache import EngineCache, EngineKey, device_descriptor, file_sha256
 from framesift.engines.runtimes.base import Precision, Runtime, Tensor, TensorSpec, to_numpy
 from framesift.errors import EngineError
 
@@ -160,3 +161,48 @@ class TensorRTRuntime(Runtime):
 
     def close(self) -> None:
         self._context = self._engine = None
+
+
+def cached_engine(
+    cache: EngineCache,
+    onnx_path: Path,
+    filename: str,
+    *,
+    label: str,
+    weights_hash: str,
+    device: str,
+    precision: Precision,
+    opt_batch: int,
+    max_batch: int = 512,
+) -> Path:
+    """The TensorRT plan of ``onnx_path`` for ``device`` from ``cache``, built on a miss (batch
+    profile 1 … ``opt_batch`` … ``max_batch``; one timing cache per GPU model beside the entries)."""
+    trt = import_tensorrt()
+    dev = device_descriptor(device)
+    opt = min(opt_batch, max_batch)
+    timing = cache.root / f"timing-{dev.replace(':', '_').replace(' ', '_')}.cache"
+    profile = {"min": 1, "opt": opt, "max": max(opt, max_batch)}
+    key = EngineKey(
+        model=label,
+        weights_hash=weights_hash,
+        runtime="tensorrt",
+        runtime_version=str(trt.__version__),
+        device=dev,
+        precision=precision,
+        shape_profile=profile,
+        export={"onnx_sha256": file_sha256(onnx_path)},
+    )
+
+    def build(out: Path) -> None:
+        out.write_bytes(
+            build_engine(
+                onnx_path,
+                precision=precision,
+                min_batch=profile["min"],
+                opt_batch=profile["opt"],
+                max_batch=profile["max"],
+                timing_cache=timing,
+            )
+        )
+
+    return cache.get_or_build(key, filename, build)

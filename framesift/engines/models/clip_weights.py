@@ -1,0 +1,152 @@
+"""Where CLIP weights come from: open_clip names and pretrained tags, local checkpoints, and the
+weights already in open_clip's caches (looked up without touching the network)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+from framesift.engines.models.clip_preprocess import PreprocessCfg
+from framesift.errors import EngineError
+
+RANDOM_SEED = 0  # random weights (no pretrained, no checkpoint) are seeded: the same on every build
+
+
+def list_clip_models() -> list[str]:
+    import open_clip
+
+    return list(open_clip.list_models())
+
+
+def check_model_name(name: str) -> None:
+    """EngineError listing close matches when ``name`` is not an open_clip architecture."""
+    import open_clip
+
+    if open_clip.get_model_config(name.replace("/", "-")) is not None:
+        return
+    models = list_clip_models()
+    close = difflib.get_close_matches(name, models, n=5, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"e.g. {', '.join(models[:5])}"
+    raise EngineError(
+        f"unknown CLIP model {name!r}: {hint} (all {len(models)} names: python -c "
+        "'import open_clip; print(open_clip.list_models())')",
+        engine="clip",
+    )
+
+
+def cached_pretrained_path(model: str, tag: str, cache_dir: str | None = None) -> str | None:
+    """Local path of open_clip's weights for (model, tag) when already downloaded, else None.
+
+    Looks in the Hugging Face hub cache and open_clip's URL cache; never touches the network.
+    """
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(model, tag)
+    if not cfg:
+        return None
+    if cfg.get("file") and os.path.isfile(cfg["file"]):
+        return str(cfg["file"])
+    hub = cfg.get("hf_hub") or ""
+    if hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return _url_cached(cfg, cache_dir)
+        repo, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (hub.rstrip("/"), "")
+        names = [filename] if filename else []
+        if filename.endswith(".bin"):
+            names.insert(0, filename[: -len(".bin")] + ".safetensors")
+        names += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        for n in names:
+            found = try_to_load_from_cache(repo, n, cache_dir=cache_dir)
+            if isinstance(found, str) and os.path.isfile(found):
+                return found
+    return _url_cached(cfg, cache_dir)
+
+
+def _url_cached(cfg: dict[str, Any], cache_dir: str | None) -> str | None:
+    url = cfg.get("url") or ""
+    if url:
+        p = Path(cache_dir or os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+        if p.is_file():
+            return str(p)
+    return None
+
+
+def _check_tag(model: str, tag: str) -> dict[str, Any]:
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(model, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(model)
+        raise EngineError(
+            f"unknown pretrained tag {tag!r} for CLIP model {model!r} "
+            f"(available: {', '.join(tags) or 'none; use a local checkpoint'})",
+            engine="clip",
+        )
+    return dict(cfg)
+
+
+def load_open_clip(
+    model: str, *, pretrained: str | None = None, checkpoint: str | None = None, offline: bool = False
+) -> tuple[Any, PreprocessCfg]:
+    """Build the open_clip model (eval, fp32, CPU) and its preprocessing config.
+
+    ``pretrained`` is a tag (weights from open_clip's cache or, unless ``offline``, its download);
+    ``checkpoint`` a local ``.pt``/``.bin``/``.safetensors`` file; neither → random weights (tests,
+    benchmarks), seeded with :data:`RANDOM_SEED` so that every build of a model has the same ones.
+    """
+    import contextlib
+
+    import open_clip
+    import torch
+
+    check_model_name(model)
+    name = model.replace("/", "-")
+    force_qg = False
+    weights: str | None = None
+    pre_over: dict[str, Any] = {}
+    if checkpoint is not None:
+        if not os.path.isfile(checkpoint):
+            raise EngineError(
+                f"CLIP checkpoint not found: {checkpoint} (give an existing .pt/.bin/.safetensors file, "
+                "or set pretrained: TAG to let open_clip download weights)",
+                engine="clip",
+            )
+        weights = checkpoint
+    elif pretrained:
+        tag_cfg = _check_tag(name, pretrained)
+        force_qg = bool(tag_cfg.get("quick_gelu", False))
+        pre_over = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
+        weights = cached_pretrained_path(name, pretrained)
+        offline = offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        if weights is None and offline:
+            raise EngineError(
+                f"CLIP weights {name}/{pretrained} are not in the local cache and downloads are off "
+                "(HF_HUB_OFFLINE); download them once where the hub is reachable, or give a checkpoint path",
+                engine="clip",
+            )
+        if weights is None:
+            weights = pretrained  # let open_clip download it
+    seeded = torch.random.fork_rng(devices=[]) if weights is None else contextlib.nullcontext()
+    try:
+        with seeded:
+            if weights is None:
+                torch.manual_seed(RANDOM_SEED)
+            net = open_clip.create_model(
+                name,
+                pretrained=weights,
+                force_quick_gelu=force_qg,
+                force_preprocess_cfg=pre_over or None,
+            )
+    except Exception as exc:
+        what = f"checkpoint {checkpoint}" if checkpoint else f"pretrained {name}/{pretrained}"
+        hint = (
+            "" if checkpoint else " (no network? give a local checkpoint path; HF_HUB_OFFLINE=1 fails fast)"
+        )
+        raise EngineError(f"cannot load CLIP {what}: {exc}".splitlines()[0] + hint, engine="clip") from exc
+    net = net.eval()
+    cfg = PreprocessCfg.from_open_clip(open_clip.get_model_preprocess_cfg(net))
+    return net, cfg

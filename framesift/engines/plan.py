@@ -1,0 +1,385 @@
+"""The engine plan: which runtime, device and precision run a model, and why — decided here only.
+
+Every model (CLIP's towers, YOLO-World, SAM, and any later one) calls :func:`plan_engine`; so do
+``build_embedder`` and ``framesift doctor``. A model is one row of :data:`MODELS`: the (runtime,
+device) pairs that can run it, fastest first, and the precisions each pair runs (the first is what
+``precision: auto`` picks). The rules that hold for all models:
+
+* ``runtime``/``device`` ``auto`` → the first pair of the model's order that is available here (and
+  can run the requested precision and artefact);
+* ``precision: auto`` → the pair's default (fp16 on CUDA where the pair runs it); **bf16** on a CPU
+  with native bf16 (AMX / AVX512-BF16) when torch runs the model and the model opts in — torch on
+  the CPU then moves ahead of the other CPU runtimes; fp16 runs on CUDA only;
+* an ``.onnx`` artefact runs on onnxruntime (or TensorRT), a ``.pt2`` on torch; a ``.pt2`` also
+  fixes its precision and device;
+* an impossible explicit combination raises :class:`~framesift.errors.ConfigError` (exit 2) with one
+  line naming the option and the fix.
+
+A new runtime (OpenVINO) is a new name in :mod:`framesift.engines.runtimes` plus rows in the models
+that it runs; a new model (TransNetV2) is a new :data:`MODELS` entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from framesift.engines.runtimes import RuntimeInfo, runtime_infos
+from framesift.engines.runtimes.base import Precision
+from framesift.errors import ConfigError
+
+__all__ = [
+    "ARTEFACT_RUNTIMES",
+    "MODELS",
+    "Artefact",
+    "EnginePlan",
+    "ModelRules",
+    "cpu_bf16_kind",
+    "plan_all",
+    "plan_engine",
+]
+
+log = logging.getLogger("framesift.engines.plan")
+
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16")
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA"}
+
+ArtefactKind = Literal["onnx", "pt2"]
+ARTEFACT_RUNTIMES: dict[str, tuple[str, ...]] = {"onnx": ("onnxruntime", "tensorrt"), "pt2": ("torch",)}
+"""Which runtimes can run an exported file of each kind."""
+ARTEFACT_NAMES = {"onnx": "ONNX", "pt2": "torch.export (.pt2)"}
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """An exported file a model will run: its kind fixes the runtime; a ``.pt2`` program also fixes
+    the precision and device it was exported for."""
+
+    path: str
+    kind: ArtefactKind
+    precision: Precision | None = None
+    device: str | None = None
+
+    @classmethod
+    def of(cls, path: str | Path) -> Artefact | None:
+        """The artefact at ``path`` (``.onnx``, ``.pt2`` or a directory of ONNX files); None for
+        weights (``.pt`` checkpoints and the like), which are exported for whatever the plan picks."""
+        p = Path(path)
+        if p.suffix == ".pt2":
+            return cls(str(p), "pt2")
+        if p.suffix == ".onnx" or p.is_dir():
+            return cls(str(p), "onnx")
+        return None
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name or self.path
+
+
+@dataclass(frozen=True)
+class ModelRules:
+    """How one model may run: ``order`` lists the (runtime, device kind) pairs fastest first;
+    ``precisions`` what each pair runs, the first being ``precision: auto``'s choice."""
+
+    label: str
+    precisions: Mapping[tuple[str, str], tuple[Precision, ...]]
+    order: tuple[tuple[str, str], ...]
+    cpu_bf16: bool = False  # auto → bf16 on torch-cpu where the CPU has native bf16
+    artefact_hint: str = "or give the weights so framesift exports them for the runtime you want"
+
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        return tuple(sorted({r for r, _ in self.order}))
+
+
+MODELS: dict[str, ModelRules] = {
+    # onnxruntime before torch on the CPU: never slower for CLIP, much faster at batch 1
+    "clip": ModelRules(
+        label="CLIP",
+        order=(
+            ("tensorrt", "cuda"),
+            ("onnxruntime", "cuda"),
+            ("torch", "cuda"),
+            ("onnxruntime", "cpu"),
+            ("torch", "cpu"),
+        ),
+        precisions={
+            ("tensorrt", "cuda"): ("fp16", "fp32", "bf16"),
+            ("onnxruntime", "cuda"): ("fp16", "fp32"),
+            ("torch", "cuda"): ("fp16", "fp32", "bf16"),
+            ("onnxruntime", "cpu"): ("fp32",),
+            ("torch", "cpu"): ("fp32", "bf16"),
+        },
+        cpu_bf16=True,
+        artefact_hint="or give model/pretrained/checkpoint instead",
+    ),
+    # torch fp32 first: the text tower runs once per prompt set, needs no export, and its
+    # embeddings equal open_clip's
+    "clip_text": ModelRules(
+        label="CLIP text tower",
+        order=(("torch", "cuda"), ("torch", "cpu"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu")),
+        precisions={
+            ("torch", "cuda"): ("fp32", "fp16", "bf16"),
+            ("torch", "cpu"): ("fp32", "bf16"),
+            ("onnxruntime", "cuda"): ("fp32", "fp16"),
+            ("onnxruntime", "cpu"): ("fp32",),
+        },
+        artefact_hint="or give model/pretrained/checkpoint instead",
+    ),
+    # PyTorch on CUDA and on native-bf16 CPUs (about 2x fp32), else ONNX Runtime in fp32
+    "yolo_world": ModelRules(
+        label="YOLO-World",
+        order=(("torch", "cuda"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("torch", "cpu")),
+        precisions={
+            ("torch", "cuda"): ("fp16", "fp32", "bf16"),
+            ("torch", "cpu"): ("fp32", "bf16"),
+            ("onnxruntime", "cuda"): ("fp32",),
+            ("onnxruntime", "cpu"): ("fp32",),
+        },
+        cpu_bf16=True,
+        artefact_hint="or pass the .pt checkpoint so framesift exports it for the runtime you want",
+    ),
+    # encoder and decoder run on ONNX Runtime in fp32
+    "sam": ModelRules(
+        label="SAM",
+        order=(("onnxruntime", "cuda"), ("onnxruntime", "cpu")),
+        precisions={("onnxruntime", "cuda"): ("fp32",), ("onnxruntime", "cpu"): ("fp32",)},
+        artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
+    ),
+}
+"""Every model framesift runs, by the kind name passed to :func:`plan_engine`."""
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """What runs a model: ``runtime`` on ``device`` (``cpu``, ``cuda``, ``cuda:N``) in ``precision``,
+    and a human ``reason`` for each choice that was not given explicitly."""
+
+    model: str
+    runtime: str
+    device: str
+    precision: Precision
+    reason: str
+    skipped: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def why(self) -> str:
+        """Alias of :attr:`reason`."""
+        return self.reason
+
+    def summary(self) -> str:
+        """``onnxruntime-cpu fp32 (fastest available ...)``: one line for logs and ``doctor``."""
+        return f"{self.runtime}-{self.device} {self.precision} ({self.reason})"
+
+    def describe(self) -> str:
+        """``onnxruntime on cpu, fp32 (fastest available ...)``."""
+        return f"{self.runtime} on {self.device}, {self.precision} ({self.reason})"
+
+
+def cpu_bf16_kind() -> str | None:
+    """``"AMX"`` or ``"AVX512-BF16"``: this CPU's native bf16 matrix instructions as torch sees them;
+    None without them (or without torch)."""
+    try:
+        import torch
+
+        cpu = torch.cpu
+        if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+            return "AMX"
+        if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+            return "AVX512-BF16"
+    except Exception:
+        pass
+    return None
+
+
+def _or(items: Sequence[str]) -> str:
+    return " or ".join(items)
+
+
+def _infos() -> dict[tuple[str, str], RuntimeInfo]:
+    return {(i.runtime, i.device): i for i in runtime_infos()}
+
+
+def _available_list(infos: Mapping[tuple[str, str], RuntimeInfo]) -> str:
+    return ", ".join(i.key for i in infos.values() if i.available) or "none"
+
+
+def _key(runtime: str, device: str) -> str:
+    return RuntimeInfo(runtime, device, True, "").key
+
+
+def plan_engine(
+    model_kind: str,
+    *,
+    runtime: str = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    artefact: str | Path | Artefact | None = None,
+) -> EnginePlan:
+    """Decide runtime, device and precision for ``model_kind`` (a key of :data:`MODELS`).
+
+    ``runtime``, ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and ``precision`` are what the
+    user configured; ``artefact`` the exported file to run, if any (a path or an :class:`Artefact`).
+    Raises ConfigError (one line: the option and the fix) when the request cannot be met here.
+    """
+    rules = MODELS.get(model_kind)
+    if rules is None:
+        raise ValueError(f"unknown model kind {model_kind!r} (one of {', '.join(MODELS)})")
+    label = rules.label
+    if runtime not in ("auto", *rules.runtimes):
+        raise ConfigError(
+            f"{label}: unknown runtime {runtime!r} (choose one of: auto, {', '.join(rules.runtimes)})"
+        )
+    if not DEVICE_RE.match(device):
+        raise ConfigError(f"{label}: unknown device {device!r} (choose auto, cpu, cuda or cuda:N)")
+    if precision not in ("auto", *PRECISIONS):
+        raise ConfigError(
+            f"{label}: unknown precision {precision!r} (choose one of: auto, {', '.join(PRECISIONS)})"
+        )
+    kind = device.split(":", 1)[0]
+    art = artefact if isinstance(artefact, Artefact) or artefact is None else Artefact.of(artefact)
+    fixed = _check_artefact(rules, art, runtime, kind, precision)
+    want_precision: Precision | None = None if precision == "auto" else precision  # type: ignore[assignment]
+    if want_precision is None and art is not None and art.precision is not None:
+        want_precision = art.precision
+    want_kind = kind if kind != "auto" else (art.device if art is not None and art.device else None)
+
+    bf16 = cpu_bf16_kind() if rules.cpu_bf16 and want_precision in (None, "bf16") else None
+    order = list(rules.order)
+    bf16_first = bool(bf16 and want_precision is None and ("torch", "cpu") in order)
+    if bf16_first:  # native bf16: torch on the CPU goes ahead of the other CPU runtimes
+        order.remove(("torch", "cpu"))
+        first_cpu = next((i for i, (_, d) in enumerate(order) if d == "cpu"), len(order))
+        order.insert(first_cpu, ("torch", "cpu"))
+
+    def fits(r: str, d: str) -> bool:
+        return runtime in ("auto", r) and (fixed is None or r in fixed) and want_kind in (None, d)
+
+    pairs = [(r, d) for r, d in order if fits(r, d)]  # what may run it, whatever the precision
+    candidates = [p for p in pairs if want_precision is None or want_precision in rules.precisions[p]]
+    if not candidates:
+        raise _refusal(rules, runtime, device, want_kind, want_precision, pairs)
+    infos = _infos()
+    chosen = next((c for c in candidates if infos[c].available), None)
+    if chosen is None:
+        reasons = "; ".join(f"{infos[c].key}: {infos[c].detail}" for c in candidates)
+        usable = [p for p in pairs if infos[p].available]
+        if want_precision is not None and usable:  # the precision is what cannot be met here
+            ok = sorted({p for u in usable for p in rules.precisions[u]})
+            raise ConfigError(
+                f"{label}: precision {want_precision} needs {_or([infos[c].key for c in candidates])}, "
+                f"which is not available here ({reasons}): set precision: {_or(ok)} (or auto)"
+            )
+        raise ConfigError(
+            f"{label}: runtime {runtime!r} on device {device!r} is not available here ({reasons}); "
+            f"set runtime/device to one that is available: {_available_list(infos)}"
+        )
+    r, d = chosen
+    skipped = tuple(infos[c].key for c in candidates[: candidates.index(chosen)])
+    allowed = rules.precisions[chosen]
+    native_bf16 = bool(bf16 and r == "torch" and d == "cpu" and "bf16" in allowed)
+    default: Precision = "bf16" if native_bf16 else allowed[0]
+    chosen_precision = want_precision or default
+    unavailable = f" ({', '.join(skipped)} unavailable)" if skipped else ""
+    why: list[str] = []
+    if runtime != "auto":
+        why.append("requested" + unavailable)
+    elif native_bf16 and want_precision is None:
+        why.append(f"this CPU has native bf16 ({bf16}): torch runs bf16; set precision: fp32 for fp32")
+    else:
+        what = f" for the {ARTEFACT_NAMES[art.kind]} file" if art is not None else ""
+        why.append(f"fastest available{what}{unavailable}")
+        passed = [infos[p].key for p in pairs[: pairs.index(chosen)] if p not in candidates]
+        if passed:
+            why.append(f"{want_precision} runs on {_key(r, d)}, not on {', '.join(passed)}")
+    if precision == "auto" and not (runtime == "auto" and native_bf16):
+        if art is not None and art.precision is not None:
+            why.append(f"{chosen_precision}: the precision of {art.name}")
+        elif native_bf16:
+            why.append(f"bf16: this CPU has native bf16 ({bf16}); set precision: fp32 for fp32")
+        elif chosen_precision == "fp16":
+            why.append("fp16 on CUDA")
+        else:
+            why.append(f"{chosen_precision}: {label}'s default on {_key(r, d)}")
+    dev = device if kind == d and device != "auto" else d
+    return EnginePlan(model_kind, r, dev, chosen_precision, "; ".join(why), skipped)
+
+
+def _check_artefact(
+    rules: ModelRules, art: Artefact | None, runtime: str, kind: str, precision: str
+) -> tuple[str, ...] | None:
+    """The runtimes ``art`` allows (None: any); ConfigError where the request contradicts the file."""
+    if art is None:
+        return None
+    fixed = tuple(r for r in ARTEFACT_RUNTIMES[art.kind] if r in rules.runtimes)
+    label, what = rules.label, ARTEFACT_NAMES[art.kind]
+    if not fixed:
+        raise ConfigError(f"{label}: a {what} file ({art.name}) cannot run this model; {rules.artefact_hint}")
+    if runtime != "auto" and runtime not in fixed:
+        raise ConfigError(
+            f"{label}: runtime {runtime} cannot run the {what} file {art.name}: it runs on runtime "
+            f"{_or(fixed)}, not {runtime}; set runtime: {fixed[0]} (or auto), {rules.artefact_hint}"
+        )
+    if art.precision is not None and precision not in ("auto", art.precision):
+        raise ConfigError(
+            f"{label}: {art.name} was exported in {art.precision}, not {precision}: set precision: "
+            f"{art.precision} (or auto), {rules.artefact_hint.replace('exports it', 'exports it again')}"
+        )
+    if art.device is not None and kind not in ("auto", art.device):
+        raise ConfigError(
+            f"{label}: {art.name} was exported for {art.device}, not {kind}: set device: {art.device} "
+            f"(or auto), {rules.artefact_hint.replace('exports it', 'exports it again')}"
+        )
+    return fixed
+
+
+def _refusal(
+    rules: ModelRules,
+    runtime: str,
+    device: str,
+    want_kind: str | None,
+    precision: Precision | None,
+    pairs: list[tuple[str, str]],
+) -> ConfigError:
+    """Why no (runtime, device) pair can run the request (``pairs``: those that fit it but for the
+    precision), as one ConfigError line."""
+    label = rules.label
+    if not pairs:  # the runtime does not run on that device at all
+        runs_on = sorted({d for r, d in rules.order if runtime in ("auto", r)})
+        return ConfigError(
+            f"{label}: runtime {runtime} does not run on device {device}: set device: "
+            f"{_or(runs_on)} (or auto), or runtime: auto"
+        )
+    assert precision is not None
+    ok = sorted({p for pair in pairs for p in rules.precisions[pair]})
+    used = sorted({r for r, _ in pairs})
+    rt = runtime if runtime != "auto" else _or(used)
+    devices = sorted({d for (r, d), ps in rules.precisions.items() if precision in ps and r in used})
+    if devices and want_kind not in devices:
+        return ConfigError(
+            f"{label}: precision {precision} with {rt} needs a {DEVICE_NAMES[devices[0]]} device: "
+            f"set precision: {_or(ok)} (or auto), or device: {devices[0]}"
+        )
+    runtimes = sorted(
+        {r for (r, d), ps in rules.precisions.items() if precision in ps and want_kind in (None, d)}
+    )
+    alt = f", or runtime: {_or(runtimes)}" if runtimes and runtime != "auto" else ""
+    return ConfigError(
+        f"{label}: precision {precision} is not supported by {rt}: set precision: {_or(ok)} (or auto){alt}"
+    )
+
+
+def plan_all(device: str = "auto") -> dict[str, EnginePlan | ConfigError]:
+    """The auto plan of every model (``framesift doctor``): the plan, or why there is none."""
+    out: dict[str, EnginePlan | ConfigError] = {}
+    for kind in MODELS:
+        try:
+            out[kind] = plan_engine(kind, device=device)
+        except ConfigError as exc:
+            out[kind] = exc
+    return out
