@@ -39,9 +39,8 @@ from framesift.analyzers.base import Analyzer
 from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError, EngineError
-from framesift.events import Event
+from framesift.events import Event, FrameKept, FramePayload
 from framesift.frame import Frame
-from framesift.store.payload import FramePayload, KeptFrame
 
 log = logging.getLogger("framesift.analyzers.collector")
 
@@ -191,7 +190,7 @@ class _SourceState:
 
 
 class Collector(Analyzer):
-    """Keep/skip policy on frame embeddings; emits :class:`KeptFrame` (a ``frame_kept`` event)."""
+    """Keep/skip policy on frame embeddings; emits :class:`FrameKept` carrying a payload for the store."""
 
     name = "collector"
     needs_embedding = True
@@ -327,7 +326,7 @@ class Collector(Analyzer):
             ev = self._decide(frame, e)
         return () if ev is None else (ev,)
 
-    def _decide(self, frame: Frame, e: np.ndarray) -> KeptFrame | None:
+    def _decide(self, frame: Frame, e: np.ndarray) -> FrameKept | None:
         cfg = self.cfg
         st = self._state(frame.source_id)
         st.seen += 1
@@ -369,7 +368,7 @@ class Collector(Analyzer):
         scores = {"novelty": round(novelty, 6)}
         if rel is not None:
             scores["relevance"] = round(rel, 6)
-        return KeptFrame(
+        return FrameKept(
             source=frame.source_id,
             wallclock=frame.wallclock,
             frame_index=frame.index,
