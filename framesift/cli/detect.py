@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from framesift.errors import EXIT_OK, ConfigError, DecodeError, SourceError
+from framesift.events import TrackEvent
 from framesift.frame import Frame
 from framesift.progress import Bar, count_frames
 
@@ -202,7 +203,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 if segmenter is not None:
                     segmenter.segment_detections(frame, det)
                 for ev in tracker.update(frame, det):
-                    tracks += ev.type == "track" and getattr(ev, "phase", "") == "started"
+                    tracks += isinstance(ev, TrackEvent) and ev.phase == "started"
                     for s in sinks:
                         s.write(ev)
                 frames += 1

@@ -15,10 +15,10 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from framesift.errors import SinkError
-from framesift.events import Event
+from framesift.events import Event, event_classes
 
 log = logging.getLogger("framesift.sinks")
 
@@ -58,6 +58,7 @@ class SinkWorker:
     ``submit`` never blocks: when the queue is full the event is dropped and counted under
     ``queue_full``. ``stop(drain=True)`` delivers what is queued (within ``timeout``) and closes.
     Counters live in :attr:`counts` (``written``, ``failed``, ``retries``, ``dropped:<cause>``).
+    ``event_types`` (names from :data:`framesift.events.EVENT_TYPES`) limits what is delivered.
     """
 
     def __init__(
@@ -65,7 +66,7 @@ class SinkWorker:
         sink: Sink,
         *,
         queue_size: int = 1024,
-        event_types: set[str] | None = None,
+        event_types: Collection[str] | None = None,
         max_retries: int = 5,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
@@ -74,7 +75,7 @@ class SinkWorker:
         self.sink = sink
         self.name = sink.name
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
-        self._types = event_types
+        self._types = None if event_types is None else event_classes(event_types)
         self._max_retries = max_retries
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
@@ -97,7 +98,7 @@ class SinkWorker:
 
     def submit(self, event: Event) -> bool:
         """Queue ``event`` for delivery; False if filtered out or dropped."""
-        if self._types is not None and event.type not in self._types:
+        if self._types is not None and not isinstance(event, self._types):
             return False
         try:
             self._queue.put_nowait(event)
