@@ -39,9 +39,8 @@ from framesift.analyzers.base import Analyzer
 from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError, EngineError
-from framesift.events import Event
+from framesift.events import Event, FrameKept, FramePayload
 from framesift.frame import Frame
-from framesift.store.payload import FramePayload, KeptFrame
 
 log = logging.getLogger("framesift.analyzers.collector")
 
@@ -106,19 +105,6 @@ DEFAULT_LOGIT_SCALE = 100.0
 DEFAULT_NOVELTY = {"pixel": 0.35}
 DEFAULT_NOVELTY_OTHER = 0.15
 WINDOWS = (("max_per_minute", 60.0), ("max_per_hour", 3600.0), ("max_per_day", 86400.0))
-
-
-def model_id(embedder: Embedder | None) -> str | None:
-    """A runtime-independent identity of the embedding space: CLIP architecture + weights, or the name.
-
-    Embeddings are comparable across runs (memory bank reload, search) only under the same id.
-    """
-    if embedder is None:
-        return None
-    info = getattr(embedder, "info", None)
-    if info is not None and all(hasattr(info, k) for k in ("model", "pretrained", "weights_hash")):
-        return f"clip:{info.model}/{info.pretrained}#{str(info.weights_hash)[:12]}"
-    return str(getattr(embedder, "name", type(embedder).__name__))
 
 
 class MemoryBank:
@@ -191,7 +177,7 @@ class _SourceState:
 
 
 class Collector(Analyzer):
-    """Keep/skip policy on frame embeddings; emits :class:`KeptFrame` (a ``frame_kept`` event)."""
+    """Keep/skip policy on frame embeddings; emits :class:`FrameKept` carrying a payload for the store."""
 
     name = "collector"
     needs_embedding = True
@@ -200,7 +186,7 @@ class Collector(Analyzer):
         self.cfg = cfg
         if cfg.name:
             self.name = cfg.name
-        self.model = model_id(embedder)
+        self.model = None if embedder is None else embedder.model_id
         self._lock = threading.Lock()
         self._states: dict[str, _SourceState] = {}
         self._shared = MemoryBank(cfg.shared_bank_size) if cfg.cross_source else None
@@ -227,8 +213,8 @@ class Collector(Analyzer):
 
     # ------------------------------------------------------------------ prompts
     def _init_prompts(self, embedder: Embedder | None) -> None:
-        if embedder is None or not getattr(embedder, "supports_text", False):
-            name = getattr(embedder, "name", "none")
+        if embedder is None or not embedder.supports_text:
+            name = "none" if embedder is None else embedder.name
             raise ConfigError(
                 f"collector prompts {self.cfg.prompts!r} need an embedder with a text tower (CLIP); "
                 f"embedder {name!r} has none: remove the prompts (novelty still works) or set "
@@ -242,7 +228,7 @@ class Collector(Analyzer):
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         n = len(self.cfg.prompts)
         self._pos, self._neg = vecs[:n], vecs[n:]
-        scale = self.cfg.logit_scale or getattr(embedder, "logit_scale", None) or DEFAULT_LOGIT_SCALE
+        scale = self.cfg.logit_scale or embedder.logit_scale or DEFAULT_LOGIT_SCALE
         self.logit_scale = float(scale)
 
     def relevance(self, e: np.ndarray) -> float | None:
@@ -327,7 +313,7 @@ class Collector(Analyzer):
             ev = self._decide(frame, e)
         return () if ev is None else (ev,)
 
-    def _decide(self, frame: Frame, e: np.ndarray) -> KeptFrame | None:
+    def _decide(self, frame: Frame, e: np.ndarray) -> FrameKept | None:
         cfg = self.cfg
         st = self._state(frame.source_id)
         st.seen += 1
@@ -369,7 +355,7 @@ class Collector(Analyzer):
         scores = {"novelty": round(novelty, 6)}
         if rel is not None:
             scores["relevance"] = round(rel, 6)
-        return KeptFrame(
+        return FrameKept(
             source=frame.source_id,
             wallclock=frame.wallclock,
             frame_index=frame.index,

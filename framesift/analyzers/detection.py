@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 from framesift.analyzers.base import Analyzer
-from framesift.config.base import AnalyzerSpec
-from framesift.config.detect import DetectorConfig, SegmenterConfig
-from framesift.engines.base import Embedder
-from framesift.engines.detect import Detector, Segmenter
+from framesift.config import plugins
+from framesift.config.base import AnalyzerSpec, DetectorSpec, SegmenterSpec
+from framesift.engines.base import Detector, Embedder, Segmenter
 from framesift.errors import ConfigError
-from framesift.events import Event
+from framesift.events import Event, FrameDetections
 from framesift.frame import Frame
 
 log = logging.getLogger("framesift.analyzers.detection")
+
+if TYPE_CHECKING:  # the checker sees the bases; at run time each is the union of its plugins
+    DetectorConfig = DetectorSpec
+    SegmenterConfig = SegmenterSpec
+else:
+    DetectorConfig = plugins.union("detector", default="yolo_world")
+    SegmenterConfig = plugins.union("segmenter", default="sam")
 
 
 class DetectConfig(AnalyzerSpec):
@@ -35,33 +41,12 @@ class DetectConfig(AnalyzerSpec):
         return False  # the detector has its own CLIP text encoder
 
 
-def build_engines(
-    detector: DetectorConfig, segment: SegmenterConfig | None
-) -> tuple[Detector, Segmenter | None]:
+def build_engines(detector: DetectorSpec, segment: SegmenterSpec | None) -> tuple[Detector, Segmenter | None]:
     """The detector (and segmenter) a ``detect`` or ``tracker`` config asks for."""
-    from framesift.engines.models.yolo_world import ClipTextEncoder, YoloWorld
+    from framesift.engines.detectors import build_detector
+    from framesift.engines.segmenters import build_segmenter
 
-    d = detector
-    det = YoloWorld(
-        d.model,
-        prompts=d.prompts,
-        imgsz=d.imgsz,
-        conf=d.conf,
-        iou=d.iou,
-        max_det=d.max_det,
-        max_batch=d.max_batch,
-        device=d.device,
-        runtime=d.runtime,
-        precision=d.precision,
-        text_encoder=ClipTextEncoder(d.clip_model, d.clip_pretrained),
-    )
-    seg = None
-    if segment is not None:
-        from framesift.engines.models.sam import SamSegmenter
-
-        s = segment
-        seg = SamSegmenter(s.model, checkpoint=s.checkpoint, device=s.device, max_boxes=s.max_boxes)
-    return det, seg
+    return build_detector(detector), None if segment is None else build_segmenter(segment)
 
 
 class DetectionAnalyzer(Analyzer):
@@ -116,8 +101,6 @@ class DetectionAnalyzer(Analyzer):
         return det
 
     def on_frame(self, frame: Frame, embedding: np.ndarray | None = None) -> Iterable[Event]:
-        from framesift.analyzers.tracking import FrameDetections
-
         det = self.detections(frame)
         return [
             FrameDetections(

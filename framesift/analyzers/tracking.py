@@ -14,7 +14,6 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -22,13 +21,11 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from framesift.analyzers.detection import DetectionAnalyzer, build_engines
+from framesift.analyzers.detection import DetectionAnalyzer, DetectorConfig, SegmenterConfig, build_engines
 from framesift.config.base import AnalyzerSpec, Strict
-from framesift.config.detect import DetectorConfig, SegmenterConfig
-from framesift.engines.base import Embedder
-from framesift.engines.detect import Detector, Segmenter
+from framesift.engines.base import Detector, Embedder, Segmenter
 from framesift.errors import ConfigError
-from framesift.events import Event, TrackEvent
+from framesift.events import Event, FrameDetections, LineCrossing, TrackEvent, ZoneOccupancy
 from framesift.frame import Frame
 
 log = logging.getLogger("framesift.analyzers.tracking")
@@ -69,78 +66,6 @@ class TrackerConfig(AnalyzerSpec):
 
     def uses_embedder(self) -> bool:
         return False  # the detector has its own CLIP text encoder
-
-
-@dataclass(frozen=True, kw_only=True)
-class FrameDetections(Event):
-    """All tracked detections of one frame (for per-frame JSONL and the annotated video).
-
-    ``detections`` is the ``sv.Detections`` (with ``tracker_id``, ``mask`` when segmented);
-    ``frame`` is the source frame. Neither is serialised as such: :meth:`to_dict` writes the boxes.
-    """
-
-    type: ClassVar[str] = "detections"
-    frame_index: int
-    pts: int
-    time_base: Fraction
-    time: float
-    detections: Any = field(default=None, repr=False, compare=False)
-    frame: Any = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out.pop("frame", None)
-        out["detections"] = detections_to_list(self.detections)
-        return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class LineCrossing(Event):
-    """A track crossed a counting line (``direction`` in/out); running totals included."""
-
-    type: ClassVar[str] = "line_crossing"
-    line: str
-    direction: str
-    track_id: int
-    class_name: str
-    frame_index: int
-    time: float
-    in_count: int
-    out_count: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class ZoneOccupancy(Event):
-    """The number of tracked objects inside a polygon zone changed."""
-
-    type: ClassVar[str] = "zone_occupancy"
-    zone: str
-    count: int
-    classes: dict[str, int]
-    frame_index: int
-    time: float
-
-
-def detections_to_list(det: Any) -> list[dict[str, Any]]:
-    """``sv.Detections`` → JSON-ready dicts (box, confidence, class, track id, mask area)."""
-    if det is None:
-        return []
-    names = det.data.get("class_name") if det.data else None
-    rows = []
-    for i in range(len(det)):
-        row: dict[str, Any] = {"box": [round(float(v), 2) for v in det.xyxy[i]]}
-        if det.confidence is not None:
-            row["confidence"] = round(float(det.confidence[i]), 4)
-        if det.class_id is not None:
-            row["class_id"] = int(det.class_id[i])
-        if names is not None:
-            row["class_name"] = str(names[i])
-        if det.tracker_id is not None:
-            row["track_id"] = int(det.tracker_id[i])
-        if det.mask is not None:
-            row["mask_area"] = int(det.mask[i].sum())
-        rows.append(row)
-    return rows
 
 
 @dataclass

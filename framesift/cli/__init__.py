@@ -28,6 +28,7 @@ COMMANDS = (
     "label",
     "sources",
     "demo",
+    "schema",
 )
 
 

@@ -121,7 +121,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         max_age_s=None if args.max_age is None else parse_duration(args.max_age),
     )
     engine_meta = engine_cfg.model_dump(exclude_none=True)
-    engine_meta["model"] = "pixel" if getattr(embedder, "name", "") == "pixel" else engine_meta["model"]
+    engine_meta["model"] = "pixel" if embedder.name == "pixel" else engine_meta["model"]
     frame_sink = FrameStoreSink(store, engine=engine_meta)
     events = JsonlSink(out / "events.jsonl", name="events")
     pipeline = Pipeline(cfg, embedder=embedder, analyzers=[collector], sinks=[frame_sink, events])

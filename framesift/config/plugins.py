@@ -17,7 +17,7 @@ import pkgutil
 from importlib.metadata import entry_points
 from typing import Annotated, Any, Union
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from framesift.config.base import PluginSpec
 from framesift.errors import ConfigError
@@ -79,13 +79,21 @@ def specs(kind: str) -> tuple[type[PluginSpec], ...]:
     return tuple(by_tag.values())
 
 
-def union(kind: str) -> Any:
-    """The discriminated union (on ``type``) of every config model of ``kind``."""
+def union(kind: str, *, default: str | None = None) -> Any:
+    """The discriminated union (on ``type``) of every config model of ``kind``; with ``default``, an
+    entry without ``type`` is that type (detectors and segmenters, where one is the usual choice)."""
     members = specs(kind)
     if not members:
         raise TypeError(f"no {kind} plugins found in {', '.join(PACKAGES[kind])}")
-    inner = members[0] if len(members) == 1 else Union[members]  # noqa: UP007 - built at run time
-    return Annotated[inner, Field(discriminator="type")]
+    if default is None:
+        inner = members[0] if len(members) == 1 else Union[members]  # noqa: UP007 - built at run time
+        return Annotated[inner, Field(discriminator="type")]
+
+    def tag(value: Any) -> Any:
+        return value.get("type", default) if isinstance(value, dict) else getattr(value, "type", default)
+
+    tagged = tuple(Annotated[m, Tag(m.type_name())] for m in members)
+    return Annotated[Union[tagged], Discriminator(tag)]  # noqa: UP007 - built at run time
 
 
 def types(kind: str) -> list[str]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from framesift.config.base import PluginSpec, Strict
+from framesift.events import event_classes
 
 __all__ = ["MetricsConfig", "SinkSpec"]
 
@@ -29,6 +31,16 @@ class SinkSpec(PluginSpec):
     max_retries: int = Field(5, ge=0)
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None:
+            try:
+                event_classes(names)
+            except ValueError as exc:  # one line naming the allowed types, without pydantic's prefix
+                raise PydanticCustomError("unknown_event_type", "{problem}", {"problem": str(exc)}) from None
+        return names
 
 
 class MetricsConfig(Strict):

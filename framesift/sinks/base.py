@@ -15,12 +15,12 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from framesift.errors import SinkError
-from framesift.events import Event
+from framesift.events import Event, event_classes
 
 log = logging.getLogger("framesift.sinks")
 
@@ -32,7 +32,7 @@ class Sink(abc.ABC):
     #: The sink's own counters (published, spool_backlog, ...), shown in ``/status`` and metrics.
     stats: Mapping[str, Any] = MappingProxyType({})
     #: The event types the sink writes (None: all); others are never queued for it.
-    accepts: frozenset[str] | None = None
+    accepts: tuple[type[Event], ...] | None = None
 
     def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (files, connections). Raise SinkError with a clear message."""
@@ -66,6 +66,8 @@ class SinkWorker:
     wait on a slow sink. ``stop(drain=True)`` delivers what is queued (within ``timeout``) and closes.
     Counters live in :attr:`counts` (``written``, ``failed``, ``retries``, ``dropped:<cause>``);
     ``on_done(event)`` is called on the worker thread after each event is written or given up.
+    ``event_types`` (names from :data:`framesift.events.EVENT_TYPES`) and the sink's own
+    :attr:`Sink.accepts` limit what is queued for it.
     """
 
     def __init__(
@@ -73,7 +75,7 @@ class SinkWorker:
         sink: Sink,
         *,
         queue_size: int = 1024,
-        event_types: set[str] | None = None,
+        event_types: Collection[str] | None = None,
         max_retries: int = 5,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
@@ -84,9 +86,8 @@ class SinkWorker:
         self.sink = sink
         self.name = sink.name
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
-        if sink.accepts is not None:
-            event_types = set(sink.accepts) if event_types is None else set(event_types) & sink.accepts
-        self._types = event_types
+        self._types = None if event_types is None else event_classes(event_types)
+        self._accepts = sink.accepts
         self._max_retries = max_retries
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
@@ -111,7 +112,9 @@ class SinkWorker:
 
     def submit(self, event: Event) -> bool:
         """Queue ``event`` for delivery; False if filtered out or dropped."""
-        if self._types is not None and event.type not in self._types:
+        if (self._types is not None and not isinstance(event, self._types)) or (
+            self._accepts is not None and not isinstance(event, self._accepts)
+        ):
             return False
         try:
             self._queue.put_nowait(event)

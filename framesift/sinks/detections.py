@@ -13,11 +13,11 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from framesift.config.sinks import SinkSpec
-from framesift.events import Event
+from framesift.events import Event, FrameDetections, LineCrossing, TrackEvent, ZoneOccupancy
 from framesift.sinks.jsonl import JsonlSink
 
-TRACK_TYPES = frozenset({"track", "line_crossing", "zone_occupancy"})
-FRAME_TYPES = frozenset({"detections"})
+TRACK_TYPES: tuple[type[Event], ...] = (TrackEvent, LineCrossing, ZoneOccupancy)
+FRAME_TYPES: tuple[type[Event], ...] = (FrameDetections,)
 
 
 class DetectionsSinkConfig(SinkSpec):
@@ -55,5 +55,5 @@ class DetectionsSink(JsonlSink):
         return cls(cfg.path, per=cfg.per, name=cfg.name or "detections")
 
     def write(self, event: Event) -> None:
-        if event.type in self.types:
+        if isinstance(event, self.types):
             super().write(event)

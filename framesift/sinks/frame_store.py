@@ -1,8 +1,8 @@
 """The ``frame_store`` sink: writes frames kept by the collector into a :class:`FrameStore`.
 
-It consumes :class:`~framesift.store.payload.KeptFrame` events (a FrameKept carrying the image and
-embedding) and takes their payload, so the image is released once written (or failed); other
-events are ignored. Failures raise SinkError (non-transient), which the
+It consumes :class:`~framesift.events.FrameKept` events that carry a payload (the image and
+embedding, :class:`~framesift.events.FramePayload`) and takes it, so the image is released once
+written (or failed); other events are ignored. Failures raise SinkError (non-transient), which the
 SinkWorker counts and reports; capture is never blocked. ``counts`` holds this sink's own tally
 (``written``, ``disk_full``, ``failed``, ``no_image``, ``removed``).
 """
@@ -22,7 +22,6 @@ from framesift.errors import SinkError
 from framesift.events import Event, FrameKept
 from framesift.sinks.base import Sink
 from framesift.store.index import FrameStore
-from framesift.store.payload import KeptFrame
 
 log = logging.getLogger("framesift.sinks.frame_store")
 
@@ -55,7 +54,7 @@ class FrameStoreSink(Sink):
     """Kept frames → image files + SQLite index, with retention."""
 
     name = "frame_store"
-    accepts = frozenset({"frame_kept"})
+    accepts = (FrameKept,)
 
     def __init__(self, store: FrameStore, *, name: str | None = None, engine: dict[str, Any] | None = None):
         self.store = store
@@ -88,7 +87,7 @@ class FrameStoreSink(Sink):
     def write(self, event: Event) -> None:
         if not isinstance(event, FrameKept):
             return
-        taken = event.payload.take() if isinstance(event, KeptFrame) and event.payload is not None else None
+        taken = event.payload.take() if event.payload is not None else None
         if taken is None:
             self.counts["no_image"] += 1
             return

@@ -9,10 +9,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from framesift.analyzers.tracking import FrameDetections
 from framesift.config.sinks import SinkSpec
 from framesift.errors import SinkError
-from framesift.events import Event
+from framesift.events import Event, FrameDetections
 from framesift.labels import LabeledImage, LabelWriter
 from framesift.sinks.base import Sink
 
@@ -35,7 +34,7 @@ class LabelsSink(Sink):
     ``<source>_<index>``."""
 
     name = "labels"
-    accepts = frozenset({"detections"})
+    accepts = (FrameDetections,)
 
     def __init__(self, cfg: LabelsSinkConfig) -> None:
         self.cfg = cfg

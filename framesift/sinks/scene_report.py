@@ -96,7 +96,7 @@ class SceneReportSink(Sink):
     :attr:`results` (programmatic use); ``write=False`` writes no files."""
 
     name = "scene_report"
-    accepts = frozenset({"source_status", "scene_change", "scene_signal"})
+    accepts = (SourceStatus, SceneChange, SceneSignal)
 
     def __init__(
         self, cfg: SceneReportConfig, *, keep: bool = False, write: bool = True, mode: str = "pixel"

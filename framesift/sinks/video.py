@@ -1,6 +1,6 @@
 """Annotated video sink: boxes, labels and masks drawn with supervision, encoded with PyAV.
 
-Consumes ``detections`` events (:class:`framesift.analyzers.tracking.FrameDetections`, one per
+Consumes ``detections`` events (:class:`framesift.events.FrameDetections`, one per
 frame, carrying the frame). Each source gets its own file; every output frame keeps the source
 frame's ``pts`` in the source's ``time_base`` so the video has the same frame count, rate and
 timestamps as the source. Files are written under a temporary name and renamed on close.
@@ -21,7 +21,7 @@ from pydantic import Field
 
 from framesift.config.sinks import SinkSpec
 from framesift.errors import SinkError
-from framesift.events import Event, SourceStatus
+from framesift.events import Event, FrameDetections, SourceStatus
 from framesift.sinks.base import Sink
 
 log = logging.getLogger("framesift.sinks.video")
@@ -91,7 +91,7 @@ class _Out:
 class VideoSink(Sink):
     """Writes one annotated video per source; ``path`` may contain ``{source}``."""
 
-    accepts = frozenset({"detections", "source_status"})
+    accepts = (FrameDetections, SourceStatus)
 
     def __init__(
         self,
@@ -161,16 +161,16 @@ class VideoSink(Sink):
             if event.state == "up" and event.fps:
                 self._rates[event.source] = event.fps
             return
-        if event.type != "detections":
+        if not isinstance(event, FrameDetections):
             return
-        frame = getattr(event, "frame", None)
+        frame = event.frame
         if frame is None or not isinstance(frame.image, np.ndarray):
             return
         out = self._outs.get(event.source) or self._open(event.source, frame)
         if out.last_pts is not None and frame.pts <= out.last_pts:
             log.warning("video sink %s: non-increasing pts %d skipped", self.name, frame.pts)
             return
-        image = self.annotate(frame.image, getattr(event, "detections", None))
+        image = self.annotate(frame.image, event.detections)
         image = image[: out.stream.height, : out.stream.width]
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         vf.pts = frame.pts

@@ -143,13 +143,12 @@ def embedder_for_store(store: FrameStore, model: str) -> Embedder:
         from framesift.engines.factory import build_embedder
     except ImportError as exc:
         raise ConfigError(f"cannot rebuild the {model!r} embedder: {exc}") from None
-    from framesift.analyzers.collector import model_id
 
     embedder: Embedder = build_embedder(engine_cfg)
-    if model_id(embedder) != model:
+    if embedder.model_id != model:
         raise ConfigError(
             f"{store.root}: frames were embedded with {model!r} but the recorded engine now builds "
-            f"{model_id(embedder)!r} (other weights?): the embeddings are not comparable"
+            f"{embedder.model_id!r} (other weights?): the embeddings are not comparable"
         )
     return embedder
 
@@ -182,7 +181,7 @@ def search(
         name = store_model(store, model)
         emb = embedder or embedder_for_store(store, name)
         if text is not None:
-            if not getattr(emb, "supports_text", False):
+            if not emb.supports_text:
                 raise ConfigError(
                     f"store {store_dir} was built with the {name!r} embedder, which has no text tower: "
                     "search it with --image query.jpg, or collect with a CLIP model for text search"

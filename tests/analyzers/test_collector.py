@@ -11,7 +11,7 @@ import pytest
 from framesift.analyzers.collector import Collector, CollectorConfig, MemoryBank, SlidingWindow
 from framesift.config.units import parse_budget
 from framesift.errors import ConfigError
-from framesift.store.payload import KeptFrame
+from framesift.events import FrameKept
 from tests.store.helpers import (
     FakeEmbedder,
     TinyEmbedder,
@@ -36,18 +36,18 @@ def _embedders() -> list[object]:
     return out
 
 
-def run_collector(collector: Collector, embedder, frames) -> list[KeptFrame]:  # type: ignore[no-untyped-def]
-    kept: list[KeptFrame] = []
+def run_collector(collector: Collector, embedder, frames) -> list[FrameKept]:  # type: ignore[no-untyped-def]
+    kept: list[FrameKept] = []
     batch = []
     for f in frames:
         batch.append(f)
         if len(batch) == 16:
             for fr, e in zip(batch, embedder.embed_images(batch), strict=True):
-                kept += [ev for ev in collector.on_frame(fr, e) if isinstance(ev, KeptFrame)]
+                kept += [ev for ev in collector.on_frame(fr, e) if isinstance(ev, FrameKept)]
             batch = []
     if batch:
         for fr, e in zip(batch, embedder.embed_images(batch), strict=True):
-            kept += [ev for ev in collector.on_frame(fr, e) if isinstance(ev, KeptFrame)]
+            kept += [ev for ev in collector.on_frame(fr, e) if isinstance(ev, FrameKept)]
     return kept
 
 
@@ -74,7 +74,8 @@ def test_covers_every_segment_and_skips_static_stretches(tmp_path: Path, embedde
     for k in kept:
         assert k.reason in ("novel", "prompt", "periodic") or "+" in k.reason
         assert 0.0 <= k.scores["novelty"] <= 2.0
-        assert k.image is not None and k.embedding is not None and k.model == embedder.name
+        p = k.payload
+        assert p is not None and p.image is not None and p.embedding is not None and p.model == embedder.name
         assert "image" not in k.to_dict() and k.to_dict()["type"] == "frame_kept"
 
 

@@ -15,7 +15,7 @@ import pytest
 from framesift.analyzers.scene_change import SceneChangeAnalyzer, SceneChangeConfig
 from framesift.engines.base import Embedder, ImageLike
 from framesift.errors import ConfigError
-from framesift.events import SceneChange
+from framesift.events import SCHEMA, SceneChange
 from framesift.frame import Frame
 from framesift.samples_scenes import (
     StaticShot,
@@ -279,7 +279,7 @@ def test_in_a_pipeline_with_a_jsonl_sink(tmp_path: Path) -> None:
     assert [e["kind"] for e in scenes] == [t.kind for t in info.transitions]
     for e, t in zip(scenes, info.transitions, strict=True):
         assert e["transition_start"] <= t.start and e["transition_end"] >= t.end
-        assert e["source"] == "m" and e["schema"] == "framesift.event/1"
+        assert e["source"] == "m" and e["schema"] == SCHEMA
 
 
 def test_subsampled_source_indices_with_gaps() -> None:

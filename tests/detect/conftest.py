@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from framesift.engines.detect import EngineCache
+from framesift.engines.cache import EngineCache
 
 IMGSZ = 160
 

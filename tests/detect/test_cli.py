@@ -12,7 +12,7 @@ import pytest
 import supervision as sv
 
 from framesift.cli import main
-from framesift.engines.detect import EngineCache
+from framesift.engines.cache import EngineCache
 from tests.detect.conftest import IMGSZ
 
 pytest.importorskip("ultralytics")

@@ -10,7 +10,7 @@ import av
 import pytest
 
 from framesift.config import parse_config
-from framesift.engines.detect import EngineCache
+from framesift.engines.cache import EngineCache
 from framesift.pipeline import Pipeline
 from tests.detect.conftest import IMGSZ
 

@@ -16,8 +16,8 @@ import pytest
 from framesift.analyzers.base import Analyzer
 from framesift.analyzers.tracking import FrameDetections, TrackingAnalyzer
 from framesift.config import parse_config
-from framesift.engines.base import ImageLike
-from framesift.engines.detect import Detector, EngineCache
+from framesift.engines.base import Detector, ImageLike
+from framesift.engines.cache import EngineCache
 from framesift.events import ErrorEvent, Event, TrackEvent
 from framesift.frame import Frame
 from framesift.pipeline import Pipeline

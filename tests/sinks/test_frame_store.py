@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from framesift.analyzers.collector import Collector, CollectorConfig
-from framesift.events import FrameKept, SourceStatus
+from framesift.events import FrameKept, FramePayload, SourceStatus
 from framesift.sinks.base import SinkWorker
 from framesift.sinks.frame_store import FrameStoreSink, FrameStoreSinkConfig
 from framesift.store.index import FrameStore
-from framesift.store.payload import FramePayload, KeptFrame
 from tests.store.helpers import TinyEmbedder, assert_consistent, decode, tiny_disk, write_station_clip  # noqa: F401 - fixture
 
 
-def kept_event(i: int, img: np.ndarray) -> KeptFrame:
-    return KeptFrame(
+def kept_event(i: int, img: np.ndarray) -> FrameKept:
+    return FrameKept(
         source="cam", wallclock=1_767_225_600.0 + i, frame_index=i, pts=i, time_base=Fraction(1, 25), time=i / 25,
         reason="novel", scores={"novelty": 1.0}, id=f"cam-{i:06d}",
         payload=FramePayload(img, np.ones(4, np.float32) / 2, "tiny"),
@@ -46,7 +45,7 @@ def test_collector_to_store_through_a_worker(tmp_path: Path) -> None:
     finally:
         worker.stop(drain=True)
     assert len(expected) >= 3
-    assert all(e.image is None for e in expected)  # the store took the images: events no longer pin them
+    assert all(e.payload.image is None for e in expected)  # the store took the images: nothing pins them
     assert sink.counts["written"] == len(expected) and sink.counts["no_image"] == 1
     with FrameStore(tmp_path / "store", readonly=True) as store:
         recs = store.records()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from framesift.errors import SinkError
-from framesift.events import ErrorEvent, SourceStatus
+from framesift.events import SCHEMA, ErrorEvent, SourceStatus
 from framesift.sinks.jsonl import JsonlSink, JsonlSinkConfig
 
 
@@ -28,7 +28,7 @@ def test_writes_one_object_per_line_and_appends(tmp_path: Path) -> None:
         sink.write(SourceStatus(source="cam", state="stopped"))
     got = lines(path)
     assert [e["type"] for e in got] == ["source_status", "error", "source_status"]
-    assert got[0]["detail"] == "ünïcode" and got[0]["schema"] == "framesift.event/1"
+    assert got[0]["detail"] == "ünïcode" and got[0]["schema"] == SCHEMA
 
 
 def test_rotation_keeps_n_files_and_whole_lines(tmp_path: Path) -> None:

@@ -167,7 +167,6 @@ def test_export_errors(tmp_path: Path) -> None:
 def test_text_search_through_the_real_clip_code_path(tmp_path: Path) -> None:
     """framesift's ClipEmbedder (tiny random-weight open_clip): text search ranks by text-image cosine."""
     pytest.importorskip("open_clip")
-    from framesift.analyzers.collector import model_id
     from framesift.engines.models.clip import ClipEmbedder
     from tests.engines.clip_helpers import TINY, tiny_model
     from tests.store.helpers import decode, write_station_clip
@@ -182,7 +181,7 @@ def test_text_search_through_the_real_clip_code_path(tmp_path: Path) -> None:
     with FrameStore(tmp_path / "store") as store:
         for f, v in zip(frames, vecs, strict=True):
             store.add(id=f"f{f.index:03d}", source="dock", image=f.image, wallclock=1e9 + f.index,
-                      frame_index=f.index, embedding=v, model=model_id(emb))  # fmt: skip
+                      frame_index=f.index, embedding=v, model=emb.model_id)  # fmt: skip
     query = "a forklift carrying a pallet"
     hits = search(tmp_path / "store", text=query, k=5, embedder=emb)
     want = np.argsort(-(vecs.astype(np.float16).astype(np.float32) @ emb.embed_texts([query])[0]))[:5]
