@@ -278,7 +278,9 @@ class SceneSignal(Event):
         Doc("per decided frame: frame index, time (s), distance to the previous frame, cut threshold"),
     ] = ()
     labels: Annotated[
-        dict[int, str], Doc("label of each scene that closed in this span, by its first frame")
+        dict[int, str],
+        WrittenAs(dict[str, str], lambda d: {str(k): v for k, v in d.items()}),
+        Doc("label of each scene that closed in this span, by its first frame (a number, as a key)"),
     ] = field(default_factory=dict)
     final: Annotated[bool, Doc("the source's last signal: its frame count and time span follow")] = False
     frames: Annotated[int, Doc("frames analysed (final only)", minimum=0)] = 0

@@ -142,6 +142,16 @@ def _samples() -> dict[str, Event]:
             label="a beach",
             thumbnails=("thumbs/clip-0003-a.jpg", "thumbs/clip-0003-b.jpg"),
         ),
+        ev.SceneSignal(
+            source="clip",
+            rows=((253, 10.12, 0.0123, 0.15), (254, 10.16, 0.4412, 0.15)),
+            labels={175: "a beach"},
+            final=True,
+            frames=300,
+            start_time=0.0,
+            end_time=12.0,
+            pictures={175: np.zeros((90, 160, 3), np.uint8)},
+        ),
         ev.FrameKept(
             **common,
             pts=397350,
@@ -416,11 +426,6 @@ def test_collect_events_validate(clip: Path, tmp_path: Path) -> None:
     assert "frame_kept" in {e["type"] for e in written}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`framesift scenes` writes the file path as `source` (not a source id); fixed by the scenes "
-    "command's move onto the pipeline (framesift/scenes, framesift/cli/scenes.py), not in this branch",
-)
 def test_scenes_events_validate(clip: Path, tmp_path: Path) -> None:
     framesift("scenes", str(clip), "-o", str(tmp_path), "--no-progress")
     written = json.loads((tmp_path / "clip-scenes.json").read_text())["events"]
@@ -428,11 +433,6 @@ def test_scenes_events_validate(clip: Path, tmp_path: Path) -> None:
     validate_events(written, what="clip-scenes.json events")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the scene_change analyzer numbers boundaries from 1 (its first boundary says scene_id 1; "
-    "it opens scene 2 of the scene list); fix in framesift/analyzers/scene_change.py, not in this branch",
-)
 def test_scene_id_is_the_scene_a_boundary_opens(demo_events: list[dict[str, Any]]) -> None:
     scene_ids = [e["scene_id"] for e in demo_events if e["type"] == "scene_change"]
     assert scene_ids == [2, 3, 4]  # the demo clip has 3 cuts: 4 scenes, the first without a boundary
