@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -22,6 +23,8 @@ class Bar(tqdm):
 def expected_frames(cfg: Any) -> int | None:
     """Frames a file source will deliver, from the container's frame count or duration (None if unknown)."""
     if getattr(cfg, "type", None) != "file" or getattr(cfg, "loop", False):
+        return None
+    if not os.path.isfile(cfg.path):  # a FIFO or device would block the open; the source reports it
         return None
     try:
         import av
@@ -54,6 +57,8 @@ def count_frames(videos: list[str]) -> int | None:
 
     total = 0
     for v in videos:
+        if not os.path.isfile(v):  # a FIFO or device would block the open; the source reports it
+            return None
         try:
             with av.open(v) as c:
                 n = c.streams.video[0].frames
