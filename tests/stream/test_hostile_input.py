@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,11 +17,13 @@ import av
 import av.error
 import pytest
 
-from framesift.errors import EXIT_INPUT, SourceError
+from framesift.errors import EXIT_INPUT, DecodeError, SourceError
+from framesift.samples import write_clip
 from framesift.stream._errors import check_local_file, open_error, reason
 from framesift.stream.factory import build_source
 from framesift.stream.probe import probe
 from framesift.stream.sources.file import FileSourceConfig
+from tests.stream.helpers import read_all, read_source
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -185,6 +189,49 @@ def test_probe_cli_refuses_a_timeout_that_is_not_seconds(value: str) -> None:
     assert "--timeout:" in one_error_line(proc)
 
 
+# -- packets FFmpeg does not implement ------------------------------------------------------------
+
+
+def mjpeg_with_unsupported_frames(path: Path, frames: list[int], n: int = 100) -> Path:
+    """An MJPEG clip where the JPEG frames ``frames`` use chroma sampling FFmpeg does not implement
+    (its decoder answers AVERROR_PATCHWELCOME for those packets only)."""
+    write_clip(path, segments=(n,), codec="mjpeg", width=160, height=120)
+    data = bytearray(path.read_bytes())
+    sofs = [m.start() for m in re.finditer(b"\xff\xc0", data)]
+    assert len(sofs) == n
+    for i in frames:
+        assert data[sofs[i] + 9] == 3 and data[sofs[i] + 11] == 0x22  # 3 components, Y sampled 2x2
+        data[sofs[i] + 11] = 0x33
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_one_unimplemented_packet_is_skipped_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clip = mjpeg_with_unsupported_frames(tmp_path / "odd.mkv", [68])
+    src = build_source(FileSourceConfig(path=str(clip)))
+    with caplog.at_level(logging.WARNING, logger="framesift"):
+        frames = read_source(src)
+    assert len(frames) == 99
+    assert src.stats.decode_errors == 1 and src.stats.extra == {"unsupported_packets": 1}
+    assert any("use a feature FFmpeg does not implement" in r.getMessage() for r in caplog.records)
+
+
+def test_unimplemented_first_packets_then_frames_decode(tmp_path: Path) -> None:
+    clip = mjpeg_with_unsupported_frames(tmp_path / "odd.mkv", [0, 1, 2])
+    src = build_source(FileSourceConfig(path=str(clip)))
+    assert len(read_source(src)) == 97 and src.stats.extra == {"unsupported_packets": 3}
+
+
+def test_unsupported_codec_when_no_packet_decodes(tmp_path: Path) -> None:
+    clip = mjpeg_with_unsupported_frames(tmp_path / "odd.mkv", list(range(30)), n=30)
+    src = build_source(FileSourceConfig(path=str(clip)))
+    with pytest.raises(DecodeError) as err:
+        read_source(src)
+    assert str(err.value).startswith(f"{clip}: video codec 'mjpeg' is not supported by this FFmpeg build")
+
+
 # -- FFmpeg's error codes stay out of messages ----------------------------------------------------
 
 
@@ -201,3 +248,15 @@ def test_reasons_have_no_errno_numbers() -> None:
     assert "unauthorized" not in str(open_error(invalid, "cam401.mp4"))
     msg = str(open_error(av.error.UnknownError(-1094995529, "Unknown error occurred", "x"), "x.mp4"))
     assert msg == "x.mp4: cannot open (Unknown error occurred)"
+
+
+def test_a_stream_of_undecodable_packets_is_reported_without_errno(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "c.mkv", segments=(220,), codec="mjpeg", width=64, height=48).path
+    data = clip.read_bytes()
+    # every JPEG loses its frame header: each packet is invalid data to the decoder
+    clip.write_bytes(data.replace(b"\xff\xc0", b"\xff\xfe"))
+    with pytest.raises(DecodeError) as err:
+        read_all(FileSourceConfig(path=str(clip)))
+    msg = str(err.value)
+    assert "packets in a row could not be decoded" in msg
+    assert "Errno" not in msg and not re.search(r"\d{6,}", msg), msg
