@@ -246,6 +246,7 @@ def test_unset_env_var_in_a_quoted_value_names_its_line(
     ("body", "where", "near", "allowed"),
     [
         ("sources:\n  - {type: file, path: a, fps: 5}\n", "sources.0.fps", "target_fps", "path"),
+        ("sources:\n  - {type: images, path: a, max_pixel: 5}\n", "sources.0.max_pixel", "max_pixels", "fps"),
         (
             "sources:\n  - {type: file, path: a, buffer: {capacty: 2}}\n",
             "sources.0.buffer.capacty",

@@ -6,15 +6,19 @@ import logging
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import av.error
+import cv2
+import numpy as np
 import pytest
 
 from framesift.errors import EXIT_INPUT, DecodeError, SourceError
@@ -23,6 +27,7 @@ from framesift.stream._errors import check_local_file, open_error, reason
 from framesift.stream.factory import build_source
 from framesift.stream.probe import probe
 from framesift.stream.sources.file import FileSourceConfig
+from framesift.stream.sources.images import ImagesSource, ImagesSourceConfig, image_size, list_images
 from tests.stream.helpers import read_all, read_source
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,6 +192,142 @@ def test_probe_cli_refuses_a_timeout_that_is_not_seconds(value: str) -> None:
     proc = framesift("probe", f"--timeout={value}", "x.mp4")
     assert proc.returncode == 2
     assert "--timeout:" in one_error_line(proc)
+
+
+# -- image folders and globs ----------------------------------------------------------------------
+
+
+def png(path: Path, width: int = 53, height: int = 37) -> Path:
+    cv2.imwrite(str(path), np.full((height, width, 3), 128, np.uint8))
+    return path
+
+
+def test_glob_over_a_symlink_loop_ends_and_lists_each_file_once(tmp_path: Path) -> None:
+    root = tmp_path / "imgs"
+    (root / "sub").mkdir(parents=True)
+    png(root / "a.png")
+    png(root / "sub" / "b.png")
+    (root / "self").symlink_to(".")
+    (root / "sub" / "up").symlink_to("..")
+    (root / "twin.png").symlink_to("a.png")
+    (root / "sub" / "dead").symlink_to("nowhere")
+    code = (
+        "import sys; from framesift.stream.sources.images import list_images; "
+        "print('\\n'.join(list_images(sys.argv[1])))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t0 = time.monotonic()
+    proc = subprocess.run(  # a subprocess: before the fix this never ended
+        [sys.executable, "-c", code, f"{root}/**/*.png"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(root / "a.png"), str(root / "sub" / "b.png")]
+    assert time.monotonic() - t0 < 30
+
+
+def test_recursive_glob_matches_like_glob_on_a_plain_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import glob
+
+    for rel in ("1.png", "x/2.png", "x/y/3.png", "z/4.jpg", "x/.5.png", ".h/6.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    for pattern in ("**/*.png", "**", "x/**/*", "*/**/*.png", "**/y/*.png", "x/**", ".h/**/*.png"):
+        expected = sorted(n for n in glob.glob(pattern, recursive=True) if os.path.isfile(n))
+        assert list_images(pattern) == expected, pattern
+
+
+def jpeg_with_exif(path: Path, width: int, height: int) -> Path:
+    ok, data = cv2.imencode(".jpg", np.zeros((height, width, 3), np.uint8))
+    assert ok
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 40_000) + b"Exif\x00\x00" + b"\x00" * (40_000 - 6)
+    path.write_bytes(data[:2].tobytes() + app1 + data[2:].tobytes())
+    return path
+
+
+def test_image_size_reads_headers_of_every_listed_format(tmp_path: Path) -> None:
+    img = np.zeros((37, 53, 3), np.uint8)
+    for ext in (".jpg", ".png", ".bmp", ".tif", ".webp", ".ppm", ".pgm"):
+        path = tmp_path / f"i{ext}"
+        assert cv2.imwrite(str(path), img[:, :, 0] if ext == ".pgm" else img)
+        assert image_size(str(path)) == (53, 37), ext
+    gif = tmp_path / "i.gif"
+    with av.open(str(gif), "w") as out:
+        s = out.add_stream("gif", rate=1)
+        s.width, s.height, s.pix_fmt = 53, 37, "rgb8"
+        for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="rgb8")):
+            out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    assert image_size(str(gif)) == (53, 37)
+    assert image_size(str(jpeg_with_exif(tmp_path / "exif.jpg", 53, 37))) == (53, 37)
+    vp8x = b"RIFF" + b"\x00" * 4 + b"WEBPVP8X" + b"\x0a\x00\x00\x00" + b"\x00" * 4
+    vp8x += (15999).to_bytes(3, "little") + (15999).to_bytes(3, "little")
+    (tmp_path / "x.webp").write_bytes(vp8x)
+    assert image_size(str(tmp_path / "x.webp")) == (16000, 16000)
+    (tmp_path / "t.png").write_text("not an image")
+    assert image_size(str(tmp_path / "t.png")) is None
+
+
+def huge_png(path: Path, width: int, height: int) -> Path:
+    """A real (valid) grey PNG of ``width`` x ``height`` that compresses to a few hundred kB."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(9)
+    row = bytes(width + 1)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def test_images_over_max_pixels_are_skipped_before_decoding(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    png(folder / "a.png")
+    big = huge_png(folder / "b_huge.png", 12_000, 12_000)  # 144 MP > the default 100 MP
+    png(folder / "c.png")
+    src = build_source(ImagesSourceConfig(path=str(folder)))
+    assert isinstance(src, ImagesSource)
+    with caplog.at_level(logging.WARNING, logger="framesift"):
+        frames = read_source(src)
+    assert [f.meta["path"] for f in frames] == [str(folder / "a.png"), str(folder / "c.png")]
+    assert src.stats.decode_errors == 1 and src.stats.extra == {"too_large": 1}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"{big}: image of 12000x12000 pixels is over max_pixels (100000000); skipped (raise max_pixels to read it)"
+    ]
+
+
+def test_max_pixels_is_configurable(tmp_path: Path) -> None:
+    png(tmp_path / "a.png", 53, 37)
+    assert len(read_all(ImagesSourceConfig(path=str(tmp_path), max_pixels=53 * 37))) == 1
+    src = build_source(ImagesSourceConfig(path=str(tmp_path), max_pixels=53 * 37 - 1))
+    assert read_source(src) == [] and src.stats.extra == {"too_large": 1}
+    with pytest.raises(ValueError, match="max_pixels"):
+        ImagesSourceConfig(path="x", max_pixels=0)
+
+
+def test_images_ffmpeg_refuses_are_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    png(tmp_path / "a.png")
+    bad = tmp_path / "b.png"
+    bad.write_text("this is not a png\n" * 20)
+    src = build_source(ImagesSourceConfig(path=str(tmp_path)))
+    with caplog.at_level(logging.WARNING, logger="framesift"):
+        frames = read_source(src)
+    assert len(frames) == 1 and src.stats.decode_errors == 1 and src.stats.extra == {"unreadable": 1}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"{bad}: FFmpeg cannot read this image (Invalid data found when processing input); skipped"
+    ]
 
 
 # -- packets FFmpeg does not implement ------------------------------------------------------------
