@@ -286,3 +286,29 @@ def test_unknown_key_lists_allowed_and_nearest(
 def test_unknown_key_without_a_near_one_still_lists_allowed(tmp_path: Path) -> None:
     msg = error_of(write(tmp_path, "sources:\n  - {type: file, path: a, colour: red}\n"))
     assert "sources.0.colour: unknown key 'colour' (allowed: buffer, decoder," in msg and "mean" not in msg
+
+
+@pytest.mark.parametrize("case", ["deep", "huge_file", "huge_value"])
+def test_hostile_configs_are_one_line_exit_2_on_the_command_line(tmp_path: Path, case: str) -> None:
+    import subprocess
+    import sys
+    import time
+
+    body = {
+        "deep": "sources: " + "[" * 500 + "]" * 500 + "\n",
+        "huge_file": "sources:\n  - {type: file, path: a}\n" + "# " + "x" * (50 << 20) + "\n",
+        "huge_value": "sources:\n  - {type: file, path: a}\nstage: {max_batch: '" + "9" * 900_000 + "x'}\n",
+    }[case]
+    path = write(tmp_path, body)
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "framesift", "run", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"framesift: error: {path}") and proc.stderr.count("\n") == 1
+    assert len(proc.stderr) < 1000 and "Traceback" not in proc.stderr
+    assert time.monotonic() - t0 < 30
