@@ -179,6 +179,8 @@ def test_echoed_values_are_cut(tmp_path: Path) -> None:
     ):
         msg = error_of(write(tmp_path, body))
         assert len(msg) < 1500 and "..." in msg, msg[:2000]
+    msg = error_of(write(tmp_path, f"sources:\n  - {{type: file, path: a, id: '{'.' * 400_000}'}}\n"))
+    assert msg.endswith("'... (400000 characters) is not a name (use letters, digits, _ . : -)")
     msg = error_of(
         write(tmp_path, f"sources:\n  - {{type: file, path: a}}\nstage: {{max_batch: {'1' * 400_000}}}\n")
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,15 @@ def clip_repr(value: Any, limit: int = MAX_ECHO) -> str:
     except ValueError:  # an int too large to print
         text = f"<{type(value).__name__}>"
     return clip(text, limit)
+
+
+_QUOTED = re.compile(rf"'([^'\n]{{{MAX_ECHO + 1},}})'")
+
+
+def _clip_quoted(msg: str) -> str:
+    """A message of pydantic's or of our validators, with long quoted values (our validators repeat
+    the value: ``id '....' is not a name``) cut like :func:`clip_repr`, and the whole bounded."""
+    return clip(_QUOTED.sub(lambda m: clip_repr(m.group(1)), msg), 4 * MAX_ECHO)
 
 
 @functools.cache
@@ -184,8 +194,7 @@ def format_validation_error(err: ValidationError, where: str, model: Any = None)
         else:
             got = e.get("input")
             got_s = "" if isinstance(got, (dict, list)) or got is None else f" (got {clip_repr(got)})"
-            # our own validators may repeat the value in their message
-            msg = clip(e["msg"], 2 * MAX_ECHO) + got_s
+            msg = _clip_quoted(e["msg"]) + got_s
         lines.append(f"{where}: {loc}: {msg}")
     if len(problems) > MAX_PROBLEMS:
         lines.append(f"{where}: ... and {len(problems) - MAX_PROBLEMS} more problems (fix these first)")
