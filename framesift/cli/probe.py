@@ -6,7 +6,10 @@ import argparse
 import json
 from typing import Any
 
-from framesift.errors import EXIT_OK
+from framesift.errors import EXIT_OK, ConfigError
+
+#: The longest ``--timeout`` accepted (a day).
+MAX_TIMEOUT_S = 86_400
 
 
 def register(subparsers: Any) -> None:
@@ -17,7 +20,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("input", metavar="URL_OR_FILE")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a stream (default 10)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds a stream is probed at most, whatever the server does (default 10)",
+    )
     p.add_argument(
         "--decoder",
         default="auto",
@@ -42,6 +50,8 @@ def _fmt(value: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     from framesift.stream.probe import probe
 
+    if not 0 < args.timeout <= MAX_TIMEOUT_S:  # also refuses nan
+        raise ConfigError(f"--timeout: {args.timeout:g} is not a number of seconds in (0, {MAX_TIMEOUT_S}]")
     info = probe(args.input, timeout=args.timeout, decoder=args.decoder)
     if args.json:
         print(json.dumps(info, indent=2))

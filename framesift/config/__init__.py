@@ -1,7 +1,8 @@
 """Pipeline configuration: YAML → pydantic v2 models, strict, with clear errors.
 
-``${VAR}`` and ``${VAR:-default}`` in the YAML text are replaced from the environment before
-parsing (for secrets); an unset variable without a default is an error naming it.
+``${VAR}`` and ``${VAR:-default}`` in the YAML are replaced from the environment (for secrets) inside
+the scalar that holds them: the value is data, never YAML syntax. An unset variable without a default
+is an error naming it. Files over 1 MiB and nesting deeper than 50 levels are refused.
 
 The ``sources``, ``sinks`` and ``analyzers`` entries are plugins: their models live in the plugins'
 own modules and the unions here are derived from them (:mod:`framesift.config.plugins`).
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import stat
 from pathlib import Path
 from types import GenericAlias
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import yaml
 from pydantic import Field, create_model
@@ -23,7 +26,7 @@ from framesift.config.base import AnalyzerSpec, PluginSpec, Strict
 from framesift.config.engines import EngineConfig
 from framesift.config.sinks import MetricsConfig, SinkSpec
 from framesift.config.sources import BufferConfig, ReconnectConfig, SourceSpec
-from framesift.config.validation import format_validation_error, validate_model
+from framesift.config.validation import clip, format_validation_error, validate_model
 from framesift.errors import ConfigError
 
 __all__ = [
@@ -46,6 +49,8 @@ __all__ = [
     "load_config",
     "parse_config",
     "pipeline_model",
+    "read_config_text",
+    "read_yaml",
     "substitute_env",
     "validate_model",
 ]
@@ -125,9 +130,20 @@ def __getattr__(name: str) -> Any:
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
+#: A pipeline config is a few KiB; bigger files are refused before they are read (YAML parsing is
+#: slow and memory-hungry on large inputs).
+MAX_CONFIG_BYTES = 1 << 20
+#: Mappings and lists nested deeper than this are refused (a pipeline config is about 5 deep).
+MAX_DEPTH = 50
+
 
 def substitute_env(text: str, *, where: str = "config") -> str:
-    """Replace ``${VAR}`` / ``${VAR:-default}``; raise ConfigError for an unset VAR."""
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in ``text``; raise ConfigError for an unset VAR.
+
+    This is plain text replacement: a value holding YAML syntax (quotes, ``:``, ``#``, newlines)
+    changes what the YAML means. Configs are read with :func:`read_yaml`, which substitutes
+    values as data.
+    """
 
     def _sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
@@ -135,14 +151,110 @@ def substitute_env(text: str, *, where: str = "config") -> str:
         if value is None:
             if default is None:
                 line = text.count("\n", 0, m.start()) + 1
-                raise ConfigError(
-                    f"{where}:{line}: environment variable {name} is not set "
-                    f"(set it, or write ${{{name}:-default}})"
-                )
+                raise _unset(where, line, name)
             return default
         return value
 
     return _ENV_RE.sub(_sub, text)
+
+
+def _unset(where: str, line: int, name: str) -> ConfigError:
+    name = clip(name, 100)
+    return ConfigError(
+        f"{where}:{line}: environment variable {name} is not set (set it, or write ${{{name}:-default}})"
+    )
+
+
+class _EnvRef(NamedTuple):
+    name: str
+    default: str | None
+    line: int
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing deep nesting, with environment references (replaced by inert
+    placeholders before parsing) substituted into the scalars that hold them, as data."""
+
+    def __init__(self, text: str, where: str) -> None:
+        self.where = where
+        self.refs: list[_EnvRef] = []
+        nonce = secrets.token_hex(8)
+        while nonce in text:  # pragma: no cover - 64 random bits
+            nonce = secrets.token_hex(8)
+        # letters and digits only: inert in plain, quoted and flow scalars, never a number or bool
+        self.placeholder = re.compile(f"fsenv{nonce}x([0-9]+)x")
+
+        def _mark(m: re.Match[str]) -> str:
+            self.refs.append(_EnvRef(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1))
+            return f"fsenv{nonce}x{len(self.refs) - 1}x"
+
+        self.depth = 0
+        super().__init__(_ENV_RE.sub(_mark, text))
+
+    def _value(self, m: re.Match[str]) -> str:
+        ref = self.refs[int(m.group(1))]
+        value = os.environ.get(ref.name)
+        if value is None:
+            if ref.default is None:
+                raise _unset(self.where, ref.line, ref.name)
+            return ref.default
+        return value
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise ConfigError(
+                f"{self.where}:{mark.line + 1}:{mark.column + 1}: nested more than {MAX_DEPTH} levels deep "
+                "(a pipeline config is a few levels deep; check the brackets and indentation)"
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def compose_scalar_node(self, anchor: Any) -> Any:
+        event = self.peek_event()
+        node = super().compose_scalar_node(anchor)
+        if self.refs and self.placeholder.search(node.value):
+            node.value = self.placeholder.sub(self._value, node.value)
+            if event.tag in (None, "!"):
+                # An unquoted value is typed as YAML types it (number, true/false, null); a quoted
+                # one stays a string. Either way it stays one scalar: never YAML syntax.
+                node.tag = self.resolve(yaml.ScalarNode, node.value, event.implicit)
+        return node
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # Python refuses to convert more than 4300 digits
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a number of {len(node.value)} digits is too long", node.start_mark
+            ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+
+
+def read_yaml(text: str, *, where: str = "config") -> Any:
+    """Parse one YAML document safely, with ``${VAR}`` / ``${VAR:-default}`` replaced from the
+    environment inside scalars (the value is data: quotes, ``#``, ``:`` or newlines in it are kept
+    as they are); ConfigError for malformed YAML, nesting deeper than :data:`MAX_DEPTH` or an unset
+    variable without a default."""
+    loader = _Loader(text, where)
+    try:
+        return loader.get_single_data()
+    except ConfigError:
+        raise
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}{pos}: malformed YAML: {clip(problem)}") from None
+    except RecursionError:  # a guard behind MAX_DEPTH
+        raise ConfigError(f"{where}: nested too deeply (check the brackets and indentation)") from None
+    finally:
+        loader.dispose()
 
 
 def parse_config(data: Any, *, where: str = "config") -> PipelineConfig:
@@ -152,22 +264,40 @@ def parse_config(data: Any, *, where: str = "config") -> PipelineConfig:
     return validate_model(pipeline_model(), data, where=where)
 
 
-def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
-    """Read, substitute environment variables, parse YAML and validate a pipeline config file."""
+def read_config_text(path: str | os.PathLike[str]) -> str:
+    """The text of a config file: ConfigError when it is missing, unreadable, not UTF-8 or larger
+    than :data:`MAX_CONFIG_BYTES` (refused before it is read)."""
     p = Path(path)
     where = str(p)
+    too_big = ConfigError(
+        f"{where}: config file is larger than {MAX_CONFIG_BYTES // 1024} KiB (a pipeline config is a few "
+        "KiB; check that this is the right file)"
+    )
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            st = os.fstat(fh.fileno())
+            if stat.S_ISDIR(st.st_mode):
+                raise ConfigError(f"{where}: is a directory, not a config file (give a .yaml file)")
+            if stat.S_ISREG(st.st_mode) and st.st_size > MAX_CONFIG_BYTES:
+                raise too_big
+            raw = fh.read(MAX_CONFIG_BYTES + 1)  # pipes have no size: read one byte past the cap
     except FileNotFoundError:
         raise ConfigError(f"{where}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: cannot read config file ({exc})") from None
-    text = substitute_env(text, where=where)
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: is a directory, not a config file (give a .yaml file)") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read config file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise too_big
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        pos = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}{pos}: malformed YAML: {problem}") from None
-    return parse_config(data, where=where)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{where}: not a text file in UTF-8 (undecodable byte at offset {exc.start}; save it as UTF-8)"
+        ) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
+    """Read, parse YAML (environment variables substituted) and validate a pipeline config file."""
+    where = str(Path(path))
+    return parse_config(read_yaml(read_config_text(path), where=where), where=where)

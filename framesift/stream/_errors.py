@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 
 import av
 import av.error
@@ -17,37 +19,106 @@ def is_url(name: str) -> bool:
     return "://" in name
 
 
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
 def check_local_file(path: str) -> None:
-    """Fail early, with a precise message, for a missing, unreadable, non-regular or empty file."""
-    if not os.path.exists(path):
-        raise SourceError(f"{path}: no such file or directory (file not found; check the path)", source=path)
-    if os.path.isdir(path):
+    """Fail early, with a precise message, for a missing, unreadable, non-regular or empty file.
+
+    Only regular files are read: FFmpeg would block forever on a FIFO with no writer, read a device
+    node as an endless stream, and cannot read a directory or a socket.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SourceError(
+            f"{path}: no such file or directory (file not found; check the path)", source=path
+        ) from None
+    except PermissionError:
+        raise SourceError(
+            f"{path}: permission denied (make the file and its folders readable)", source=path
+        ) from None
+    except (OSError, ValueError) as exc:  # a symlink loop, a name too long, a NUL in the name...
+        raise SourceError(f"{path}: cannot read ({reason(exc)}; check the path)", source=path) from None
+    if stat.S_ISDIR(st.st_mode):
         raise SourceError(
             f"{path}: not a regular file, a directory (pass a video file; type: images reads a folder of images)",
             source=path,
         )
+    for test, kind in _KINDS:
+        if test(st.st_mode):
+            hint = (
+                "for a camera use type: device"
+                if test in (stat.S_ISCHR, stat.S_ISBLK)
+                else "to read from another program, serve its output over RTSP or HTTP, or write a file"
+            )
+            raise SourceError(
+                f"{path}: is {kind}, not a video file (give a regular file; {hint})", source=path
+            )
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceError(f"{path}: is not a regular file (give a video file)", source=path)
     if not os.access(path, os.R_OK):
         raise SourceError(f"{path}: permission denied (make the file readable)", source=path)
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
+    if st.st_size == 0:
         raise SourceError(f"{path}: file is empty (0 bytes; re-record or re-copy it)", source=path)
 
 
-def _msg(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return redact(str(text)).strip().rstrip(".")
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+#: Reasons worded for people where FFmpeg's own text is unclear.
+_REASONS = {
+    av.error.PatchWelcomeError: "a feature FFmpeg does not implement",
+    av.error.DecoderNotFoundError: "no decoder for this codec",
+    av.error.BugError: "an internal FFmpeg error",
+    av.error.ExitError: "interrupted (timed out or stopped)",
+    av.error.ExternalError: "an error in an external library",
+}
+
+
+def reason(exc: BaseException) -> str:
+    """Why ``exc`` happened, for a message: FFmpeg's or the OS's words without errno numbers
+    (``[Errno 1094995529]``), file names or log dumps, credentials redacted, at most 200 characters."""
+    text: str | None = None
+    for cls, words in _REASONS.items():
+        if isinstance(exc, cls):
+            text = words
+    if text is None and isinstance(exc, (OSError, av.error.FFmpegError)):
+        text = exc.strerror  # the reason alone, without errno and file name
+    if not text:
+        text = str(exc) or type(exc).__name__
+    text = _ERRNO.sub("", str(text)).split("; last error log:")[0]
+    text = " ".join(text.split()).strip().rstrip(".")
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return redact(text) or type(exc).__name__
+
+
+def _http_status(exc: BaseException, code: str) -> bool:
+    """True when FFmpeg's reason for ``exc`` names the HTTP status ``code`` (not a file name or errno)."""
+    return re.search(rf"(?<![0-9]){code}(?![0-9])", reason(exc)) is not None
 
 
 def open_error(
-    exc: BaseException, name: str, *, timeout_s: float | None = None, device: bool = False
+    exc: BaseException,
+    name: str,
+    *,
+    timeout_s: float | None = None,
+    device: bool = False,
+    timeout_option: str = "open_timeout_s",
 ) -> SourceError:
-    """Translate an exception from ``av.open`` for input ``name`` (already redacted)."""
+    """Translate an exception from ``av.open`` for input ``name`` (already redacted);
+    ``timeout_option`` is what the user raises when the timeout was too short."""
     url = is_url(name)
     if isinstance(exc, SourceError):
         return exc
     if isinstance(exc, (av.error.ExitError, TimeoutError)):
         return SourceError(
             f"{name}: no answer within {timeout_s:g} s (check that the server is up and reachable, "
-            "or raise open_timeout_s)"
+            f"or raise {timeout_option})"
             if timeout_s
             else f"{name}: timed out (check that the server is up and reachable)",
             source=name,
@@ -57,10 +128,10 @@ def open_error(
             f"{name}: connection refused (is the server running? check host and port)", source=name
         )
     if isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
-        return SourceError(f"{name}: connection lost while opening ({_msg(exc)}; retry later)", source=name)
-    if isinstance(exc, av.error.HTTPUnauthorizedError) or "401" in str(exc):
+        return SourceError(f"{name}: connection lost while opening ({reason(exc)}; retry later)", source=name)
+    if isinstance(exc, av.error.HTTPUnauthorizedError) or _http_status(exc, "401"):
         return SourceError(f"{name}: unauthorized (check the user name and password)", source=name)
-    if isinstance(exc, av.error.HTTPNotFoundError) or "404" in str(exc):
+    if isinstance(exc, av.error.HTTPNotFoundError) or _http_status(exc, "404"):
         return SourceError(f"{name}: stream not found on the server (check the path in the URL)", source=name)
     if isinstance(exc, FileNotFoundError):
         if device:
@@ -87,8 +158,10 @@ def open_error(
             source=name,
         )
     if isinstance(exc, OSError) and getattr(exc, "errno", None) is not None and url:
-        return SourceError(f"{name}: cannot connect ({_msg(exc)}; check host, port and network)", source=name)
-    return SourceError(f"{name}: cannot open ({_msg(exc)})", source=name)
+        return SourceError(
+            f"{name}: cannot connect ({reason(exc)}; check host, port and network)", source=name
+        )
+    return SourceError(f"{name}: cannot open ({reason(exc)})", source=name)
 
 
 def no_video_error(name: str, container: av.container.InputContainer) -> DecodeError:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import av
@@ -12,6 +13,8 @@ def expected_frames(cfg: Any) -> int | None:
     """Frames a file source will deliver, from the container's frame count or duration, with its
     start/end window and ``target_fps`` applied (None if unknown, live or looping)."""
     if cfg.live or cfg.type_name() != "file" or cfg.loop:
+        return None
+    if not os.path.isfile(cfg.path):  # a FIFO or device would block the open; the source reports it
         return None
     try:
         with av.open(cfg.path) as c:
@@ -49,6 +52,8 @@ def total_frames(configs: list[Any]) -> int | None:
 
 def frame_size(path: str) -> tuple[int, int] | None:
     """``(width, height)`` of a file's first video stream, or None when it cannot be read."""
+    if not os.path.isfile(path):
+        return None
     try:
         with av.open(path) as c:
             cc = c.streams.video[0].codec_context

@@ -23,6 +23,7 @@ from framesift.stream._errors import (
     check_local_file,
     no_video_error,
     open_error,
+    reason,
     unsupported_codec_error,
 )
 from framesift.stream.base import Source, StreamInfo
@@ -288,9 +289,33 @@ class PyAVSource(Source):
             stream.codec_context.flush_buffers()
 
     def _decode(self, container: InputContainer, stream: VideoStream) -> Iterator[VideoFrame]:
-        """Decoded frames; unreadable packets and corrupt frames are counted and skipped."""
+        """Decoded frames; unreadable packets and corrupt frames are counted and skipped.
+
+        A packet FFmpeg cannot decode because it uses a feature FFmpeg does not implement
+        (PatchWelcomeError) is skipped like a corrupt one; when no frame at all decodes, the
+        codec is reported as unsupported.
+        """
         cc = stream.codec_context
         consecutive = 0
+        decoded_any = False
+        not_implemented = 0  # packets FFmpeg answered "not yet implemented" to
+        warned = False
+
+        def unsupported() -> DecodeError:
+            return unsupported_codec_error(self.input_name, cc.name)
+
+        def warn_once() -> None:
+            # Only once frames decode: when none does, the one-line error says it all.
+            nonlocal warned
+            if not warned and decoded_any and not_implemented:
+                warned = True
+                log.warning(
+                    "%s: %d packet(s) use a feature FFmpeg does not implement; skipped and counted as "
+                    "decode errors",
+                    self.input_name,
+                    not_implemented,
+                )
+
         while True:
             packets: Any = container.demux(stream)
             try:
@@ -301,15 +326,21 @@ class PyAVSource(Source):
                     try:
                         decoded = cc.decode(packet)
                     except av.error.FFmpegError as exc:
-                        if isinstance(exc, (av.error.DecoderNotFoundError, av.error.PatchWelcomeError)):
-                            raise unsupported_codec_error(self.input_name, cc.name) from None
+                        if isinstance(exc, av.error.DecoderNotFoundError):
+                            raise unsupported() from None
                         consecutive += 1
                         self.stats.decode_errors += 1
-                        log.debug("%s: decode error skipped: %s", self.input_name, exc)
+                        if isinstance(exc, av.error.PatchWelcomeError):
+                            not_implemented += 1
+                            self._count("unsupported_packets")
+                            warn_once()
+                        log.debug("%s: decode error skipped: %s", self.input_name, reason(exc))
                         if consecutive >= MAX_CONSECUTIVE_ERRORS:
+                            if not decoded_any and not_implemented:
+                                raise unsupported() from None
                             raise DecodeError(
                                 f"{self.input_name}: {consecutive} packets in a row could not be decoded "
-                                f"({exc}; the stream is corrupt or not {cc.name})",
+                                f"({reason(exc)}; the stream is corrupt or not {cc.name})",
                                 source=self.id,
                             ) from None
                         continue
@@ -318,7 +349,11 @@ class PyAVSource(Source):
                             self.stats.decode_errors += 1
                             continue
                         consecutive = 0
+                        decoded_any = True
+                        warn_once()
                         yield f
+                if not decoded_any and not_implemented:
+                    raise unsupported()
                 return  # end of stream
             except av.error.ExitError:
                 if self._stop.is_set():
@@ -336,15 +371,18 @@ class PyAVSource(Source):
                 consecutive += 1
                 self.stats.decode_errors += 1
                 if consecutive >= MAX_CONSECUTIVE_ERRORS or self.live:
-                    raise SourceError(f"{self.input_name}: unreadable data ({exc})", source=self.id) from None
+                    raise SourceError(
+                        f"{self.input_name}: unreadable data ({reason(exc)})", source=self.id
+                    ) from None
             except OSError as exc:
                 if isinstance(exc, SourceError):
                     raise
-                raise SourceError(
-                    f"{self.input_name}: read failed ({redact(str(exc))})", source=self.id
-                ) from None
+                raise SourceError(f"{self.input_name}: read failed ({reason(exc)})", source=self.id) from None
             finally:
                 packets.close()
+
+    def _count(self, cause: str) -> None:
+        self.stats.extra[cause] = self.stats.extra.get(cause, 0) + 1
 
     def _convert(self, f: VideoFrame) -> Any:
         size = output_size(f.width, f.height, self.cfg.width, self.cfg.height)
