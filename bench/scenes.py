@@ -7,13 +7,24 @@ transition when it overlaps the transition's interval widened by ±2 frames, one
 
     python bench/scenes.py [--checkpoint open_clip_weights.pt --model ViT-B-32] [--workdir DIR]
 
-Ends with ``RESULT f1_framesift=... f1_pyscenedetect_best=... fps_ratio_vs_content=...``.
+Also, command against command (process start included): ``framesift scenes`` with its default outputs
+(CSV, JSON, EDL, thumbnails, HTML) against ``scenedetect detect-content list-scenes`` on the same
+clips, and ``framesift scenes -j 2`` (two worker processes) against ``-j 1`` (one pipeline, every
+video a source) on four clips.
+
+Ends with ``RESULT f1_framesift=... f1_pyscenedetect_best=... fps_ratio_vs_content=...
+cli_fps_ratio_vs_content=... jobs2_vs_jobs1=...``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -118,12 +129,62 @@ def pixel_ms_per_1080p_frame() -> float:
     return (time.perf_counter() - t) / 80 * 1e3
 
 
+def _timed(argv: list[str], out: Path) -> float:
+    """Wall seconds of one command (its output folder emptied first); fails loudly."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    t = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+    dt = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[:4]} failed ({proc.returncode}): {proc.stderr[-800:]}")
+    return dt
+
+
+def commands(clips: list[Clip], workdir: Path, rounds: int) -> tuple[float, float, list[str]]:
+    """framesift scenes vs scenedetect (CLI vs CLI), and -j 2 vs -j 1: median per-round ratios."""
+    scenedetect = shutil.which("scenedetect") or str(Path(sys.executable).with_name("scenedetect"))
+    fs = [sys.executable, "-m", "framesift", "scenes", "--no-progress"]
+    frames = sum(c[3] for c in clips)
+    four = [c[1] for c in clips[:4]]
+    four_frames = sum(c[3] for c in clips[:4])
+    out = workdir / "cli-out"
+    t_fs: list[float] = []
+    t_psd: list[float] = []
+    t_j1: list[float] = []
+    t_j2: list[float] = []
+    for _ in range(rounds):
+        t_fs.append(sum(_timed([*fs, "-j", "1", str(c[1]), "-o", str(out)], out) for c in clips))
+        t_psd.append(
+            sum(
+                _timed([scenedetect, "-i", str(c[1]), "-o", str(out), "detect-content", "list-scenes"], out)
+                for c in clips
+            )
+        )
+        t_j1.append(_timed([*fs, "-j", "1", *map(str, four), "-o", str(out)], out))
+        t_j2.append(_timed([*fs, "-j", "2", *map(str, four), "-o", str(out)], out))
+    ratio = statistics.median(p / f for f, p in zip(t_fs, t_psd, strict=True))
+    jobs = statistics.median(a / b for a, b in zip(t_j1, t_j2, strict=True))
+    lines = [
+        f"\ncommands, {rounds} alternating rounds, median wall time (process start included):",
+        f"  framesift scenes -j 1 (CSV, JSON, EDL, thumbnails, HTML): {statistics.median(t_fs):6.2f} s, "
+        f"{frames / statistics.median(t_fs):6.0f} frames/s over {len(clips)} clips",
+        f"  scenedetect detect-content list-scenes:                   {statistics.median(t_psd):6.2f} s, "
+        f"{frames / statistics.median(t_psd):6.0f} frames/s",
+        f"  framesift scenes, 4 clips ({four_frames} frames): -j 1 (one pipeline, 4 sources) "
+        f"{statistics.median(t_j1):.2f} s, -j 2 (2 processes) {statistics.median(t_j2):.2f} s "
+        f"on {os.cpu_count()} cores",
+    ]
+    return ratio, jobs, lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", help="open_clip weights: adds the hybrid row with real CLIP")
     ap.add_argument("--model", default="ViT-B-32")
     ap.add_argument("--workdir", help="where generated clips go (default: a temporary folder)")
     ap.add_argument("--repeats", type=int, default=3, help="timings per clip and method (best kept)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the command-against-command timings")
     args = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="framesift-bench-scenes-")
@@ -198,6 +259,8 @@ def main() -> int:
             f"{frames / secs:10.0f}{frames / cpu_totals[n]:14.0f}"
         )
     print(f"\npixel embedder: {pixel_ms_per_1080p_frame():.3f} ms per 1080p frame (batch of 8, one thread)")
+    cli_ratio, jobs_ratio, cli_lines = commands(clips, workdir, args.rounds)
+    print("\n".join(cli_lines))
     for note in notes:
         print(note)
     f1_fs = totals["framesift pixel"][0].f1
@@ -213,7 +276,8 @@ def main() -> int:
         extra = f" f1_hybrid={totals['framesift hybrid (CLIP)'][0].f1:.3f}"
     print(
         f"RESULT f1_framesift={f1_fs:.3f} f1_pyscenedetect_best={f1_psd:.3f} fps_ratio_vs_content={ratio:.2f} "
-        f"cpu_fps_ratio_vs_content={cpu_ratio:.2f}{extra}"
+        f"cpu_fps_ratio_vs_content={cpu_ratio:.2f} cli_fps_ratio_vs_content={cli_ratio:.2f} "
+        f"jobs2_vs_jobs1={jobs_ratio:.2f}{extra}"
     )
     tmp.cleanup()
     return 0

@@ -47,7 +47,7 @@ def check_local_file(path: str) -> None:
         raise SourceError(f"{path}: cannot read ({reason(exc)}; check the path)", source=path) from None
     if stat.S_ISDIR(st.st_mode):
         raise SourceError(
-            f"{path}: not a regular file, a directory (pass a video file; type: images reads a folder of images)",
+            f"{path}: is a directory, not a video file (not a regular file; type: images reads a folder of images)",
             source=path,
         )
     for test, kind in _KINDS:
