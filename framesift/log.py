@@ -184,13 +184,40 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+class ConsoleHandler(logging.StreamHandler):
+    """Writes through tqdm, so a log line printed while a progress bar is drawn does not break it
+    (the bar is cleared, the line written, the bar redrawn)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:
+            self.handleError(record)
+
+
+def adopt_logger(name: str) -> None:
+    """Send a library's logger through framesift's handler (format, redaction, level) instead of the
+    handlers it installed itself (ultralytics prints its own lines)."""
+    ours = logging.getLogger("framesift")
+    lib = logging.getLogger(name)
+    for h in list(lib.handlers):
+        lib.removeHandler(h)
+    for h in ours.handlers:
+        lib.addHandler(h)
+    lib.setLevel(max(ours.level, logging.WARNING) if ours.level > logging.DEBUG else logging.DEBUG)
+    lib.propagate = False
+
+
 def setup_logging(level: str = "info", fmt: str = "plain") -> None:
-    """Configure the ``framesift`` logger on stderr; idempotent."""
+    """Configure the ``framesift`` logger on stderr, and route other libraries' warnings (the root
+    logger, Python warnings) through the same format; idempotent."""
     logger = logging.getLogger("framesift")
     logger.setLevel(level.upper())
     for h in list(logger.handlers):
         logger.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ConsoleHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -200,5 +227,12 @@ def setup_logging(level: str = "info", fmt: str = "plain") -> None:
     handler.addFilter(_FILTER)
     logger.addHandler(handler)
     logger.propagate = False
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, ConsoleHandler):
+            root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(max(logging.WARNING, logger.level))
+    logging.captureWarnings(True)
     for name in ("httpx", "httpcore", "paho", "urllib3"):
         protect_logger(name)

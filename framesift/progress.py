@@ -79,7 +79,8 @@ class Progress:
                 bar.update(n - bar.n)
                 if drops:
                     bar.set_postfix(drops=drops, refresh=False)
-                if stopping:
+                if stopping:  # a bar cut short (Ctrl-C, a failure) is cleared, not left half drawn
+                    bar.leave = bar.total is not None and bar.n >= bar.total
                     break
 
     def _lines(self) -> None:

@@ -10,12 +10,14 @@ They read the pipeline's typed status (:mod:`framesift.pipeline.status`) and nev
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from framesift.config import MetricsConfig
-from framesift.control import ControlAPI, control_token
-from framesift.metrics import MetricsServer, new_registry
 from framesift.pipeline.status import SourceControl
 from framesift.progress import Progress
+
+if TYPE_CHECKING:
+    from framesift.metrics import MetricsServer
 
 log = logging.getLogger("framesift.services")
 
@@ -29,7 +31,10 @@ class Services:
     ) -> None:
         self.server: MetricsServer | None = None
         self.progress = progress
-        if metrics.enabled:
+        if metrics.enabled:  # the HTTP server's modules load only when it is on
+            from framesift.control import ControlAPI, control_token
+            from framesift.metrics import MetricsServer, new_registry
+
             control = None
             if metrics.control:
                 control = ControlAPI(pipeline, token=control_token(metrics.token), host=metrics.host)

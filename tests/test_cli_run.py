@@ -125,3 +125,48 @@ def test_bad_metrics_port_is_a_usage_error(tmp_path: Path) -> None:
     cfg = _bad_config(tmp_path, "sources:\n  - {type: file, path: a.mp4}\n")
     code, err = finish(framesift("run", str(cfg), "--metrics-port", "70000"))
     assert code == 2 and "--metrics-port" in err and "Traceback" not in err
+
+
+def test_sigterm_after_an_api_added_source_failed_exits_0(
+    make_clip: Callable[..., ClipInfo], tmp_path: Path
+) -> None:
+    """The exit-code rule (README): a source added over the control API that fails does not fail the
+    run; SIGTERM after a clean drain is 0."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clip = make_clip(segments=(250,), width=160, height=120)
+    cfg = tmp_path / "live.yaml"
+    cfg.write_text(
+        f"sources:\n  - {{type: file, id: a, path: '{clip.path}', realtime: true, loop: true}}\n"
+        f"metrics: {{port: {port}}}\n"
+    )
+    proc = framesift("run", str(cfg), "--no-progress")
+    try:
+        api = f"http://127.0.0.1:{port}/sources"
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "pipeline did not come up"
+            try:
+                if httpx.get(api, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        bad = {"type": "rtsp", "id": "gone", "url": "rtsp://127.0.0.1:1/x",
+               "reconnect": {"initial_s": 0.05, "give_up_after": 1}}  # fmt: skip
+        assert httpx.post(api, json=bad, timeout=10).status_code == 201
+        while httpx.get(f"{api}/gone", timeout=5).json()["status"]["state"] != "failed":
+            assert time.monotonic() < deadline + 30, "the added source did not fail"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        code, err = finish(proc, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 0, err
+    assert "Traceback" not in err and "framesift: error" not in err

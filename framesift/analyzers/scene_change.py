@@ -40,6 +40,7 @@ from framesift.analyzers.scene_signal import (
     is_dark,
     label_of,
     robust_threshold,
+    signal_batch,
     thumb,
 )
 from framesift.config.base import AnalyzerSpec
@@ -161,7 +162,10 @@ class SceneChangeAnalyzer(Analyzer):
                     "scene_change mode 'hybrid' needs an embedder (engine: block) for refinement"
                 )
             self.needs_embedding = False
+            self.batched = True  # the every-frame signal is computed a batch at a time (on_batch)
         self._pixel = primary
+        # the current batch only: frame, its pixel embedding and (black?, mean luma) when known
+        self._batch: dict[tuple[str, int], tuple[Frame, np.ndarray, tuple[bool, float] | None]] = {}
         self._area = getattr(self.primary, "changed_area", None)  # pixel: share of the picture changed
         self.lookahead = c.flash_frames + 1
         self.k = c.gradual_k
@@ -233,17 +237,25 @@ class SceneChangeAnalyzer(Analyzer):
                 return []
             emb = np.asarray(embedding, np.float32).reshape(-1)
         else:
+            hit = self._batch.pop((frame.source_id, frame.index), None)
+            if hit is not None and hit[0] is frame:
+                return self.push(frame, hit[1], dark=hit[2])
             emb = self.primary.embed_images([frame])[0]
         return self.push(frame, emb)
 
-    def push(self, frame: Frame, emb: np.ndarray) -> list[Event]:
-        """Feed one frame with its primary embedding (used by file mode to batch the embedder)."""
+    def on_batch(self, frames: list[Frame]) -> None:
+        """The pixel signal of a whole batch (frames of any sources) in one vectorised call."""
+        embs, darks = signal_batch(self.primary, frames, self.cfg.dark_level)
+        self._batch = {(f.source_id, f.index): (f, e, d) for f, e, d in zip(frames, embs, darks, strict=True)}
+
+    def push(self, frame: Frame, emb: np.ndarray, *, dark: tuple[bool, float] | None = None) -> list[Event]:
+        """Feed one frame with its primary embedding (and its darkness when already known)."""
         st = self._state(frame.source_id)
-        dark, luma = is_dark(frame.image, self.cfg.dark_level)
+        dark_, luma = dark if dark is not None else is_dark(frame.image, self.cfg.dark_level)
         small = None
         if self.cfg.thumbnails and isinstance(frame.image, np.ndarray):
             small = thumb(frame.image, self.cfg.thumbnail_width)
-        entry = Entry(frame.index, frame.pts, frame.time_base, emb, dark, luma, thumb=small)
+        entry = Entry(frame.index, frame.pts, frame.time_base, emb, dark_, luma, thumb=small)
         reporter = self._reporters.get(frame.source_id) if self.cfg.report else None
         if self.cfg.report and reporter is None:
             reporter = self._reporters[frame.source_id] = self._reporter(frame.source_id)
@@ -258,7 +270,7 @@ class SceneChangeAnalyzer(Analyzer):
         st.ring.append(entry)
         if self._frames_kept:
             st.frames.append(frame)
-        if not dark:
+        if not dark_:
             st.seen_light = True
         events: list[Event] = []
         # Cuts: decide the frame `lookahead` back.
@@ -268,7 +280,7 @@ class SceneChangeAnalyzer(Analyzer):
         if self.cfg.gradual and back is not None:
             events += self._gradual_step(st, entry, final=False)
         if reporter is not None:
-            self._report(reporter, events, final=False)
+            reporter.report(events, final=False)
         return events
 
     def on_end(self, source_id: str) -> list[Event]:
@@ -285,7 +297,7 @@ class SceneChangeAnalyzer(Analyzer):
         if self.cfg.gradual and st.run is not None:
             events += self._gradual_close(st, st.run, len(st.ring) - 1)
         if reporter is not None:
-            self._report(reporter, events, final=True)
+            reporter.report(events, final=True)
             del self._reporters[source_id]
         return events
 
@@ -300,16 +312,6 @@ class SceneChangeAnalyzer(Analyzer):
             text_emb=self.text_emb,
             labels=list(self.cfg.labels),
         )
-
-    @staticmethod
-    def _report(reporter: SceneReporter, events: list[Event], *, final: bool) -> None:
-        """Tell ``reporter`` about the boundaries in ``events``; add its SceneSignal when one is due."""
-        for ev in events:
-            if isinstance(ev, SceneChange):
-                reporter.boundary(ev)
-        signal = reporter.take(final=final)
-        if signal is not None:
-            events.append(signal)
 
     # -- cuts --------------------------------------------------------------------------------------
 

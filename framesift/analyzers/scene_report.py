@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from framesift.analyzers.scene_signal import label_of, thumb
-from framesift.events import SceneChange, SceneSignal
+from framesift.events import Event, SceneChange, SceneSignal
 from framesift.frame import Frame
 
 CHUNK_ROWS = 256  # rows per SceneSignal event
@@ -128,6 +128,15 @@ class SceneReporter:
             self.closed_labels[self._scene_start] = label_of(self._acc[None, :], self._text_emb, self._labels)
 
     # -- events ----------------------------------------------------------------------------------
+
+    def report(self, events: list[Event], *, final: bool) -> None:
+        """Note the boundaries among ``events``, and add a SceneSignal to them when one is due."""
+        for ev in events:
+            if isinstance(ev, SceneChange):
+                self.boundary(ev)
+        signal = self.take(final=final)
+        if signal is not None:
+            events.append(signal)
 
     def take(self, *, final: bool = False) -> SceneSignal | None:
         """A SceneSignal when a chunk is full (or ``final``: the source ended), else None."""

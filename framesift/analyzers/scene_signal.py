@@ -46,8 +46,25 @@ def is_dark(image: Any, level: float) -> tuple[bool, float]:
     if not isinstance(image, np.ndarray):
         return False, 128.0
     h = image.shape[0]
-    small = cv2.resize(image[:: max(1, h // 144)], (32, 18), interpolation=cv2.INTER_AREA)
-    luma = small.mean(axis=2) if small.ndim == 3 else small.astype(np.float32)
+    return grid_dark(cv2.resize(image[:: max(1, h // 144)], (32, 18), interpolation=cv2.INTER_AREA), level)
+
+
+def signal_batch(
+    primary: Any, frames: Sequence[Frame], level: float
+) -> tuple[np.ndarray, list[tuple[bool, float] | None]]:
+    """The every-frame signal of a batch: embeddings, and (black?, mean luma) per frame when the
+    pixel embedder's 32x18 grid gives it for free (each frame shrunk once, used twice)."""
+    from framesift.engines.models.pixel import PixelEmbedder
+
+    if isinstance(primary, PixelEmbedder) and all(isinstance(f.image, np.ndarray) for f in frames):
+        grids = [primary.small(np.asarray(f.image)) for f in frames]
+        return primary.embed_small(np.stack(grids)), [grid_dark(g, level) for g in grids]
+    return primary.embed_images(frames), [None] * len(frames)
+
+
+def grid_dark(grid: np.ndarray, level: float) -> tuple[bool, float]:
+    """:func:`is_dark` of a picture already area-averaged to its 32x18 grid."""
+    luma = grid.mean(axis=2) if grid.ndim == 3 else grid.astype(np.float32)
     return bool(luma.max() < level), float(luma.mean())
 
 

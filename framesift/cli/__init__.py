@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -51,7 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for p in [parser, *sub.choices.values()]:  # help reads as plain text, not reStructuredText
+        p.description = plain_text(p.description)
+        p.epilog = plain_text(p.epilog)
+        for action in p._actions:
+            action.help = plain_text(action.help)
     return parser
+
+
+_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data):`~?([^`]+)`")
+
+
+def plain_text(text: str | None) -> str | None:
+    """``text`` without reStructuredText markup (double backticks, roles such as :class:`X`)."""
+    if not text:
+        return text
+    return _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], text).replace("``", "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,13 +44,23 @@ def register(subparsers: Any) -> None:
     p.add_argument("--min-interval", default="0s", metavar="DUR", help="stream time between keeps, e.g. 2s")
     p.add_argument("--every", default=None, metavar="DUR", help="periodic baseline keep, e.g. 10m")
     p.add_argument(
-        "--novelty", type=float, default=None, metavar="X", help="novelty threshold (default 0.12)"
+        "--novelty",
+        type=float,
+        default=None,
+        metavar="X",
+        help="novelty threshold (default: 0.35 with the pixel embedder, 0.15 with CLIP)",
     )
     p.add_argument("--cross-camera", action="store_true", help="dedupe across sources (same scene kept once)")
     p.add_argument(
         "--model", default="auto", help="embedder: auto (CLIP if weights, else pixel), pixel, ViT-B-32…"
     )
-    p.add_argument("--pretrained", default=None, help="open_clip pretrained tag for --model")
+    p.add_argument(
+        "--clip-pretrained",
+        "--pretrained",
+        dest="pretrained",
+        default=None,
+        help="open_clip pretrained tag of --model (e.g. openai); --pretrained is the same flag",
+    )
     p.add_argument("--checkpoint", default=None, help="local CLIP checkpoint for --model")
     p.add_argument("--format", default="jpeg", choices=["jpeg", "png", "webp"], help="image format")
     p.add_argument("--quality", type=int, default=90, help="JPEG/WebP quality 1-100")

@@ -53,4 +53,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"true cuts:     {list(clip.cuts)}")
     print(f"cuts found:    {cuts}")
     print(f"events:        {events_path}")
+    print("next, on the same clip:")
+    print(
+        f"  framesift scenes {clip.path} -o {out / 'scenes'}     # scene list, EDL, thumbnails, HTML report"
+    )
+    print(f"  FRAMESIFT_INPUT={clip.path} framesift run configs/file.yaml   # the same as a pipeline config")
+    print(f"  framesift collect {clip.path} -o {out / 'collect'}   # keep the frames worth labelling")
     return 0

@@ -51,8 +51,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--clip-pretrained",
+        "--pretrained",
+        dest="clip_pretrained",
         default="openai",
-        help="CLIP ViT-B-32 text weights: open_clip tag, local checkpoint, or 'none' (random; tests only)",
+        help="CLIP ViT-B-32 text weights: open_clip tag, local checkpoint, or 'none' (random; tests "
+        "only); --pretrained is the same flag",
     )
     p.add_argument("--segment", action="store_true", help="add SAM masks to every box")
     p.add_argument("--sam", default="vit_t", help="SAM model: vit_t (MobileSAM), vit_b/l/h, or ONNX folder")

@@ -15,7 +15,6 @@ from typing import Any, TextIO
 
 from framesift.pipeline import Pipeline
 from framesift.progress import Progress
-from framesift.services import Services
 from framesift.stream.headers import total_frames
 
 log = logging.getLogger("framesift.cli")
@@ -71,6 +70,8 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, status_interval_s
         hint = " (send SIGINT again to abort)" if signum == signal.SIGINT else ""
         log.info("%s received: draining%s", signal.Signals(signum).name, hint)
         pipeline.request_stop()
+
+    from framesift.services import Services  # the HTTP server's modules load only when a command runs
 
     handlers: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():

@@ -14,7 +14,6 @@ import functools
 import importlib
 import logging
 import pkgutil
-from importlib.metadata import entry_points
 from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Field, Tag
@@ -50,6 +49,15 @@ def _specs_in(module: Any, kind: str) -> list[type[PluginSpec]]:
 
 
 @functools.cache
+def _installed_plugins() -> tuple[tuple[str, str], ...]:
+    """(name, module) of each ``framesift.plugins`` entry point, read once (it scans every installed
+    distribution's metadata)."""
+    from importlib.metadata import entry_points
+
+    return tuple((ep.name, ep.value.split(":")[0]) for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+@functools.cache
 def specs(kind: str) -> tuple[type[PluginSpec], ...]:
     """Every config model of ``kind``, ours first (in module order), then installed plugins'."""
     if kind not in PACKAGES:
@@ -63,11 +71,13 @@ def specs(kind: str) -> tuple[type[PluginSpec], ...]:
         for info in sorted(pkgutil.iter_modules(module.__path__), key=lambda m: m.name):
             if not info.name.startswith("_"):
                 found += _specs_in(importlib.import_module(f"{name}.{info.name}"), kind)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep_name, module_name in _installed_plugins():
         try:
-            found += _specs_in(importlib.import_module(ep.value.split(":")[0]), kind)
+            found += _specs_in(importlib.import_module(module_name), kind)
         except Exception as exc:  # a broken third-party plugin must not break framesift
-            log.warning("plugin %s (%s) failed to load: %s: %s", ep.name, ep.value, type(exc).__name__, exc)
+            log.warning(
+                "plugin %s (%s) failed to load: %s: %s", ep_name, module_name, type(exc).__name__, exc
+            )
     by_tag: dict[str, type[PluginSpec]] = {}
     for spec in found:
         tag = spec.type_name()

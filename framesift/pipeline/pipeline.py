@@ -206,6 +206,7 @@ class Pipeline:
             if sid in self.sources.runs:
                 raise ConfigError(f"source id {sid!r} is already in use (choose another id)")
             run = self.sources.make(cfg, sid)
+            run.added = True
             self.sources.add(run)
             run.start()
         log.info("source %s added (%s)", sid, redact(cfg.input()))

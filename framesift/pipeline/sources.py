@@ -45,6 +45,7 @@ class SourceRun:
     last_index: int = -1
     ended: bool = False
     started: bool = False
+    added: bool = False  # added over the control API while running
     stage_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     rate: Rate = field(default_factory=Rate)
 
@@ -202,9 +203,10 @@ class SourceSet:
         return {sid: run.info(now) for sid, run in list(self.runs.items())}
 
     def failure(self) -> BaseException | None:
-        """The first source failure, if any."""
+        """The first failure of a configured source, if any. A source added while running (over the
+        control API) that fails is reported there, in the log and as events; it does not fail the run."""
         for run in self.runs.values():
-            err = run.failure()
+            err = None if run.added else run.failure()
             if err is not None:
                 return err
         return None

@@ -73,6 +73,14 @@ def drop_frames(fps: Fraction) -> int:
     return 0
 
 
+SMPTE_RATES = (Fraction(24000, 1001), 24, 25, Fraction(30000, 1001), 30, 48, 50, Fraction(60000, 1001), 60)
+
+
+def smpte_rate(fps: Fraction) -> bool:
+    """Whether SMPTE timecode carries ``fps`` (23.976, 24, 25, 29.97, 30, 48, 50, 59.94, 60)."""
+    return any(abs(float(fps) - float(r)) < 0.005 for r in SMPTE_RATES)
+
+
 def edl_timecode(seconds: float, fps: Fraction) -> str:
     """SMPTE timecode of the frame at ``seconds`` counted at the nominal rate ``fps``: drop-frame
     (``HH:MM:SS;FF``) at 29.97 and 59.94 fps, non-drop (``HH:MM:SS:FF``) otherwise."""
@@ -94,7 +102,8 @@ def write_csv(sl: SceneList, path: Path, *, include_cut_list: bool = True) -> Pa
     with atomic_write(path) as fh:
         w = csv.writer(fh, lineterminator="\n")
         if include_cut_list:
-            w.writerow(["Timecode List:", *[timecode(s.start_time) for s in sl.scenes[1:]]])
+            cuts = [timecode(s.start_time) for s in sl.scenes[1:]]
+            w.writerow(["Timecode List:", *cuts] if cuts else [])  # as PySceneDetect: no cut, empty row
         w.writerow(CSV_HEADER)
         for s in sl.scenes:
             w.writerow(
@@ -126,6 +135,12 @@ def write_edl(sl: SceneList, path: Path, *, title: str | None = None, reel: str 
     (drop-frame at 29.97 and 59.94 fps) from the scenes' timestamps."""
     fcm = "DROP FRAME" if drop_frames(sl.fps) else "NON-DROP FRAME"
     lines = [f"TITLE: {title or sl.path.stem}", f"FCM: {fcm}", ""]
+    if not smpte_rate(sl.fps):
+        lines.insert(
+            2,
+            f"* NOTE: {float(sl.fps):g} fps is not a SMPTE timecode rate; timecodes count frames "
+            f"at {round(float(sl.fps))} per second, and editors may read them at another rate",
+        )
     for s in sl.scenes:
         tin, tout = edl_timecode(s.start_time, sl.fps), edl_timecode(s.end_time, sl.fps)
         lines.append(f"{s.number:03d}  {reel:<4} V     C        {tin} {tout} {tin} {tout}")

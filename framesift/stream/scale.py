@@ -1,4 +1,9 @@
-"""Cheap downscaling of decoded 4:2:0 frames to small RGB analysis frames (the ``fast`` scaler)."""
+"""Cheap downscaling of decoded 4:2:0 frames to small RGB analysis frames (the ``fast`` scaler).
+
+The planes are read in place, shrunk by an integer factor (rows sampled, columns averaged) and
+converted to RGB in one call at the small size: a tenth of swscale's cost for 1280x720 → 256x144,
+and a third for a frame already near the size (converted as it is).
+"""
 
 from __future__ import annotations
 
@@ -7,31 +12,38 @@ import numpy as np
 from av.video.frame import VideoFrame
 
 
-def _shrink(plane: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Integer-factor shrink (rows sampled, columns averaged: cheap), then bilinear to the exact size."""
-    ph, pw = plane.shape
-    k = max(1, min(pw // width, ph // height))
-    if k > 1:
-        rows = plane[::k]
-        plane = cv2.resize(rows, (pw // k, rows.shape[0]), interpolation=cv2.INTER_AREA)
-    if plane.shape != (height, width):
-        plane = cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
-    return plane
+def _plane(vf: VideoFrame, i: int, width: int, height: int) -> np.ndarray:
+    pl = vf.planes[i]
+    return np.frombuffer(memoryview(pl), np.uint8).reshape(-1, pl.line_size)[:height, :width]
+
+
+def _shrink(plane: np.ndarray, k: int, width: int, height: int) -> np.ndarray:
+    """Every ``k``-th row, then columns area-averaged to ``width``; ``height`` rows."""
+    rows = plane[::k][:height]
+    if rows.shape[1] == width:
+        return rows
+    return cv2.resize(rows, (width, rows.shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def fast_size(width: int, height: int, target_w: int, target_h: int) -> tuple[int, int]:
+    """What :func:`small_rgb` makes of a ``width`` x ``height`` frame asked for ``target_w`` x
+    ``target_h``: the largest integer-factor shrink that stays at least that big (even sides)."""
+    k = max(1, min(width // max(1, target_w), height // max(1, target_h)))
+    return (width // k) & ~1, (height // k) & ~1
 
 
 def small_rgb(vf: VideoFrame, width: int, height: int) -> np.ndarray:
-    """``vf`` scaled to ``width`` x ``height`` RGB.
-
-    For 4:2:0 frames the planes are read in place (no copy), shrunk by an integer factor (rows
-    sampled, columns averaged) and converted to RGB at the small size: several times cheaper than
-    swscale's area filter at 1280x720 → 256x144. Other pixel formats go through swscale.
-    """
-    if vf.format.name not in ("yuv420p", "yuvj420p") or vf.width % 2 or vf.height % 2:
-        return vf.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+    """``vf`` shrunk by an integer factor to at least ``width`` x ``height`` (see :func:`fast_size`),
+    as RGB. Frames that are not 4:2:0 (or have odd sides) go through swscale to the exact size."""
     fw, fh = vf.width, vf.height
-    planes = []
-    for i, (pw, ph) in enumerate(((fw, fh), (fw // 2, fh // 2), (fw // 2, fh // 2))):
-        pl = vf.planes[i]
-        arr = np.frombuffer(memoryview(pl), np.uint8).reshape(-1, pl.line_size)[:ph, :pw]
-        planes.append(_shrink(arr, width, height))
-    return cv2.cvtColor(np.dstack(planes), cv2.COLOR_YUV2RGB)
+    if vf.format.name not in ("yuv420p", "yuvj420p") or fw % 2 or fh % 2:
+        return vf.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+    ow, oh = fast_size(fw, fh, width, height)
+    k = max(1, min(fw // max(1, width), fh // max(1, height)))
+    buf = np.empty((oh * 3 // 2, ow), np.uint8)  # I420: Y, then U and V, each a quarter of Y
+    buf[:oh] = _shrink(_plane(vf, 0, fw, fh), k, ow, oh)
+    quarter = (oh // 2) * (ow // 2)
+    for i, start in ((1, oh * ow), (2, oh * ow + quarter)):
+        chroma = _shrink(_plane(vf, i, fw // 2, fh // 2), k, ow // 2, oh // 2)
+        buf.reshape(-1)[start : start + quarter] = chroma.reshape(-1)
+    return cv2.cvtColor(buf, cv2.COLOR_YUV2RGB_I420)

@@ -156,3 +156,29 @@ def test_label_bad_store_fails_before_models_load(tmp_path: Path, capsys: pytest
         )
         err = capsys.readouterr().err
         assert match in err and "no.onnx" not in err
+
+
+def test_offline_detect_fails_fast_with_the_recipe(
+    make_clip,
+    onnx_model: str,
+    tmp_path: Path,
+    capsys,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """Without a reachable model hub, asking for hub weights fails in seconds and says what to pass."""
+    import time
+
+    from framesift.engines.models.clip_weights import cached_pretrained_path
+
+    if cached_pretrained_path("ViT-B-32", "openai") is not None:
+        pytest.skip("this machine has the openai ViT-B-32 weights cached")
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # nothing listens there
+    clip = make_clip("off.mp4", segments=(4,), width=160, height=120)
+    args = ["detect", str(clip.path), "--prompt", "x", "--model", onnx_model, "--imgsz", str(IMGSZ),
+            "--device", "cpu", "-o", str(tmp_path / "o"), "--no-progress"]  # fmt: skip
+    t0 = time.monotonic()
+    assert main(args) == 2
+    assert time.monotonic() - t0 < 15
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([ln for ln in err if ln.startswith("framesift: error:")]) == 1
+    assert "--clip-pretrained" in err[-1] and "none" in err[-1] and "127.0.0.1" in err[-1]

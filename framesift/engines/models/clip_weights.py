@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from framesift.engines.models.clip_preprocess import PreprocessCfg
-from framesift.errors import EngineError
+from framesift.errors import ConfigError, EngineError
 
 RANDOM_SEED = 0  # random weights (no pretrained, no checkpoint) are seeded: the same on every build
 
@@ -89,6 +89,25 @@ def _check_tag(model: str, tag: str) -> dict[str, Any]:
     return dict(cfg)
 
 
+def hub_host() -> str:
+    """The model hub open_clip downloads from (``HF_ENDPOINT``, else huggingface.co)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub opens within ``timeout_s``: offline, a download would
+    otherwise spend about a minute in retries before failing."""
+    import socket
+
+    try:
+        with socket.create_connection((hub_host(), 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def load_open_clip(
     model: str, *, pretrained: str | None = None, checkpoint: str | None = None, offline: bool = False
 ) -> tuple[Any, PreprocessCfg]:
@@ -127,6 +146,13 @@ def load_open_clip(
                 f"CLIP weights {name}/{pretrained} are not in the local cache and downloads are off "
                 "(HF_HUB_OFFLINE); download them once where the hub is reachable, or give a checkpoint path",
                 engine="clip",
+            )
+        if weights is None and not hub_reachable():
+            raise ConfigError(
+                f"CLIP weights {name}/{pretrained} are not on this machine and the model hub "
+                f"({hub_host()}) cannot be reached: give a local open_clip checkpoint "
+                "(--clip-pretrained /path/to/weights.pt, or engine.checkpoint in a config), or 'none' for "
+                "random weights (tests and benchmarks only; see the README's offline recipe)"
             )
         if weights is None:
             weights = pretrained  # let open_clip download it

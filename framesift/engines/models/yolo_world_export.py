@@ -34,9 +34,13 @@ def _ultralytics() -> Any:
     except ModuleNotFoundError:
         raise EngineError(
             "exporting YOLO-World needs the optional 'ultralytics' package (AGPL-3.0): "
-            "pip install ultralytics — or pass an already exported .onnx file",
+            "pip install --no-deps ultralytics==8.4.190 (its metadata would replace torch and the "
+            "headless OpenCV; see the README's offline recipe) — or pass an exported .onnx/.pt2 file",
             engine="yolo_world",
         ) from None
+    from framesift.log import adopt_logger
+
+    adopt_logger("ultralytics")  # its lines in framesift's format (and level), not its own
     return ultralytics
 
 
