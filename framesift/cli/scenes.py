@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import logging
 import multiprocessing as mp
-import os
 import queue
 import signal
 import sys
@@ -53,7 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=None, metavar="D", help="absolute floor for a cut")
     p.add_argument("--no-html", action="store_true", help="skip the HTML report")
     p.add_argument("--no-thumbnails", action="store_true")
-    p.add_argument("-j", "--jobs", type=int, default=0, help="videos processed at once (default: cores)")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes; 1 (default): one pipeline with every video as a source, which measured "
+        "faster on 2 cores (bench/RESULTS.md); more can help on many cores",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -160,7 +166,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     opts = {"split": args.split, "no_html": args.no_html, "no_thumbnails": args.no_thumbnails}
-    jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(videos)))
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs: {args.jobs} is not a number of processes (1 or more)")
+    jobs = min(args.jobs, len(videos))
     if jobs == 1:
         lines, stopped_by = _run_here(videos, out, cfg, engine, opts, args.no_progress)
     else:
