@@ -112,30 +112,36 @@ def process(
     cfg: SceneChangeConfig,
     engine: dict[str, Any],
     opts: dict[str, bool],
+    *,
     tick: Any = None,
-) -> list[str]:
-    """One pipeline over ``videos``; returns a summary line per video. ``tick(n)`` (a worker's
-    progress) is called with the frames staged since the last call."""
+    quiet: bool = True,
+) -> tuple[list[str], int | None]:
+    """One pipeline over ``videos``: a summary line per video, and the signal that stopped it. In
+    this process it owns the signals and shows progress (unless ``quiet``); in a worker, ``tick(n)``
+    is called with the frames staged since the last call instead."""
+    from framesift.cli.runner import run_pipeline
     from framesift.pipeline import Pipeline
     from framesift.scenes.detect import scene_pipeline
 
     sink = _report_sink(Path(out), opts, cfg.mode)
     pipeline = Pipeline(scene_pipeline(videos, cfg, engine=engine), sinks=[sink])
-    done = threading.Event()
-    ticker = threading.Thread(target=_tick, args=(pipeline, tick, done), name="progress", daemon=True)
-    ticker.start()
-    try:
-        pipeline.run()
-    finally:
-        done.set()
-        ticker.join(5.0)
+    stopped_by = None
+    if tick is None:
+        stopped_by = run_pipeline(pipeline, progress=not quiet)
+    else:
+        done = threading.Event()
+        ticker = threading.Thread(target=_tick, args=(pipeline, tick, done), name="progress", daemon=True)
+        ticker.start()
+        try:
+            pipeline.run()
+        finally:
+            done.set()
+            ticker.join(5.0)
     _check_written(pipeline)
-    return [_summary(w) for w in sink.written]
+    return [_summary(w) for w in sink.written], stopped_by
 
 
 def _tick(pipeline: Any, tick: Any, done: threading.Event) -> None:
-    if tick is None:
-        return
     sent = 0
     while True:
         stop = done.wait(0.3)
@@ -170,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--jobs: {args.jobs} is not a number of processes (1 or more)")
     jobs = min(args.jobs, len(videos))
     if jobs == 1:
-        lines, stopped_by = _run_here(videos, out, cfg, engine, opts, args.no_progress)
+        lines, stopped_by = process(videos, str(out), cfg, engine, opts, quiet=args.no_progress)
     else:
         lines, stopped_by = _run_pool(videos, out, cfg, engine, opts, jobs, args.no_progress), None
     for line in lines:
@@ -179,26 +185,6 @@ def run(args: argparse.Namespace) -> int:
         print("framesift: interrupted (drained and flushed)", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
-
-
-def _run_here(
-    videos: list[str],
-    out: Path,
-    cfg: SceneChangeConfig,
-    engine: dict[str, Any],
-    opts: dict[str, bool],
-    quiet: bool,
-) -> tuple[list[str], int | None]:
-    """One pipeline with every video as a source, in this process (signals drain it)."""
-    from framesift.cli.runner import run_pipeline
-    from framesift.pipeline import Pipeline
-    from framesift.scenes.detect import scene_pipeline
-
-    sink = _report_sink(out, opts, cfg.mode)
-    pipeline = Pipeline(scene_pipeline(videos, cfg, engine=engine), sinks=[sink])
-    stopped_by = run_pipeline(pipeline, progress=not quiet)
-    _check_written(pipeline)
-    return [_summary(w) for w in sink.written], stopped_by
 
 
 def _init_worker(q: Any) -> None:
@@ -212,7 +198,8 @@ _queue: Any = None
 def _worker(
     video: str, out: str, cfg: SceneChangeConfig, engine: dict[str, Any], opts: dict[str, bool]
 ) -> list[str]:
-    return process([video], out, cfg, engine, opts, tick=_queue.put_nowait if _queue is not None else None)
+    tick = _queue.put_nowait if _queue is not None else (lambda n: None)
+    return process([video], out, cfg, engine, opts, tick=tick)[0]
 
 
 def _run_pool(
