@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -170,3 +171,26 @@ def test_sigterm_after_an_api_added_source_failed_exits_0(
             proc.communicate()
     assert code == 0, err
     assert "Traceback" not in err and "framesift: error" not in err
+
+
+def test_readme_next_step_after_the_demo_finds_its_cuts(tmp_path: Path) -> None:
+    """README: `framesift demo -o out/`, then `framesift run configs/file.yaml` on the demo's clip."""
+    env = {**os.environ, "FRAMESIFT_METRICS_PORT": "0"}
+    demo = subprocess.run(
+        [sys.executable, "-m", "framesift", "demo", "-o", "out/", "--no-progress"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    assert "framesift run configs/file.yaml" in demo.stdout  # the demo says what to try next
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    demo_events = (tmp_path / "out" / "events.jsonl").read_text()
+    run = subprocess.run(
+        [sys.executable, "-m", "framesift", "run", "configs/file.yaml", "--no-progress"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    cuts = [
+        e["frame_index"] for e in jsonl(tmp_path / "run-out" / "events.jsonl") if e["type"] == "scene_change"
+    ]
+    assert cuts == [75, 175, 225]  # the demo clip's true cuts, in their own folder
+    assert (tmp_path / "out" / "events.jsonl").read_text() == demo_events  # the demo's output untouched
