@@ -22,11 +22,19 @@ class Analyzer(abc.ABC):
     source in order) through :meth:`on_batch` before the per-frame ``on_frame`` calls, so it can
     run batched inference across sources; the stage then batches (``stage.max_batch`` /
     ``stage.max_wait_ms``) even when no analyzer needs an embedding.
+
+    Analyzers read each other's outputs through events: one that lists event classes in
+    ``consumes`` gets every such event another analyzer of the pipeline emits, through
+    :meth:`on_event`, on the stage thread, before the sinks see it; ``produces`` declares what an
+    analyzer emits. The stage runs producers before their consumers (for each frame, and at a
+    source's end), so a consumer has the events of the frames it has seen.
     """
 
     name: str = "analyzer"
     needs_embedding: bool = False
     batched: bool = False
+    produces: tuple[type[Event], ...] = ()
+    consumes: tuple[type[Event], ...] = ()
 
     @abc.abstractmethod
     def on_frame(self, frame: Frame, embedding: np.ndarray | None) -> Iterable[Event]:
@@ -37,6 +45,10 @@ class Analyzer(abc.ABC):
 
         Precompute per-frame results here; keep at most one batch's worth of them.
         """
+
+    def on_event(self, event: Event) -> Iterable[Event]:
+        """An event another analyzer emitted, of a class in ``consumes``; return the events it causes."""
+        return ()
 
     def on_end(self, source_id: str) -> Iterable[Event]:
         """The source ended (file EOF or removal): flush pending state as events."""

@@ -46,7 +46,7 @@ from framesift.analyzers.scene_signal import (
 from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError
-from framesift.events import Event, SceneChange
+from framesift.events import Event, SceneChange, SceneSignal
 from framesift.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ class SceneChangeAnalyzer(Analyzer):
 
     name = "scene_change"
     needs_embedding = True
+    produces = (SceneChange, SceneSignal)
 
     def __init__(
         self,

@@ -55,7 +55,8 @@ class Stage:
         engine_backoff_s: tuple[float, float] = ENGINE_BACKOFF_S,
         keep_waiting: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.analyzers = analyzers
+        # producers before their consumers: a consumer sees the events of the frames it has seen
+        self.analyzers = sorted(analyzers, key=lambda a: bool(a.consumes))
         self.embedder = embedder
         self._factory = embedder_factory
         self._own_embedder = own_embedder
@@ -162,7 +163,7 @@ class Stage:
             return
         run.ended = True
         for a in self.analyzers:
-            self._emit(a.on_end(sid), None)
+            self._emit(self._routed(a, a.on_end(sid)), None)
 
     # -- analyzers ---------------------------------------------------------------------------------
 
@@ -186,7 +187,25 @@ class Stage:
                         f"{type(exc).__name__}: {exc}",
                         worker=f"analyzer:{a.name}",
                     ) from exc
-                self._emit(events, frame)
+                self._emit(self._routed(a, events), frame)
+
+    def _routed(self, producer: Analyzer, events: Iterable[Event] | None) -> list[Event]:
+        """``events`` plus what the analyzers that consume them answer (depth first, in order)."""
+        out: list[Event] = []
+        for ev in events or ():
+            out.append(ev)
+            for a in self.analyzers:
+                if a is not producer and a.consumes and isinstance(ev, a.consumes):
+                    try:
+                        answer = a.on_event(ev)
+                    except Exception as exc:
+                        raise WorkerError(
+                            f"analyzer {a.name} failed on a {ev.type} event of source {ev.source}: "
+                            f"{type(exc).__name__}: {exc}",
+                            worker=f"analyzer:{a.name}",
+                        ) from exc
+                    out += self._routed(a, answer)
+        return out
 
     def _run_batched(self, a: Analyzer, health: EngineHealth, batch: list[Frame]) -> bool:
         """``a.on_batch(batch)``; False when its engine failed or rests after a failure: then the
