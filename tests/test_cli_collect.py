@@ -89,7 +89,7 @@ def test_disk_full_store_is_counted_and_capture_goes_on(tmp_path: Path, tiny_dis
     cfg = parse_config({"sources": [{"type": "file", "path": str(clip), "id": "dock"}],
                         "metrics": {"enabled": False}})  # fmt: skip
     emb = PixelEmbedder()
-    collector = Collector(CollectorConfig(), emb)
+    collector = Collector(CollectorConfig(shots=False), emb)  # every frame judged: many keeps
     store_sink = FrameStoreSink(FrameStore(tiny_disk / "store", format="png", png_compression=0))
     jsonl = JsonlSink(tmp_path / "events.jsonl")
     p = Pipeline(cfg, embedder=emb, analyzers=[collector], sinks=[store_sink, jsonl])
@@ -247,7 +247,9 @@ def test_live_paced_and_fast_runs_keep_the_same_frames(tmp_path: Path) -> None:
         src = {"type": "file", "path": str(clip), "id": "dock", "realtime": realtime}
         cfg = parse_config({"sources": [src], "metrics": {"enabled": False}})
         emb = PixelEmbedder()
-        col = Collector(CollectorConfig(novelty_threshold=0.1, max_per_minute=3, min_interval_s=0.3), emb)
+        col = Collector(
+            CollectorConfig(novelty_threshold=0.1, max_per_minute=3, burst=3, min_interval_s=0.3), emb
+        )
         jl = JsonlSink(tmp_path / f"ev-{realtime}.jsonl")
         Pipeline(cfg, embedder=emb, analyzers=[col], sinks=[jl]).run()
         kept[realtime] = [e["frame_index"] for e in events(tmp_path / f"ev-{realtime}.jsonl")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.events import Event
 from framesift.frame import Frame
@@ -32,6 +33,8 @@ class Analyzer(abc.ABC):
 
     name: str = "analyzer"
     needs_embedding: bool = False
+    #: At most how many frames after a frame this analyzer emits its events about that frame.
+    delay_frames: int = 0
     batched: bool = False
     produces: tuple[type[Event], ...] = ()
     consumes: tuple[type[Event], ...] = ()
@@ -53,6 +56,17 @@ class Analyzer(abc.ABC):
     def on_end(self, source_id: str) -> Iterable[Event]:
         """The source ended (file EOF or removal): flush pending state as events."""
         return ()
+
+    def companions(self) -> list[AnalyzerSpec]:
+        """Analyzers to add, with these configs, when nothing in the pipeline produces an event class
+        this one ``consumes``."""
+        return []
+
+    def bind(self, peers: list[Analyzer]) -> None:  # noqa: B027 - optional hook
+        """Called once with every analyzer of the pipeline (itself included), before any frame."""
+
+    def on_source(self, source_id: str, live: bool) -> None:  # noqa: B027 - optional hook
+        """A source joined the pipeline (``live``: it does not end); raise ConfigError to refuse it."""
 
     def rebind(self, old: Embedder, new: Embedder) -> None:  # noqa: B027 - optional hook
         """The pipeline rebuilt its embedder after a failure: an analyzer holding ``old`` (for text

@@ -12,14 +12,22 @@ Per frame (embedding ``e``, L2-normalised):
   negatives, a small generic background set is used (:data:`DEFAULT_NEGATIVES`). ``margin`` mode
   takes max cos(e, p) − max cos(e, n) (0 without negatives).
 
-Rules, in order: candidate reasons are ``prompt`` (relevance ≥ threshold and novelty ≥
-``prompt_min_novelty``), ``novel`` (novelty ≥ ``novelty_threshold``; unset = by embedder, see
-:data:`DEFAULT_NOVELTY`) and ``periodic`` (no keep for
-``every_s``). A candidate is kept only if ``min_interval_s`` has passed since the source's last
-keep and every budget window has room. Budgets are sliding windows (at most N keeps in *any*
-minute/hour/day window), which is stricter than a token bucket (a bucket of N per hour admits a
-burst of N on top of N refilled in the same hour). All times are stream time: the frame's
-presentation time, kept monotonic across a pts reset (live reconnect, looped file).
+**Shots** (``shots: true``, the default): the collector reads the scene_change analyzer's boundaries
+from the same pipeline and keeps at most one frame per shot (or per part of a long shot whose
+content drifts by the novelty threshold): the sharpest, most contrasted candidate that passed the
+quality gate and lies outside every transition (:mod:`framesift.analyzers.collector_shots`). A
+shot's frame is kept when it is novel against the memory bank (``shot`` or ``novel``) or matches a
+prompt (``prompt``). Files decide at the end of each shot; live sources at most ``decide_after_s``
+after a shot starts. With a **total budget** (``budget: N``, files) the N frames that best cover the
+source are kept when it ends (:mod:`framesift.analyzers.collector_select`).
+
+With ``shots: false`` every frame is judged on its own: ``prompt``, ``novel`` and the rules below.
+
+Rate budgets (``max_per_minute/hour/day``) are paced (:mod:`framesift.analyzers.collector_pacing`):
+a sliding window caps any window at N keeps, and a token bucket of ``burst`` keeps refilled at N per
+window spreads them. The periodic keep (``every_s``, reason ``periodic``) is neither gated nor
+shot-bound. All times are stream time: the frame's presentation time, kept monotonic across a pts
+reset (live reconnect, looped file).
 """
 
 from __future__ import annotations
@@ -27,26 +35,33 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from framesift.analyzers.base import Analyzer
+from framesift.analyzers.collector_pacing import WINDOWS, Pacer, SlidingWindow
+from framesift.analyzers.collector_prompts import DEFAULT_LOGIT_SCALE, DEFAULT_NEGATIVES, Prompts
+from framesift.analyzers.collector_select import Choice, Pool, ranker, select
+from framesift.analyzers.collector_shots import Candidate, Gate, Segment, ShotTracker, measure
+from framesift.analyzers.collector_state import MemoryBank, SourceState
 from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError, EngineError
-from framesift.events import Event, FrameKept, FramePayload
+from framesift.events import Event, FrameKept, FramePayload, SceneChange
 from framesift.frame import Frame
 
 log = logging.getLogger("framesift.analyzers.collector")
 
+__all__ = ["DEFAULT_NEGATIVES", "Collector", "CollectorConfig", "MemoryBank", "SlidingWindow"]
+
 
 class CollectorConfig(AnalyzerSpec):
-    """Keep frames worth labelling: novel ones, prompt matches, a periodic baseline — within a budget.
+    """Keep frames worth labelling: the best frame of each new shot, prompt matches, a periodic
+    baseline — within a budget.
 
     All times count in stream time (presentation timestamps), so a file processed faster than real
     time keeps the same frames as the same video watched live.
@@ -56,6 +71,18 @@ class CollectorConfig(AnalyzerSpec):
     implementation: ClassVar[str] = "Collector"
 
     name: str | None = None
+    shots: bool = Field(
+        True,
+        description="keep at most one frame per shot (or per drift of a long shot), chosen among "
+        "clean candidates; reads a scene_change analyzer (added with its defaults when missing)",
+    )
+    budget: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="total keeps per source for the run, the N frames that best cover it (files; a "
+        "live source needs a rate budget)",
+    )
     novelty_threshold: float | None = Field(
         None,
         ge=0.0,
@@ -81,14 +108,38 @@ class CollectorConfig(AnalyzerSpec):
     max_per_minute: int | None = Field(None, ge=1, le=1_000_000)
     max_per_hour: int | None = Field(None, ge=1, le=1_000_000)
     max_per_day: int | None = Field(None, ge=1, le=1_000_000)
+    burst: int | None = Field(
+        None, ge=1, le=1_000_000, description="keeps a rate budget grants at once (default: N/10, at least 1)"
+    )
     min_interval_s: float = Field(0.0, ge=0.0, description="stream seconds between two keeps of a source")
     every_s: float | None = Field(None, gt=0, description="periodic baseline keep every N stream seconds")
+    decide_after_s: float = Field(
+        2.0, gt=0, description="live sources: a shot's frame is chosen at most this long after it starts"
+    )
+    candidates_per_s: float = Field(4.0, gt=0, le=1000, description="frames judged per stream second")
+    min_brightness: float = Field(20.0, ge=0, le=255, description="quality gate: mean luma floor")
+    max_brightness: float = Field(235.0, ge=0, le=255, description="quality gate: mean luma ceiling")
+    min_contrast: float = Field(8.0, ge=0, description="quality gate: luma standard deviation floor")
+    min_sharpness: float = Field(
+        15.0, ge=0, description="quality gate: variance of the Laplacian floor (on a 320-wide grey copy)"
+    )
+    adaptive_gate: bool = Field(
+        True, description="floors follow the source's own range (at most half its median): night cameras"
+    )
     seed_from: str | None = Field(None, description="frame store directory to reload the memory bank from")
 
     @model_validator(mode="after")
     def _check(self) -> CollectorConfig:
         if self.negatives and not self.prompts:
             raise ValueError("negatives given without prompts: add at least one positive prompt")
+        if self.budget is not None:
+            if not self.shots:
+                raise ValueError("a total budget needs shots: true (it picks one frame per shot first)")
+            if self.every_s is not None or any(getattr(self, k) for k, _ in WINDOWS):
+                raise ValueError(
+                    "budget (a total) goes alone: drop every_s and max_per_* (rate budgets are for "
+                    "live sources)"
+                )
         return self
 
     @property
@@ -98,82 +149,10 @@ class CollectorConfig(AnalyzerSpec):
         return 0.5 if self.prompt_mode == "softmax" else 0.02
 
 
-DEFAULT_NEGATIVES = ("a photo of an empty scene", "a photo of the background", "a blurry photo")
-DEFAULT_LOGIT_SCALE = 100.0
 #: Novelty thresholds when the config leaves it unset: ``pixel`` calibrated on real footage
 #: (bench/collect.py); CLIP-like embedders get a conservative value (not calibrated: no weights here).
 DEFAULT_NOVELTY = {"pixel": 0.35}
 DEFAULT_NOVELTY_OTHER = 0.15
-WINDOWS = (("max_per_minute", 60.0), ("max_per_hour", 3600.0), ("max_per_day", 86400.0))
-
-
-class MemoryBank:
-    """A fixed-capacity ring of L2-normalised embeddings with a max-cosine query."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = int(capacity)
-        self._vecs: np.ndarray | None = None
-        self._n = 0
-        self._pos = 0
-
-    def __len__(self) -> int:
-        return self._n
-
-    @property
-    def nbytes(self) -> int:
-        return 0 if self._vecs is None else int(self._vecs.nbytes)
-
-    def max_similarity(self, e: np.ndarray) -> float:
-        """Max cosine of ``e`` to the bank; −1 when empty."""
-        if self._vecs is None or self._n == 0:
-            return -1.0
-        return float(np.max(self._vecs[: self._n] @ e))
-
-    def add(self, e: np.ndarray) -> None:
-        e = np.asarray(e, dtype=np.float32).ravel()
-        if self._vecs is None:
-            self._vecs = np.zeros((self.capacity, e.size), dtype=np.float32)
-        elif e.size != self._vecs.shape[1]:
-            raise EngineError(
-                f"embedding size changed from {self._vecs.shape[1]} to {e.size}: the collector's memory "
-                "bank needs one model per run (seed it from a store built with the same model)"
-            )
-        self._vecs[self._pos] = e
-        self._pos = (self._pos + 1) % self.capacity
-        self._n = min(self._n + 1, self.capacity)
-
-
-class SlidingWindow:
-    """At most ``limit`` events in any window of ``period`` stream seconds (bounded deque)."""
-
-    def __init__(self, limit: int, period: float) -> None:
-        self.limit = limit
-        self.period = period
-        self._times: deque[float] = deque(maxlen=limit)
-
-    def allows(self, t: float) -> bool:
-        return len(self._times) < self.limit or t - self._times[0] >= self.period
-
-    def record(self, t: float) -> None:
-        self._times.append(t)
-
-
-@dataclass
-class _SourceState:
-    bank: MemoryBank
-    windows: list[SlidingWindow]
-    offset: float = 0.0
-    last_raw: float | None = None
-    last_keep: float | None = None
-    kept: int = 0
-    seen: int = 0
-
-    def stream_time(self, raw: float) -> float:
-        """Presentation time made monotonic across pts resets (reconnects, loops)."""
-        if self.last_raw is not None and raw < self.last_raw:
-            self.offset += self.last_raw - raw
-        self.last_raw = raw
-        return raw + self.offset
 
 
 class Collector(Analyzer):
@@ -181,18 +160,20 @@ class Collector(Analyzer):
 
     name = "collector"
     needs_embedding = True
+    produces = (FrameKept,)
 
     def __init__(self, cfg: CollectorConfig, embedder: Embedder | None = None) -> None:
         self.cfg = cfg
         if cfg.name:
             self.name = cfg.name
+        self.consumes = (SceneChange,) if cfg.shots else ()
         self.model = None if embedder is None else embedder.model_id
         self._lock = threading.Lock()
-        self._states: dict[str, _SourceState] = {}
+        self._states: dict[str, SourceState] = {}
+        self._live: dict[str, bool] = {}
         self._shared = MemoryBank(cfg.shared_bank_size) if cfg.cross_source else None
         self.counts: Counter[str] = Counter()
-        self._pos: np.ndarray | None = None
-        self._neg: np.ndarray | None = None
+        self.prompts: Prompts | None = None
         self.logit_scale = DEFAULT_LOGIT_SCALE
         self.threshold = cfg.effective_prompt_threshold
         self.novelty_threshold = (
@@ -200,6 +181,7 @@ class Collector(Analyzer):
             if cfg.novelty_threshold is not None
             else DEFAULT_NOVELTY.get(str(self.model), DEFAULT_NOVELTY_OTHER)
         )
+        self.delay_frames = 0  # how late the scene detector may report a boundary (see bind)
         if cfg.prompts:
             self._init_prompts(embedder)
 
@@ -211,46 +193,48 @@ class Collector(Analyzer):
             collector.seed_from_store(cfg.seed_from)
         return collector
 
+    def companions(self) -> list[AnalyzerSpec]:
+        """Shots need a scene_change analyzer: the pipeline adds one (defaults) when none runs."""
+        from framesift.analyzers.scene_change import SceneChangeConfig
+
+        return [SceneChangeConfig()] if self.cfg.shots else []
+
+    def bind(self, peers: list[Analyzer]) -> None:
+        """Settle candidates only once the slowest SceneChange producer can no longer move them."""
+        self.delay_frames = max(
+            (p.delay_frames for p in peers if p is not self and SceneChange in p.produces), default=0
+        )
+
+    def on_source(self, source_id: str, live: bool) -> None:
+        """A live source chooses a shot's frame within ``decide_after_s`` and refuses a total budget."""
+        if live and self.cfg.budget is not None:
+            raise ConfigError(
+                f"source {source_id}: a total budget ({self.cfg.budget}) needs a source that ends; "
+                "on a live source use a rate (framesift collect: --budget 100/h)"
+            )
+        with self._lock:
+            self._live[source_id] = live
+
     # ------------------------------------------------------------------ prompts
     def _init_prompts(self, embedder: Embedder | None) -> None:
-        if embedder is None or not embedder.supports_text:
-            name = "none" if embedder is None else embedder.name
-            raise ConfigError(
-                f"collector prompts {self.cfg.prompts!r} need an embedder with a text tower (CLIP); "
-                f"embedder {name!r} has none: remove the prompts (novelty still works) or set "
-                "engine.model (framesift collect: --model) to an open_clip model with weights"
-            )
-        negatives = list(self.cfg.negatives)
-        if not negatives and self.cfg.prompt_mode == "softmax":
-            negatives = list(DEFAULT_NEGATIVES)
-        texts = list(self.cfg.prompts) + negatives
-        vecs = np.asarray(embedder.embed_texts(texts), dtype=np.float32)
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        n = len(self.cfg.prompts)
-        self._pos, self._neg = vecs[:n], vecs[n:]
-        scale = self.cfg.logit_scale or embedder.logit_scale or DEFAULT_LOGIT_SCALE
-        self.logit_scale = float(scale)
+        c = self.cfg
+        self.prompts = Prompts.build(c.prompts, c.negatives, c.prompt_mode, c.logit_scale, embedder)
+        self.logit_scale = self.prompts.logit_scale
 
     def relevance(self, e: np.ndarray) -> float | None:
         """Prompt relevance of one embedding (None without prompts)."""
-        if self._pos is None or self._neg is None:
-            return None
-        pos = self._pos @ e
-        neg = self._neg @ e
-        if self.cfg.prompt_mode == "margin":
-            return float(pos.max() - (neg.max() if neg.size else 0.0))
-        logits = self.logit_scale * np.concatenate([pos, neg])
-        logits -= logits.max()
-        p = np.exp(logits)
-        p /= p.sum()
-        return float(p[: pos.size].sum())
+        return None if self.prompts is None else self.prompts.relevance(e)
 
     # ------------------------------------------------------------------ memory bank
-    def _state(self, source: str) -> _SourceState:
+    def _state(self, source: str) -> SourceState:
         st = self._states.get(source)
         if st is None:
-            wins = [SlidingWindow(n, period) for key, period in WINDOWS if (n := getattr(self.cfg, key))]
-            st = _SourceState(MemoryBank(self.cfg.bank_size), wins)
+            c = self.cfg
+            budgets = [(n, period) for key, period in WINDOWS if (n := getattr(c, key))]
+            gate = Gate(c.min_brightness, c.max_brightness, c.min_contrast, c.min_sharpness, c.adaptive_gate)
+            pool = None if c.budget is None else Pool(c.budget)
+            pacer = Pacer(budgets, c.burst, c.min_interval_s)
+            st = SourceState(MemoryBank(c.bank_size), pacer, None, gate, pool)
             self._states[source] = st
         return st
 
@@ -310,66 +294,197 @@ class Collector(Analyzer):
             raise EngineError("the collector needs frame embeddings (needs_embedding=True was ignored)")
         e = np.array(embedding, dtype=np.float32).ravel()  # a copy: never pin the batch's array
         with self._lock:
-            ev = self._decide(frame, e)
-        return () if ev is None else (ev,)
+            st = self._state(frame.source_id)
+            st.seen += 1
+            t = st.stream_time(frame.seconds)
+            if st.first is None:  # its first frame: the pipeline is assembled and the source known
+                st.first = t
+                st.live = self._live.get(frame.source_id, False)
+                if self.cfg.shots:
+                    decide = self.cfg.decide_after_s if st.live else None
+                    extras = 2 if self.cfg.budget is not None else 0
+                    st.tracker = ShotTracker(self.delay_frames, self.novelty_threshold, decide, extras)
+            if st.tracker is None:
+                ev = self._decide(frame, e, st, t)
+                if ev is None and self._periodic_due(st, t, since_start=False):
+                    ev = self._periodic(frame, e, st, t)
+                return () if ev is None else (ev,)
+            if self._periodic_due(st, t, since_start=True):
+                periodic = self._periodic(frame, e, st, t)
+                if periodic is not None:
+                    return (periodic,)
+            cand = self._candidate(frame, e, st, t)
+            return self._closed(frame.source_id, st, st.tracker.add(cand, frame.index))
 
-    def _decide(self, frame: Frame, e: np.ndarray) -> FrameKept | None:
-        cfg = self.cfg
-        st = self._state(frame.source_id)
-        st.seen += 1
-        t = st.stream_time(frame.seconds)
+    def on_event(self, event: Event) -> Iterable[Event]:
+        if not isinstance(event, SceneChange):
+            return ()
+        with self._lock:
+            st = self._state(event.source)
+            if st.tracker is None:
+                return ()
+            start = event.frame_index if event.transition_start is None else event.transition_start
+            end = event.frame_index if event.transition_end is None else event.transition_end
+            closed = st.tracker.boundary(event.frame_index, start, end, event.kind != "cut")
+            return self._closed(event.source, st, closed)
+
+    def on_end(self, source_id: str) -> Iterable[Event]:
+        with self._lock:
+            st = self._states.get(source_id)
+            if st is None or st.tracker is None:
+                return ()
+            events = self._closed(source_id, st, st.tracker.end())
+            if st.pool is not None:
+                events += self._spend_total(source_id, st, st.pool)
+            return events
+
+    def _candidate(self, frame: Frame, e: np.ndarray, st: SourceState, t: float) -> Candidate | None:
+        """Every 1/candidates_per_s stream seconds, the frame measured and gated."""
+        if st.last_candidate is not None and t - st.last_candidate < 1.0 / self.cfg.candidates_per_s:
+            return None
+        st.last_candidate = t
+        q = measure(frame.image)
+        why = st.gate.check(q)
+        if why is not None:
+            self.counts[f"gated:{why}"] += 1
+        pixels = None if why is not None else np.asarray(frame.image)
+        return Candidate(
+            frame.index,
+            t,
+            frame.seconds,
+            frame.pts,
+            frame.time_base,
+            frame.wallclock,
+            e,
+            q,
+            why is None,
+            pixels,
+        )
+
+    def _novelty(self, e: np.ndarray, st: SourceState) -> float:
+        sim = self._similarity(e, st)
+        return 1.0 - sim if sim > -1.0 else 1.0
+
+    def _similarity(self, e: np.ndarray, st: SourceState) -> float:
         sim = st.bank.max_similarity(e)
-        if self._shared is not None:
-            sim = max(sim, self._shared.max_similarity(e))
-        novelty = 1.0 - sim if sim > -1.0 else 1.0
-        rel = self.relevance(e)
+        return sim if self._shared is None else max(sim, self._shared.max_similarity(e))
+
+    def _closed(self, source: str, st: SourceState, segments: list[Segment]) -> list[Event]:
+        """Closed segments: into the pool (total budget), or judged now (rate budgets, no budget)."""
+        out: list[Event] = []
+        for seg in segments:
+            if seg.best is None:
+                self.counts["skipped:no_clean_frame"] += 1
+                continue
+            if st.pool is not None:
+                st.pool.add(seg, ranker(lambda e: self._similarity(e, st), self.relevance, self._prompt_bar))
+                continue
+            c = seg.best
+            novelty, rel = self._novelty(c.emb, st), self.relevance(c.emb)
+            if rel is not None and rel >= self.threshold and novelty >= self.cfg.prompt_min_novelty:
+                reason = "prompt"
+            elif novelty >= self.novelty_threshold:
+                reason = seg.kind
+            else:
+                self.counts["skipped:similar"] += 1
+                continue
+            refusal = st.pacer.refusal(c.time)
+            if refusal is not None:
+                self.counts[f"skipped:{refusal}"] += 1
+                continue
+            out.append(self._keep(source, st, c, reason, novelty, rel))
+        return out
+
+    @property
+    def _prompt_bar(self) -> float | None:
+        return self.threshold if self.prompts is not None else None
+
+    def _spend_total(self, source: str, st: SourceState, pool: Pool) -> list[Event]:
+        """The source ended: keep the N frames that best cover it, in time order."""
+        choices: list[Choice] = select(
+            pool.segments,
+            pool.n,
+            bank_similarity=lambda e: self._similarity(e, st),
+            relevance=self.relevance,
+            threshold=self.novelty_threshold,
+            prompt_threshold=self._prompt_bar,
+        )
+        pool.segments = []
+        if len(choices) < pool.n:
+            log.warning(
+                "collector: source %s: kept %d of a budget of %d (only so many clean, distinct frames)",
+                source, len(choices), pool.n,
+            )  # fmt: skip
+            self.counts["short_of_budget"] += pool.n - len(choices)
+        choices.sort(key=lambda ch: ch.candidate.time)
+        return [self._keep(source, st, ch.candidate, ch.reason, ch.novelty, ch.relevance) for ch in choices]
+
+    def _periodic_due(self, st: SourceState, t: float, *, since_start: bool) -> bool:
+        """No keep for ``every_s``: counted from the last keep, else (shots) from the first frame."""
+        every = self.cfg.every_s
+        if every is None:
+            return False
+        last = st.last_keep if st.last_keep is not None else (st.first if since_start else None)
+        return last is None or t - last >= every
+
+    def _periodic(self, frame: Frame, e: np.ndarray, st: SourceState, t: float) -> FrameKept | None:
+        """The baseline keep: not gated, not shot-bound, but within the rate budgets."""
+        if st.pacer.refusal(t) is not None:
+            return None
+        c = Candidate(
+            frame.index, t, frame.seconds, frame.pts, frame.time_base, frame.wallclock, e,
+            measure(frame.image), True, np.asarray(frame.image),
+        )  # fmt: skip
+        return self._keep(frame.source_id, st, c, "periodic", self._novelty(e, st), self.relevance(e))
+
+    def _decide(self, frame: Frame, e: np.ndarray, st: SourceState, t: float) -> FrameKept | None:
+        """``shots: false``: judge the frame on its own."""
+        novelty, rel = self._novelty(e, st), self.relevance(e)
         reasons: list[str] = []
-        if rel is not None and rel >= self.threshold and novelty >= cfg.prompt_min_novelty:
+        if rel is not None and rel >= self.threshold and novelty >= self.cfg.prompt_min_novelty:
             reasons.append("prompt")
         if novelty >= self.novelty_threshold:
             reasons.append("novel")
-        if (
-            not reasons
-            and cfg.every_s is not None
-            and (st.last_keep is None or t - st.last_keep >= cfg.every_s)
-        ):
-            reasons.append("periodic")
         if not reasons:
             self.counts["skipped:similar"] += 1
             return None
-        if st.last_keep is not None and t - st.last_keep < cfg.min_interval_s:
-            self.counts["skipped:min_interval"] += 1
+        refusal = st.pacer.refusal(t)
+        if refusal is not None:
+            self.counts[f"skipped:{refusal}"] += 1
             return None
-        if not all(w.allows(t) for w in st.windows):
-            self.counts["skipped:budget"] += 1
-            return None
-        for w in st.windows:
-            w.record(t)
-        st.last_keep = t
+        c = Candidate(
+            frame.index, t, frame.seconds, frame.pts, frame.time_base, frame.wallclock, e, {}, True,
+            np.asarray(frame.image),
+        )  # fmt: skip
+        return self._keep(frame.source_id, st, c, "+".join(reasons), novelty, rel)
+
+    def _keep(
+        self, source: str, st: SourceState, c: Candidate, reason: str, novelty: float, rel: float | None
+    ) -> FrameKept:
+        st.pacer.record(c.time)
+        st.last_keep = c.time
         st.kept += 1
-        st.bank.add(e)
+        st.bank.add(c.emb)
         if self._shared is not None:
-            self._shared.add(e)
-        reason = "+".join(reasons)
-        self.counts[f"kept:{reasons[0]}"] += 1
-        scores = {"novelty": round(novelty, 6)}
+            self._shared.add(c.emb)
+        self.counts[f"kept:{reason.split('+')[0]}"] += 1
+        scores = {"novelty": round(novelty, 6), **c.quality}
         if rel is not None:
             scores["relevance"] = round(rel, 6)
+        image = c.image()
+        image.flags.writeable = False
         return FrameKept(
-            source=frame.source_id,
-            wallclock=frame.wallclock,
-            frame_index=frame.index,
-            pts=frame.pts,
-            time_base=frame.time_base,
-            time=frame.seconds,
+            source=source,
+            wallclock=c.wallclock,
+            frame_index=c.index,
+            pts=c.pts,
+            time_base=c.time_base,
+            time=c.seconds,
             reason=reason,
             scores=scores,
-            id=f"{frame.source_id}-{frame.index:08d}-{uuid.uuid4().hex[:8]}",
-            payload=FramePayload(frame.image, e, self.model),
+            id=f"{source}-{c.index:08d}-{uuid.uuid4().hex[:8]}",
+            payload=FramePayload(image, c.emb, self.model),
         )
-
-    def on_end(self, source_id: str) -> Iterable[Event]:
-        return ()
 
     def kept(self, source: str) -> int:
         st = self._states.get(source)

@@ -173,6 +173,7 @@ class SceneChangeAnalyzer(Analyzer):
         self.cut_floor = c.cut_floor()
         self.gradual_floor = c.gradual_floor()
         self.max_delay_frames = max(self.lookahead, c.max_transition + self.k + GAP + 1)
+        self.delay_frames = self.max_delay_frames
         history = c.max_transition + 3 * self.k + GAP + self.lookahead + 8
         keep = c.mode == "hybrid" or (bool(c.labels) and c.mode == "pixel")  # frames for CLIP calls
         self._frames_kept = self.lookahead + c.refine_radius + 3 if keep else 0

@@ -38,8 +38,9 @@ def register(subparsers: Any) -> None:
         "--budget",
         action="append",
         default=[],
-        metavar="N/UNIT",
-        help="max keeps per source: 100/h, 10/m, 500/d",
+        metavar="N[/UNIT]",
+        help="keeps per source: N alone is a total for the run (files: the N frames that best cover "
+        "each one); 100/h, 10/m, 500/d are paced rates (live sources)",
     )
     p.add_argument("--min-interval", default="0s", metavar="DUR", help="stream time between keeps, e.g. 2s")
     p.add_argument("--every", default=None, metavar="DUR", help="periodic baseline keep, e.g. 10m")
@@ -76,6 +77,9 @@ def register(subparsers: Any) -> None:
 def collector_config(args: argparse.Namespace, store_dir: Path) -> CollectorConfig:
     budgets: dict[str, int] = {}
     for b in args.budget:
+        if b.strip().isdigit():
+            budgets["budget"] = int(b)
+            continue
         key, n = parse_budget(b)
         budgets[key] = n
     opts: dict[str, Any] = {
@@ -153,6 +157,13 @@ def summary(collector: Any, sink: Any, store_dir: Path) -> str:
         parts.append("(" + ", ".join(f"{k} {v}" for k, v in sorted(kept.items())) + ")")
     if skipped:
         parts.append("skipped " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    gated = {k.split(":", 1)[1]: v for k, v in collector.counts.items() if k.startswith("gated:")}
+    if gated:
+        parts.append("; candidates gated " + ", ".join(f"{k} {v}" for k, v in sorted(gated.items())))
+    if collector.counts["short_of_budget"]:
+        parts.append(
+            f"; {collector.counts['short_of_budget']} short of the total budget (too few clean, distinct frames)"
+        )
     line = "framesift collect: " + " ".join(parts) + f"; stored {sink.counts['written']} in {store_dir}"
     failed = sink.counts["disk_full"] + sink.counts["failed"]
     if failed:

@@ -74,7 +74,7 @@ class Pipeline:
         self._started_at = 0.0
         self.stage = Stage(
             config.stage,
-            built + list(analyzers or []),
+            assemble(built + list(analyzers or []), embedder),
             self._emit,
             embedder=embedder,
             embedder_factory=embedder_factory,
@@ -82,7 +82,7 @@ class Pipeline:
             engine_backoff_s=engine_backoff_s,
             keep_waiting=self._keep_waiting,
         )
-        self.sources = SourceSet(self.stage.batcher, self._on_status)
+        self.sources = SourceSet(self.stage.batcher, self._on_status, on_added=self._on_added)
         self.stage.sources = self.sources
         self.sinks = SinkSet(config.sinks, list(sinks or []), block=all(s.ends() for s in config.sources))
 
@@ -262,6 +262,10 @@ class Pipeline:
         """Send an event to every sink (for programmatic producers)."""
         self.sinks.submit(event)
 
+    def _on_added(self, sid: str, live: bool) -> None:
+        for a in self.stage.analyzers:
+            a.on_source(sid, live)
+
     def _on_status(self, run: SourceRun, ev: SourceStatus) -> None:
         run.state, run.detail = ev.state, ev.detail
         log.log(_status_level(ev.state, run.live), "source %s: %s", run.id, _describe(ev))
@@ -313,3 +317,16 @@ def _describe(ev: SourceStatus) -> str:
         delay = "" if ev.delay_s is None else f" in {ev.delay_s:.2f}s"
         return f"reconnect attempt {ev.attempt}{delay} ({ev.detail})"
     return f"{ev.state} ({ev.detail})" if ev.detail else ev.state
+
+
+def assemble(analyzers: list[Analyzer], embedder: Embedder | None) -> list[Analyzer]:
+    """The pipeline's analyzers: each one's companions added (first) where nothing produces an event
+    class it consumes, then each bound to its peers."""
+    out = list(analyzers)
+    for a in analyzers:
+        produced = {cls for b in out for cls in b.produces}
+        if any(cls not in produced for cls in a.consumes):
+            out[:0] = [spec.implementation_target().from_config(spec, embedder) for spec in a.companions()]
+    for a in out:
+        a.bind(out)
+    return out

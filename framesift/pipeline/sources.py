@@ -106,9 +106,15 @@ class SourceSet:
     """The pipeline's sources by id. ``runs`` is replaced, never resized (copy-on-write), so readers
     on other threads iterate it without a lock; ``lock`` serialises adding and removing."""
 
-    def __init__(self, batcher: Batcher, on_status: Callable[[SourceRun, SourceStatus], None]) -> None:
+    def __init__(
+        self,
+        batcher: Batcher,
+        on_status: Callable[[SourceRun, SourceStatus], None],
+        on_added: Callable[[str, bool], None] | None = None,
+    ) -> None:
         self.batcher = batcher
         self.on_status = on_status
+        self.on_added = on_added
         self.runs: dict[str, SourceRun] = {}
         self.lock = threading.RLock()
 
@@ -151,9 +157,12 @@ class SourceSet:
         return run
 
     def add(self, run: SourceRun) -> None:
+        """Register ``run``; ``on_added`` (the analyzers) may refuse it with a ConfigError."""
         with self.lock:
             if run.id in self.runs:
                 raise ConfigError(f"source id {run.id!r} is already in use (choose another id)")
+            if self.on_added is not None:
+                self.on_added(run.id, run.live)
             self.runs = {**self.runs, run.id: run}
         self.batcher.add_source(run.id, run.buffer, run.live)
 

@@ -58,7 +58,9 @@ def test_covers_every_segment_and_skips_static_stretches(tmp_path: Path, embedde
     # generated scenes (random rectangles, a moving disc, a changing barcode) are closer to one another
     # than real shots: a lower threshold than the real-footage default of the pixel embedder
     threshold = 0.15 if embedder.name == "tiny" else 0.2
-    collector = Collector(CollectorConfig(novelty_threshold=threshold, min_interval_s=0.5), embedder)
+    collector = Collector(
+        CollectorConfig(shots=False, novelty_threshold=threshold, min_interval_s=0.5), embedder
+    )
     kept = run_collector(collector, embedder, decode(clip))
     kept_labels = [labels[k.frame_index] for k in kept]
     # every stretch showing a new scene is covered...
@@ -80,7 +82,9 @@ def test_covers_every_segment_and_skips_static_stretches(tmp_path: Path, embedde
 
 
 def test_budget_and_min_interval_never_exceeded() -> None:
-    cfg = CollectorConfig(max_per_minute=4, max_per_hour=30, min_interval_s=3.0, novelty_threshold=0.1)
+    cfg = CollectorConfig(
+        shots=False, max_per_minute=4, max_per_hour=30, min_interval_s=3.0, novelty_threshold=0.1, burst=4
+    )
     collector = Collector(cfg, None)
     rng = np.random.default_rng(1)
     img = class_image(0)
@@ -105,7 +109,7 @@ def test_budget_counts_stream_time_not_wall_time() -> None:
     """The same frames processed in a burst or paced give the same keeps (pts decide)."""
 
     def keeps() -> list[int]:
-        c = Collector(CollectorConfig(max_per_minute=2, novelty_threshold=0.1), None)
+        c = Collector(CollectorConfig(shots=False, max_per_minute=2, novelty_threshold=0.1, burst=2), None)
         rng = np.random.default_rng(3)
         out = []
         for i in range(600):
@@ -122,7 +126,7 @@ def test_budget_counts_stream_time_not_wall_time() -> None:
 
 
 def test_pts_reset_keeps_stream_time_monotonic() -> None:
-    c = Collector(CollectorConfig(min_interval_s=10.0, novelty_threshold=0.1), None)
+    c = Collector(CollectorConfig(shots=False, min_interval_s=10.0, novelty_threshold=0.1), None)
     rng = np.random.default_rng(5)
     kept = []
     for i, t in enumerate([0.0, 1.0, 2.0, 0.0, 1.0, 5.0, 11.0, 12.5]):  # a reconnect restarts pts at 0
@@ -134,7 +138,7 @@ def test_pts_reset_keeps_stream_time_monotonic() -> None:
 
 
 def test_periodic_keeps_a_baseline() -> None:
-    c = Collector(CollectorConfig(every_s=60.0, novelty_threshold=0.5), None)
+    c = Collector(CollectorConfig(shots=False, every_s=60.0, novelty_threshold=0.5), None)
     e = np.ones(8, np.float32) / np.sqrt(8)
     reasons = []
     for i in range(601):  # a static scene for 10 minutes at 1 fps
@@ -151,7 +155,7 @@ def test_cross_camera_dedupe_keeps_a_scene_once(tmp_path: Path) -> None:
     twin = list(decode(clip, "camB"))
     results = {}
     for shared in (False, True):
-        c = Collector(CollectorConfig(novelty_threshold=0.15, cross_source=shared), emb)
+        c = Collector(CollectorConfig(shots=False, novelty_threshold=0.15, cross_source=shared), emb)
         both = [f for pair in zip(frames, twin, strict=True) for f in pair]  # interleaved like a pipeline
         kept = run_collector(c, emb, both)
         results[shared] = {s: sum(k.source == s for k in kept) for s in ("camA", "camB")}
@@ -163,6 +167,7 @@ def test_cross_camera_dedupe_keeps_a_scene_once(tmp_path: Path) -> None:
 def test_prompt_rule_keeps_matching_frames() -> None:
     emb = FakeEmbedder(texts={"a forklift": 3, "an empty aisle": 0}, noise=0.002)
     cfg = CollectorConfig(
+        shots=False,
         prompts=["a forklift"],
         negatives=["an empty aisle"],
         prompt_threshold=0.8,
@@ -222,6 +227,7 @@ def test_prompt_rule_through_real_clip_code_path(tmp_path: Path) -> None:
     rel = probs[:, 0]
     thr = float(np.median(rel))
     cfg = CollectorConfig(
+        shots=False,
         prompts=prompts,
         negatives=negatives,
         prompt_threshold=thr,
@@ -235,7 +241,9 @@ def test_prompt_rule_through_real_clip_code_path(tmp_path: Path) -> None:
 
 
 def test_memory_bank_is_bounded_and_memory_flat() -> None:
-    cfg = CollectorConfig(bank_size=64, cross_source=True, shared_bank_size=128, novelty_threshold=0.01)
+    cfg = CollectorConfig(
+        shots=False, bank_size=64, cross_source=True, shared_bank_size=128, novelty_threshold=0.01
+    )
     c = Collector(cfg, None)
     rng = np.random.default_rng(0)
     img = class_image(0)

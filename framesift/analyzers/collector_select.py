@@ -1,0 +1,137 @@
+"""A total budget: the ``N`` frames that best cover a source, chosen from its segments in one pass.
+
+Closed segments (shots, and the later content of long shots) wait in a pool with their best
+candidate and a few spread in time, as JPEG. :func:`select` picks:
+
+1. one frame per segment, segments ranked by prompt match, then shots before the later content of
+   long shots, then by length (log) times novelty against what is already kept (the memory bank:
+   a restart's store, other cameras). A segment is skipped when its frame is within the novelty
+   threshold of the bank, or of a frame already chosen (half the threshold for a shot: a cut
+   already tells it apart);
+2. while fewer than ``N`` are chosen, a farthest-point fill over every remaining candidate (the
+   skipped segments' frames and the extras): the one farthest from all chosen frames, ties broken
+   towards the largest gap in time; a candidate nearer than a quarter of the novelty threshold to
+   a chosen frame is never taken (fewer than ``N`` frames are then kept, and the run says so).
+
+The pool is bounded: when it holds ``3N`` segments it is cut to the ``2N`` that :func:`select` would
+rank first, and at most ``N`` extras are held in all. Memory per source: at most ``4N`` JPEGs
+(about ``N`` × 0.6 MB at 1280x720).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from framesift.analyzers.collector_shots import Candidate, Segment
+
+
+@dataclass
+class Choice:
+    candidate: Candidate
+    reason: str
+    novelty: float
+    relevance: float | None
+
+
+def _rank(
+    seg: Segment, novelty: float, relevance: float | None, prompt: float | None
+) -> tuple[int, int, float]:
+    """Prompt matches first, then shots before a long shot's later content, then length × novelty."""
+    matched = int(relevance is not None and prompt is not None and relevance >= prompt)
+    return matched, int(seg.kind == "shot"), math.log1p(seg.length + 0.5) * (0.5 + novelty)
+
+
+def select(
+    segments: list[Segment],
+    n: int,
+    *,
+    bank_similarity: Callable[[np.ndarray], float],
+    relevance: Callable[[np.ndarray], float | None],
+    threshold: float,
+    prompt_threshold: float | None,
+) -> list[Choice]:
+    """Up to ``n`` choices (in rank order) from ``segments``; see the module's rules."""
+    scored = []
+    for seg in segments:
+        if seg.best is None:
+            continue
+        sim = bank_similarity(seg.best.emb)
+        novelty = 1.0 - sim if sim > -1.0 else 1.0
+        rel = relevance(seg.best.emb)
+        scored.append((_rank(seg, novelty, rel, prompt_threshold), seg, novelty, rel))
+    scored.sort(key=lambda x: x[0], reverse=True)
+    chosen: list[Choice] = []
+    vecs: list[np.ndarray] = []
+    rest: list[Candidate] = []
+    for _, seg, novelty, rel in scored:
+        assert seg.best is not None
+        e = seg.best.emb
+        near = max((float(v @ e) for v in vecs), default=-1.0)
+        apart = threshold / 2 if seg.kind == "shot" else threshold  # shots are distinct by cut
+        if len(chosen) < n and novelty >= threshold and 1.0 - near >= apart:
+            matched = rel is not None and prompt_threshold is not None and rel >= prompt_threshold
+            reason = "prompt" if matched else seg.kind
+            chosen.append(Choice(seg.best, reason, novelty, rel))
+            vecs.append(e)
+        else:
+            rest.append(seg.best)
+        rest += seg.extras
+    floor = threshold / 4.0
+    while len(chosen) < n and rest:
+        best_i, best_key = -1, (-1.0, -1.0)
+        for i, c in enumerate(rest):
+            sim = max(bank_similarity(c.emb), max((float(v @ c.emb) for v in vecs), default=-1.0))
+            dist = 1.0 - sim if sim > -1.0 else 2.0
+            if dist < floor:
+                continue
+            gap = min((abs(c.time - ch.candidate.time) for ch in chosen), default=math.inf)
+            key = (round(dist, 3), gap)
+            if key > best_key:
+                best_i, best_key = i, key
+        if best_i < 0:
+            break
+        c = rest.pop(best_i)
+        chosen.append(Choice(c, "fill", best_key[0] if best_key[0] <= 1.0 else 1.0, relevance(c.emb)))
+        vecs.append(c.emb)
+    return chosen
+
+
+class Pool:
+    """The closed segments of one source under a total budget of ``n`` frames, bounded."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.segments: list[Segment] = []
+
+    def extras_held(self) -> int:
+        return sum(len(s.extras) for s in self.segments)
+
+    def add(self, seg: Segment, rank: Callable[[Segment], tuple[int, int, float]]) -> None:
+        """Hold ``seg`` (compressed); at ``3n`` segments keep the ``2n`` ranked first by ``rank``."""
+        room = max(0, self.n - self.extras_held())
+        del seg.extras[room:]
+        seg.compress()
+        self.segments.append(seg)
+        if len(self.segments) >= 3 * self.n:
+            first = sorted(self.segments, key=rank, reverse=True)[: 2 * self.n]
+            self.segments = sorted(first, key=lambda s: s.start)
+
+
+def ranker(
+    bank_similarity: Callable[[np.ndarray], float],
+    relevance: Callable[[np.ndarray], float | None],
+    prompt_threshold: float | None,
+) -> Callable[[Segment], tuple[int, int, float]]:
+    """The rank :func:`select` gives a segment, as a key function."""
+
+    def key(seg: Segment) -> tuple[int, int, float]:
+        if seg.best is None:
+            return (-1, 0, 0.0)
+        sim = bank_similarity(seg.best.emb)
+        return _rank(seg, 1.0 - sim if sim > -1.0 else 1.0, relevance(seg.best.emb), prompt_threshold)
+
+    return key

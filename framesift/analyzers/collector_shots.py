@@ -1,0 +1,248 @@
+"""Shot-aware collection: the best frame of each shot, chosen among candidates that passed a quality
+gate and lie outside transitions, once the scene detector has settled where the shots are.
+
+A few frames per stream second are candidates (``candidates_per_s``). A candidate *settles* once
+the scene_change analyzer can no longer report a boundary before it (its delay, in frames); it then
+joins the open segment unless it lies inside a transition. A segment is a shot, or part of a long
+shot whose content drifted away from where the segment started (``drift``, a cosine distance). It
+closes at a boundary, on drift, at the source's end and, on live sources, ``decide_after_s`` after
+it started (its best frame so far is then chosen; later content counts only through drift).
+
+Memory per source: the pending candidates (at most the scene detector's delay of frames), and the
+open segment's best candidate plus :data:`EXTRAS` spread in time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import cv2
+import numpy as np
+
+EXTRAS = 2  # candidates a segment keeps besides its best, spread in time (a total budget's fill)
+MARGIN_CUT = 1  # frames either side of a cut that are never kept
+MARGIN_GRADUAL = 3  # frames either side of a dissolve or fade that are never kept
+JPEG_QUALITY = 92
+CHANGE_WEIGHT = 10.0  # score lost per unit of cosine distance to the neighbouring candidates
+FILL_SLACK = 1.0  # an extra (a total budget's fill) scores at most this much below its segment's best
+
+
+@dataclass
+class Candidate:
+    """A frame judged for keeping: where it is, its embedding, its quality and, if it passed the
+    gate, its picture (the frame's own array, or JPEG bytes once :meth:`compress` ran)."""
+
+    index: int
+    time: float  # stream time (monotonic)
+    seconds: float  # presentation time
+    pts: int
+    time_base: Fraction
+    wallclock: float
+    emb: np.ndarray
+    quality: dict[str, float]
+    ok: bool
+    pixels: np.ndarray | None = None
+    jpeg: bytes | None = None
+    change: float = 0.0  # cosine distance to the neighbouring candidates (the larger of the two)
+
+    @property
+    def score(self) -> float:
+        """Within a segment the sharpest, most contrasted, steadiest frame wins: a frame that differs
+        from both neighbours lies in motion or in a transition the detector may have missed."""
+        q = self.quality
+        return math.log1p(q["sharpness"]) + 0.5 * math.log1p(q["contrast"]) - CHANGE_WEIGHT * self.change
+
+    def compress(self) -> None:
+        """Hold the picture as JPEG (a few hundred KB at 720p) instead of the decoded frame."""
+        if self.pixels is not None:
+            bgr = cv2.cvtColor(self.pixels, cv2.COLOR_RGB2BGR)
+            ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            if ok:
+                self.jpeg, self.pixels = buf.tobytes(), None
+
+    def image(self) -> np.ndarray:
+        if self.pixels is not None:
+            return self.pixels
+        assert self.jpeg is not None, "a candidate that failed the gate has no picture"
+        bgr = cv2.imdecode(np.frombuffer(self.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert bgr is not None, "a JPEG this process encoded decodes"
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def measure(image: Any) -> dict[str, float]:
+    """Mean brightness, contrast (luma standard deviation) and sharpness (variance of the Laplacian)
+    of a frame, on a grey copy 320 pixels wide so that the figures do not depend on the resolution."""
+    img = np.asarray(image)
+    h, w = img.shape[:2]
+    if w > 320:
+        img = cv2.resize(img, (320, max(1, round(h * 320 / w))), interpolation=cv2.INTER_AREA)
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    mean, std = cv2.meanStdDev(gray)
+    return {
+        "brightness": round(float(mean[0, 0]), 3),
+        "contrast": round(float(std[0, 0]), 3),
+        "sharpness": round(float(cv2.Laplacian(gray, cv2.CV_32F).var()), 3),
+    }
+
+
+class Gate:
+    """Quality floors (brightness, contrast, sharpness) and a brightness ceiling.
+
+    With ``adaptive``, a floor never exceeds half the median of what the source itself showed over
+    its last :data:`HISTORY` candidates, so a camera that is dark for hours (night) still gets keeps.
+    """
+
+    HISTORY = 256
+
+    def __init__(
+        self,
+        min_brightness: float,
+        max_brightness: float,
+        min_contrast: float,
+        min_sharpness: float,
+        adaptive: bool,
+    ) -> None:
+        self.floors = {"brightness": min_brightness, "contrast": min_contrast, "sharpness": min_sharpness}
+        self.max_brightness = max_brightness
+        self.adaptive = adaptive
+        self.seen: dict[str, deque[float]] = {k: deque(maxlen=self.HISTORY) for k in self.floors}
+
+    def check(self, q: dict[str, float]) -> str | None:
+        """Why ``q`` fails the gate (``dark``, ``bright``, ``flat``, ``blurred``), or None."""
+        for k in self.floors:
+            self.seen[k].append(q[k])
+        if q["brightness"] > self.max_brightness:
+            return "bright"
+        for key, why in (("brightness", "dark"), ("contrast", "flat"), ("sharpness", "blurred")):
+            floor = self.floors[key]
+            if self.adaptive and len(self.seen[key]) >= 16:
+                floor = min(floor, 0.5 * statistics.median(self.seen[key]))
+            if q[key] < floor:
+                return why
+        return None
+
+
+@dataclass
+class Segment:
+    """A shot, or a part of a long one (``kind`` ``shot`` or ``novel``), from stream time ``start``."""
+
+    kind: str
+    start: float
+    end: float = 0.0
+    best: Candidate | None = None
+    extras: list[Candidate] = field(default_factory=list)
+    anchor: np.ndarray | None = None
+    picked: bool = False  # live sources: its frame was already chosen
+
+    def add(self, c: Candidate, extras: int) -> None:
+        self.end = c.time
+        if not c.ok:
+            return
+        if self.anchor is None:
+            self.anchor = c.emb
+        loser: Candidate | None = c
+        if self.best is None or c.score > self.best.score:
+            loser, self.best = self.best, c
+        if loser is None or extras == 0:
+            return
+        assert self.best is not None
+        self.extras = [x for x in self.extras if x.score >= self.best.score - FILL_SLACK]
+        if loser.score < self.best.score - FILL_SLACK:
+            return
+        self.extras.append(loser)
+        self.extras.sort(key=lambda x: x.time)
+        if len(self.extras) > extras:  # stay spread in time: drop the one closest to a neighbour
+            times = [x.time for x in self.extras]
+            gaps = [b - a for a, b in itertools.pairwise(times)]
+            del self.extras[1 + int(np.argmin(gaps[1:])) if len(gaps) > 1 else len(self.extras) - 1]
+
+    @property
+    def length(self) -> float:
+        return max(0.0, self.end - self.start)
+
+    def compress(self) -> None:
+        for c in (self.best, *self.extras):
+            if c is not None:
+                c.compress()
+
+
+class ShotTracker:
+    """One source's candidates, settled into segments as the scene detector's boundaries allow."""
+
+    def __init__(self, delay_frames: int, drift: float, decide_after_s: float | None, extras: int) -> None:
+        self.delay_frames = delay_frames + MARGIN_GRADUAL
+        self.drift = drift
+        self.decide_after_s = decide_after_s
+        self.extras = extras
+        self.pending: deque[Candidate] = deque()
+        self.excluded: deque[tuple[int, int]] = deque(maxlen=64)  # frame ranges inside transitions
+        self.segment: Segment | None = None
+        self.last: Candidate | None = None  # the last settled candidate
+
+    def add(self, c: Candidate | None, current: int) -> list[Segment]:
+        """A new candidate (or None: frame ``current`` went by); returns the segments that closed."""
+        if c is not None:
+            if self.pending or self.last is not None:
+                prev = self.pending[-1] if self.pending else self.last
+                assert prev is not None
+                c.change = prev_change = 1.0 - float(np.dot(prev.emb, c.emb))
+                prev.change = max(prev.change, prev_change)
+            self.pending.append(c)
+        closed: list[Segment] = []
+        while self.pending and self.pending[0].index <= current - self.delay_frames:
+            closed += self._settle(self.pending.popleft())
+        return closed
+
+    def boundary(self, index: int, start: int, end: int, gradual: bool) -> list[Segment]:
+        """The scene detector found a shot opening at ``index``, after a transition ``start..end``."""
+        m = MARGIN_GRADUAL if gradual else MARGIN_CUT
+        self.excluded.append((start - m, end + m))
+        closed: list[Segment] = []
+        while self.pending and self.pending[0].index < index:
+            closed += self._settle(self.pending.popleft())
+        if self.segment is not None and not self.segment.picked:
+            closed.append(self.segment)
+        self.segment = None
+        return closed
+
+    def end(self) -> list[Segment]:
+        """The source ended: settle what is pending and close the open segment."""
+        closed: list[Segment] = []
+        while self.pending:
+            closed += self._settle(self.pending.popleft())
+        if self.segment is not None and not self.segment.picked:
+            closed.append(self.segment)
+        self.segment = None
+        return closed
+
+    def _inside_transition(self, index: int) -> bool:
+        return any(lo <= index <= hi for lo, hi in self.excluded)
+
+    def _settle(self, c: Candidate) -> list[Segment]:
+        self.last = c
+        if self._inside_transition(c.index):
+            c.ok, c.pixels = False, None
+        closed: list[Segment] = []
+        seg = self.segment
+        if seg is None:
+            seg = self.segment = Segment("shot", c.time)
+        elif seg.anchor is not None and 1.0 - float(np.dot(seg.anchor, c.emb)) >= self.drift and c.ok:
+            if not seg.picked:
+                closed.append(seg)
+            seg = self.segment = Segment("novel", c.time)
+        seg.add(c, self.extras)
+        if (
+            self.decide_after_s is not None
+            and not seg.picked
+            and seg.best is not None
+            and c.time - seg.start >= self.decide_after_s
+        ):
+            closed.append(Segment(seg.kind, seg.start, c.time, seg.best, [], seg.anchor))
+            seg.picked = True
+        return closed

@@ -1,0 +1,172 @@
+"""Shot-aware collection through the real pipeline: total budgets, pacing, the quality gate and
+transitions, on generated clips with known shots, cuts, dissolves and fades."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from framesift.analyzers.collector import Collector, CollectorConfig
+from framesift.cli import main
+from framesift.config import parse_config
+from framesift.engines.models.pixel import PixelEmbedder
+from framesift.errors import ConfigError
+from framesift.pipeline import Pipeline
+from framesift.samples_scenes import PanShot, PeopleShot, SceneClipInfo, StaticShot, Timeline
+from framesift.sinks.frame_store import FrameStoreSink
+from framesift.sinks.jsonl import JsonlSink
+from framesift.store.index import FrameStore
+
+
+def kept_events(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    lines = path.read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["type"] == "frame_kept"]
+
+
+def collect(
+    clips: dict[str, Path], cfg: CollectorConfig, tmp_path: Path, store: Path | None = None
+) -> tuple[Collector, list[dict]]:  # type: ignore[type-arg]
+    sources = [{"type": "file", "path": str(p), "id": sid} for sid, p in clips.items()]
+    pcfg = parse_config({"sources": sources, "metrics": {"enabled": False}})
+    emb = PixelEmbedder()
+    col = Collector(cfg, emb)
+    sinks = [JsonlSink(tmp_path / "events.jsonl")]
+    if store is not None:
+        sinks.insert(0, FrameStoreSink(FrameStore(store)))
+    Pipeline(pcfg, embedder=emb, analyzers=[col], sinks=sinks).run()
+    return col, kept_events(tmp_path / "events.jsonl")
+
+
+def shots_of(info: SceneClipInfo) -> list[tuple[int, int]]:
+    """The clean frame ranges of each shot (transitions excluded)."""
+    out, start = [], 0
+    for t in info.transitions:
+        out.append((start, t.start - 1))
+        start = t.end + 1
+    return [*out, (start, info.frames - 1)]
+
+
+def fades_clip(path: Path) -> SceneClipInfo:
+    """Six shots joined by fades through black, a dissolve and a cut, 2-3 s each at 25 fps."""
+    tl = Timeline(160, 120, 25)
+    tl.add(StaticShot(201), 60).fade_to(PeopleShot(202), 12, 6, 12, 60)
+    tl.fade_to(PanShot(203, speed=1.5), 10, 1, 10, 60).dissolve_to(StaticShot(204), 20, 60)
+    tl.fade_to(PeopleShot(205, n=3), 15, 10, 15, 60).add(StaticShot(206), 50)
+    return tl.write(path)
+
+
+def test_no_kept_frame_inside_a_fade_or_dissolve_and_one_per_shot(tmp_path: Path) -> None:
+    info = fades_clip(tmp_path / "fades.mp4")
+    shots = shots_of(info)
+    _col, kept = collect({"cam": info.path}, CollectorConfig(budget=len(shots)), tmp_path)
+    frames = sorted(e["frame_index"] for e in kept)
+    for t in info.transitions:
+        inside = [i for i in frames if t.start <= i <= t.end]
+        assert not inside, f"kept {inside} inside the {t.kind} {t.start}..{t.end}"
+    covered = {k for i in frames for k, (a, b) in enumerate(shots) if a <= i <= b}
+    assert covered == set(range(len(shots))), (frames, shots)
+    assert len(frames) == len(shots)
+    for e in kept:  # quality scores and a reason travel with every kept frame
+        assert {"brightness", "contrast", "sharpness", "novelty"} <= set(e["scores"])
+        assert e["scores"]["brightness"] >= 20
+        assert e["reason"] in {"shot", "novel", "fill"}
+
+
+def test_total_budget_is_exact_and_the_store_gets_only_the_final_frames(tmp_path: Path) -> None:
+    info = fades_clip(tmp_path / "fades.mp4")
+    store = tmp_path / "store"
+    for n in (1, 3, 8):
+        out = tmp_path / f"run{n}"
+        out.mkdir()
+        col, kept = collect({"cam": info.path}, CollectorConfig(budget=n), out, store=out / "store")
+        assert len(kept) == n
+        assert FrameStore(out / "store", readonly=True).count() == n  # nothing written and deleted
+        times = [e["time"] for e in kept]
+        assert times == sorted(times)  # delivered in time order
+    # far more than the clip holds: fewer are kept, and the run says how many short it fell
+    col, kept = collect({"cam": info.path}, CollectorConfig(budget=200), tmp_path, store=store)
+    assert len(kept) < 200 and col.counts["short_of_budget"] == 200 - len(kept)
+    assert FrameStore(store, readonly=True).count() == len(kept)
+
+
+def test_total_budget_is_per_source_with_cross_camera_dedupe(tmp_path: Path) -> None:
+    a = fades_clip(tmp_path / "a.mp4")
+    tl = Timeline(160, 120, 25)
+    tl.add(StaticShot(301), 50).add(PeopleShot(302), 50).add(PanShot(303), 50)
+    b = tl.write(tmp_path / "b.mp4")
+    cfg = CollectorConfig(budget=2, cross_source=True)
+    _col, kept = collect({"a": a.path, "b": b.path}, cfg, tmp_path)
+    per = {s: sum(e["source"] == s for e in kept) for s in ("a", "b")}
+    assert per == {"a": 2, "b": 2}
+
+
+def test_cross_camera_dedupe_with_shots_keeps_a_scene_once(tmp_path: Path) -> None:
+    info = fades_clip(tmp_path / "fades.mp4")
+    results = {}
+    for shared in (False, True):
+        out = tmp_path / f"shared-{shared}"
+        out.mkdir()
+        _, kept = collect({"camA": info.path, "camB": info.path}, CollectorConfig(cross_source=shared), out)
+        results[shared] = {s: sum(e["source"] == s for e in kept) for s in ("camA", "camB")}
+    assert results[False]["camA"] >= 5 and results[False]["camB"] >= 5
+    assert min(results[True].values()) == 0  # the second camera saw nothing new
+
+
+def station_clip(path: Path) -> SceneClipInfo:
+    """A fixed station: static views and people walking, a fade, a dissolve and a cut."""
+    tl = Timeline(160, 120, 25)
+    tl.add(StaticShot(601), 60).fade_to(PeopleShot(602, n=2), 10, 4, 10, 60).add(StaticShot(603), 60)
+    tl.dissolve_to(StaticShot(604), 15, 60).add(PeopleShot(605, n=3), 60).add(StaticShot(606), 60)
+    return tl.write(path)
+
+
+def test_restart_reloads_the_bank_and_keeps_nothing_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    info = station_clip(tmp_path / "station.mp4")
+    out = tmp_path / "out"
+    assert main(["collect", str(info.path), "-o", str(out), "--budget", "6", "--no-progress"]) == 0
+    first = len(kept_events(out / "events.jsonl"))
+    assert first == 6
+    assert main(["collect", str(info.path), "-o", str(out), "--budget", "6", "--no-progress"]) == 0
+    assert len(kept_events(out / "events.jsonl")) == first  # the same footage again: nothing new
+    assert FrameStore(out / "store", readonly=True).count() == 6
+    assert "short of the total budget" in capsys.readouterr().err
+
+
+def test_a_total_budget_on_a_live_source_is_refused_in_one_line() -> None:
+    col = Collector(CollectorConfig(budget=10), PixelEmbedder())
+    with pytest.raises(
+        ConfigError, match=r"source cam: a total budget \(10\) needs a source that ends.*100/h"
+    ):
+        col.on_source("cam", live=True)
+    col.on_source("file", live=False)  # files are fine
+    with pytest.raises(ValueError, match="budget"):
+        CollectorConfig(budget=10, max_per_hour=5)
+
+
+def test_rate_budget_is_paced_under_a_burst(tmp_path: Path) -> None:
+    """A replayed hour at 1 fps: 30 new shots in the first five minutes, then a new shot every
+    eight minutes. With 10/h, a sliding window alone would spend the whole hour in the burst; the
+    token bucket (burst 1, one keep per 6 minutes) leaves room for the later shots."""
+    tl = Timeline(96, 72, 1)
+    kinds = (StaticShot, PeopleShot, PanShot)
+    for k in range(30):  # the burst: a new shot every 10 s
+        tl.add(kinds[k % 3](400 + k), 10)
+    for k in range(7):  # then one new shot every 8 minutes
+        tl.add(kinds[k % 3](500 + k), 480)
+    info = tl.write(tmp_path / "hour.mp4")
+    cfg = CollectorConfig(max_per_hour=10, novelty_threshold=0.2)
+    col, kept = collect({"cam": info.path}, cfg, tmp_path)
+    times = sorted(e["time"] for e in kept)
+    assert len(times) <= 10
+    in_burst = [t for t in times if t < 300]
+    assert 1 <= len(in_burst) <= 1 + 1  # the bucket (1) plus at most one refill in 5 minutes
+    assert len([t for t in times if t >= 300]) >= 4  # the later shots still get their keeps
+    assert col.counts["skipped:budget"] > 0
+    # the sliding window alone (burst = N) spends the budget in the first five minutes
+    (tmp_path / "w").mkdir()
+    _col2, kept2 = collect({"cam": info.path}, cfg.model_copy(update={"burst": 10}), tmp_path / "w")
+    assert sum(e["time"] < 300 for e in kept2) >= 8
