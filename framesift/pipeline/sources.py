@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from framesift.config import SourceConfig
 from framesift.config.sources import LiveSourceSpec
 from framesift.engines.batcher import Batcher
-from framesift.errors import ConfigError, SourceError, WorkerError
+from framesift.errors import ConfigError, SourceError, SourceIdTaken, WorkerError
 from framesift.events import SourceStatus
 from framesift.frame import Frame
 from framesift.log import redact, register_url_secrets
@@ -46,6 +46,7 @@ class SourceRun:
     ended: bool = False
     started: bool = False
     added: bool = False  # added over the control API while running
+    last_frame: Frame | None = None  # the latest staged frame (one reference; for previews)
     stage_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     rate: Rate = field(default_factory=Rate)
 
@@ -153,7 +154,7 @@ class SourceSet:
     def add(self, run: SourceRun) -> None:
         with self.lock:
             if run.id in self.runs:
-                raise ConfigError(f"source id {run.id!r} is already in use (choose another id)")
+                raise SourceIdTaken(f"source id {run.id!r} is already in use (choose another id)")
             self.runs = {**self.runs, run.id: run}
         self.batcher.add_source(run.id, run.buffer, run.live)
 
