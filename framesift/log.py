@@ -170,7 +170,7 @@ def register_url_path_secret(url: str) -> None:
         return
     tail = rest[rest.index("/") :]
     path = tail.split("?", 1)[0].split("#", 1)[0]
-    if len(path.strip("/")) >= MIN_SECRET_LEN:
+    if len(path.strip("/")) >= 8:  # short paths (/hook) would mask innocent words
         register_secret(path)
         register_secret(path.strip("/"))
     if "?" in tail:

@@ -8,13 +8,37 @@ plugins: each is one module holding its config model and implementation (see
 from __future__ import annotations
 
 import abc
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from framesift.config.base import OnFull, PluginSpec, Strict
 
-__all__ = ["BufferConfig", "LiveSourceSpec", "OnFull", "ReconnectConfig", "SourceSpec", "Strict"]
+__all__ = [
+    "BufferConfig", "LiveSourceSpec", "NetURL", "OnFull", "ReconnectConfig", "SourceSpec", "Strict", "check_url",
+]  # fmt: skip
+
+
+def check_url(url: str) -> str:
+    """A network URL with a host and, if any, a port from 1 to 65535; ValueError (one line) otherwise."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        authority = url.partition("://")[2].split("/", 1)[0].rpartition("@")[2]
+        raise ValueError(
+            f"the port in {authority[:80]!r} is not a number from 1 to 65535 (write host:554, or leave the port out)"
+        ) from None
+    if not parts.hostname:
+        raise ValueError("the URL has no host (write scheme://host[:port]/path)")
+    if port == 0:
+        raise ValueError("port 0 is not a port to connect to (use 1 to 65535)")
+    return url
+
+
+#: a URL whose host and port are checked when the config is read
+NetURL = Annotated[str, AfterValidator(check_url)]
 
 
 class BufferConfig(Strict):

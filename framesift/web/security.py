@@ -202,6 +202,7 @@ class Guard:
             return
         seen = 0
         aborted = False
+        state = {"too_large": False, "replied": False}
 
         async def limited_receive() -> Message:
             nonlocal seen, aborted
@@ -210,10 +211,16 @@ class Guard:
                 aborted = True
             seen += len(msg.get("body", b""))
             if seen > p.max_body_bytes:
+                state["too_large"] = True
                 raise _TooLarge
             return msg
 
         async def send_with_headers(msg: Message) -> None:
+            if state["too_large"]:  # the app answered its own error: answer 413 instead, once
+                if not state["replied"]:
+                    state["replied"] = True
+                    await _reply(send, 413, f"request body over {p.max_body_bytes} bytes")
+                return
             if msg["type"] == "http.response.start":
                 headers = list(msg.get("headers") or [])
                 names = {k.lower() for k, _ in headers}
@@ -226,8 +233,11 @@ class Guard:
         try:
             await self.app(scope, limited_receive, send_with_headers)
         except _TooLarge:
-            await _reply(send, 413, f"request body over {p.max_body_bytes} bytes")
+            if not state["replied"]:
+                await _reply(send, 413, f"request body over {p.max_body_bytes} bytes")
         except Exception as exc:
+            if state["replied"]:
+                return
             if aborted or _is_disconnect(exc):
                 client = scope.get("client") or ("?", 0)
                 log.info("client %s aborted %s %s (%s)", client[0], method, redact(path), type(exc).__name__)
