@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ def build_app(
         redoc_url=None,
     )
     live = pipeline is not None and hasattr(pipeline, "latest_image")
+    stopping = threading.Event()
 
     @app.get("/healthz", response_class=Response, tags=["service"])
     def healthz() -> Response:
@@ -87,7 +89,7 @@ def build_app(
         app.include_router(sources_router(pipeline))  # type: ignore[arg-type]
 
     if live:
-        _live_routes(app, pipeline)  # type: ignore[arg-type]
+        _live_routes(app, pipeline, stopping)  # type: ignore[arg-type]
 
     if store_dir is not None:
         from framesift.web.store_api import store_router
@@ -132,7 +134,9 @@ def build_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         return error(404, f"not found: {request.url.path} (try /metrics, /healthz, /status or /)")
 
-    return Guard(app, policy)
+    guard = Guard(app, policy)
+    guard.stopping = stopping
+    return guard
 
 
 def _page(app: FastAPI, route: str, name: str) -> None:
@@ -141,7 +145,7 @@ def _page(app: FastAPI, route: str, name: str) -> None:
         return FileResponse(STATIC / name, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
-def _live_routes(app: FastAPI, pipeline: SourceControl) -> None:
+def _live_routes(app: FastAPI, pipeline: SourceControl, stopping: threading.Event) -> None:
     @app.get("/api/sources/{source_id}/preview.jpg", tags=["live"], responses={404: {"model": ErrorBody}})
     async def preview(source_id: str) -> Response:
         """The source's latest frame, small."""
@@ -161,7 +165,7 @@ def _live_routes(app: FastAPI, pipeline: SourceControl) -> None:
         async def stream() -> AsyncIterator[bytes]:
             seq, idle = start, 0
             yield b"retry: 2000\n\n"
-            while not await request.is_disconnected():
+            while not stopping.is_set() and not await request.is_disconnected():
                 items = log.since(seq)
                 for n, ev in items:
                     doc = redact_obj(ev.to_dict()) if hasattr(ev, "to_dict") else {"type": str(ev)}

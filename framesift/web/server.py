@@ -122,6 +122,7 @@ class WebServer:
             server_header=False,
         )
         self._server = uvicorn.Server(config)
+        self._stopping: threading.Event | None = getattr(app, "stopping", None)
         self._thread = threading.Thread(target=self._serve, name="web-http", daemon=True)
 
     def _serve(self) -> None:
@@ -138,6 +139,9 @@ class WebServer:
 
     def stop(self) -> None:
         if self._thread.is_alive():
+            if self._stopping is not None:
+                self._stopping.set()  # event streams end at their next poll
+                time.sleep(0.3)
             self._server.should_exit = True
             self._thread.join(10.0)
         self._sock.close()
