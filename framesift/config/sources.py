@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 from typing import Annotated, ClassVar, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -21,19 +20,26 @@ __all__ = [
 
 
 def check_url(url: str) -> str:
-    """A network URL with a host and, if any, a port from 1 to 65535; ValueError (one line) otherwise."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        authority = url.partition("://")[2].split("/", 1)[0].rpartition("@")[2]
-        raise ValueError(
-            f"the port in {authority[:80]!r} is not a number from 1 to 65535 (write host:554, or leave the port out)"
-        ) from None
-    if not parts.hostname:
+    """A network URL with a host and, if any, a port from 1 to 65535; ValueError (one line) otherwise.
+
+    As in redaction, everything up to the URL's last ``@`` is user info (a password may hold ``#``,
+    ``/`` or ``@``)."""
+    rest = url.partition("://")[2]
+    hostport = rest.rpartition("@")[2] if "@" in rest else rest
+    for sep in "/?#":
+        hostport = hostport.split(sep, 1)[0]
+    if hostport.startswith("["):
+        host, _, tail = hostport[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") else None
+    else:
+        host, colon, port_text = hostport.rpartition(":")
+        host, port = (host, port_text) if colon else (hostport, None)
+    if not host:
         raise ValueError("the URL has no host (write scheme://host[:port]/path)")
-    if port == 0:
-        raise ValueError("port 0 is not a port to connect to (use 1 to 65535)")
+    if port is not None and port != "" and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(
+            f"the port in {hostport[:80]!r} is not a number from 1 to 65535 (write host:554, or leave the port out)"
+        )
     return url
 
 
