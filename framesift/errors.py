@@ -26,6 +26,14 @@ class ConfigError(FramesiftError, ValueError):
     exit_code = EXIT_USAGE
 
 
+class SourceIdTaken(ConfigError):
+    """A source was added under an id that a running source already has (HTTP 409)."""
+
+
+class NotAccepting(ConfigError):
+    """The pipeline takes no new sources now: it is not running, or is stopping (HTTP 503)."""
+
+
 class SourceError(FramesiftError, OSError):
     """A source cannot be opened or read (missing file, refused connection, not a video...)."""
 

@@ -29,12 +29,16 @@ MASK = "***"
 
 # scheme://user:password@  — the password runs (greedily, so to the last '@') over anything but
 # whitespace, double quotes and angle brackets (so compact JSON stays valid); a backslash-escaped
-# character (JSON, repr) is allowed.
+# character (JSON, repr) is allowed. Matched in linear time by _mask_credentials: a run of such
+# characters is found once, its last '@' once, and only then the scheme and user before it (a scheme
+# is at most 32 characters, so no position is scanned more than a bounded number of times).
 _CRED_RE = re.compile(
     r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)"
     r"(?P<user>[^\s/?#:'\"<>\\]*):"
     r"(?P<pw>(?:\\.|[^\s\"<>\\])*)@"
 )
+_RUN_RE = re.compile(r"(?:\\.|[^\s\"<>\\]+)+")
+_HEAD_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]{0,31}://[^\s/?#:'\"<>\\]*:")
 
 _SECRET_KEYS = (
     r"password|passwd|pwd|pass|passphrase|token|secret|key|sig|signature|auth|authorization"
@@ -88,7 +92,7 @@ def register_url_secrets(url: str) -> None:
     Call it where a source or sink URL enters the process, so that a library echoing the password
     in another shape (FFmpeg prints it decoded) is still masked.
     """
-    for m in _CRED_RE.finditer(url):
+    for m in _CRED_RE.finditer(url[:4096]):  # a URL, not a log line: bounded
         pw = m.group("pw")
         register_secret(pw)
         register_secret(unquote(pw))
@@ -115,7 +119,7 @@ def redact(text: str) -> str:
     if sre is not None:
         text = sre.sub(MASK, text)
     if "://" in text:
-        text = _CRED_RE.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:{MASK}@", text)
+        text = _mask_credentials(text)
     text = _BEARER_RE.sub(lambda m: m.group("k") + MASK, text)
     text = _AUTHZ_RE.sub(lambda m: m.group("k") + MASK, text)
     if "=" in text:
@@ -123,6 +127,55 @@ def redact(text: str) -> str:
     if ":" in text:
         text = _JSON_RE.sub(lambda m: f"{m.group('k')}{m.group('q')}{MASK}{m.group('q')}", text)
     return text
+
+
+def _mask_credentials(text: str) -> str:
+    """``scheme://user:password@`` → ``scheme://user:***@`` (password up to the run's last ``@``)."""
+    out: list[str] = []
+    pos = 0
+    for run in _RUN_RE.finditer(text):
+        chunk = run.group()
+        if "://" not in chunk:
+            continue
+        at = chunk.rfind("@")
+        if at < 0:
+            continue
+        head = _HEAD_RE.search(chunk, 0, at)
+        if head is None:
+            continue
+        out.append(text[pos : run.start() + head.start()])
+        out.append(f"{head.group()}{MASK}@")
+        pos = run.start() + at + 1
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def mask_url_path(url: str) -> str:
+    """``scheme://host[:port]/***`` for a URL whose path and query may hold a secret (webhook URLs:
+    Slack-style hooks carry their key in the path); user info is dropped."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return MASK
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    tail = rest[len(rest.split("/", 1)[0]) :]
+    return f"{scheme}://{host}/{MASK}" if tail.strip("/") else f"{scheme}://{host}"
+
+
+def register_url_path_secret(url: str) -> None:
+    """Register the path and query of ``url`` as secrets (see :func:`mask_url_path`)."""
+    _, sep, rest = url.partition("://")
+    if not sep or "/" not in rest:
+        return
+    tail = rest[rest.index("/") :]
+    path = tail.split("?", 1)[0].split("#", 1)[0]
+    if len(path.strip("/")) >= 8:  # short paths (/hook) would mask innocent words
+        register_secret(path)
+        register_secret(path.strip("/"))
+    if "?" in tail:
+        register_secret(tail.split("?", 1)[1].split("#", 1)[0])
+    register_url_secrets(url)
 
 
 def redact_obj(obj: Any) -> Any:

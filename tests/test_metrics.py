@@ -12,8 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from framesift.config import parse_config
 from framesift.errors import ConfigError
-from framesift.metrics import LatencyHistogram, MetricsServer
+from framesift.metrics import LatencyHistogram
 from framesift.samples import ClipInfo
+from framesift.web.server import WebServer
 from tests.serving import served
 
 
@@ -31,7 +32,7 @@ def test_port_in_use_is_a_clear_config_error() -> None:
         s.listen()
         port = s.getsockname()[1]
         with pytest.raises(ConfigError, match=f"127.0.0.1:{port}.*metrics.port"):
-            MetricsServer(None, port=port, healthy=lambda: True, status=dict)  # type: ignore[arg-type]
+            WebServer(None, port=port)
 
 
 def test_metrics_families_and_404(make_clip: Callable[..., ClipInfo]) -> None:

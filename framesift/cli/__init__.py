@@ -30,6 +30,7 @@ COMMANDS = (
     "sources",
     "demo",
     "schema",
+    "serve",
 )
 
 

@@ -78,10 +78,12 @@ def run_pipeline(pipeline: Pipeline, *, progress: bool = True, status_interval_s
         for sig in (signal.SIGINT, signal.SIGTERM):
             handlers[sig] = signal.signal(sig, on_signal)
     try:
+        stores = [getattr(s, "path", None) for s in pipeline.config.sinks if s.type_name() == "frame_store"]
         services = Services(
             pipeline,
             pipeline.config.metrics,
             progress=progress_for(pipeline, interval_s=status_interval_s) if progress else None,
+            store_dir=stores[0] if stores else None,
         )
         try:
             pipeline.start()

@@ -56,3 +56,15 @@ class MetricsConfig(Strict):
         description="bearer token for the control API (default $FRAMESIFT_CONTROL_TOKEN); required to "
         "bind a non-loopback host with control on",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers besides 127.0.0.1, localhost, [::1] and the bind "
+        "address (DNS-rebinding guard); add the LAN name or address users type in the browser",
+    )
+    read_timeout_s: float = Field(
+        10.0, gt=0, description="a connection must send a whole request in this time"
+    )
+    max_connections: int = Field(
+        100, ge=1, description="open connections at most; more are closed on arrival"
+    )
+    max_body: int = Field(1024 * 1024, ge=1024, description="request body bytes at most (413 beyond)")

@@ -8,13 +8,43 @@ plugins: each is one module holding its config model and implementation (see
 from __future__ import annotations
 
 import abc
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from framesift.config.base import OnFull, PluginSpec, Strict
 
-__all__ = ["BufferConfig", "LiveSourceSpec", "OnFull", "ReconnectConfig", "SourceSpec", "Strict"]
+__all__ = [
+    "BufferConfig", "LiveSourceSpec", "NetURL", "OnFull", "ReconnectConfig", "SourceSpec", "Strict", "check_url",
+]  # fmt: skip
+
+
+def check_url(url: str) -> str:
+    """A network URL with a host and, if any, a port from 1 to 65535; ValueError (one line) otherwise.
+
+    As in redaction, everything up to the URL's last ``@`` is user info (a password may hold ``#``,
+    ``/`` or ``@``)."""
+    rest = url.partition("://")[2]
+    hostport = rest.rpartition("@")[2] if "@" in rest else rest
+    for sep in "/?#":
+        hostport = hostport.split(sep, 1)[0]
+    if hostport.startswith("["):
+        host, _, tail = hostport[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") else None
+    else:
+        host, colon, port_text = hostport.rpartition(":")
+        host, port = (host, port_text) if colon else (hostport, None)
+    if not host:
+        raise ValueError("the URL has no host (write scheme://host[:port]/path)")
+    if port is not None and port != "" and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(
+            f"the port in {hostport[:80]!r} is not a number from 1 to 65535 (write host:554, or leave the port out)"
+        )
+    return url
+
+
+#: a URL whose host and port are checked when the config is read
+NetURL = Annotated[str, AfterValidator(check_url)]
 
 
 class BufferConfig(Strict):

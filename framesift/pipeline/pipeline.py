@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterable
 from framesift.analyzers.base import Analyzer
 from framesift.config import PipelineConfig, SourceConfig
 from framesift.engines.base import Embedder
-from framesift.errors import ConfigError, FramesiftError, WorkerError
+from framesift.errors import FramesiftError, NotAccepting, SourceIdTaken, WorkerError
 from framesift.events import Event, SourceStatus
 from framesift.frame import Frame
 from framesift.log import redact
 from framesift.pipeline.sinks import SinkSet
 from framesift.pipeline.sources import SourceRun, SourceSet
 from framesift.pipeline.stage import ENGINE_BACKOFF_S, Stage
-from framesift.pipeline.status import PipelineStatus, SourceInfo
+from framesift.pipeline.status import EventLog, PipelineStatus, SourceInfo
 from framesift.sinks.base import Sink
 
 log = logging.getLogger("framesift.pipeline")
@@ -72,6 +72,7 @@ class Pipeline:
         self._state = "new"  # new → running → stopping → stopped
         self._finish_lock = threading.Lock()
         self._started_at = 0.0
+        self.events = EventLog()
         self.stage = Stage(
             config.stage,
             assemble(built + list(analyzers or []), embedder),
@@ -201,10 +202,10 @@ class Pipeline:
 
         with self.sources.lock:
             if self._state != "running" or self._stop_requested.is_set():
-                raise ConfigError(f"pipeline is {self._state}: sources can be added only while it runs")
+                raise NotAccepting(f"pipeline is {self._state}: sources can be added only while it runs")
             sid = source_id_for(cfg)
             if sid in self.sources.runs:
-                raise ConfigError(f"source id {sid!r} is already in use (choose another id)")
+                raise SourceIdTaken(f"source id {sid!r} is already in use (choose another id)")
             run = self.sources.make(cfg, sid)
             run.added = True
             self.sources.add(run)
@@ -256,10 +257,12 @@ class Pipeline:
             return
         origin = None if frame is None else (frame.source_id, frame.wallclock)
         for ev in events:
+            self.events.append(ev)
             self.sinks.submit(ev, origin)
 
     def emit(self, event: Event) -> None:
         """Send an event to every sink (for programmatic producers)."""
+        self.events.append(event)
         self.sinks.submit(event)
 
     def _on_added(self, sid: str, live: bool) -> None:
@@ -269,6 +272,7 @@ class Pipeline:
     def _on_status(self, run: SourceRun, ev: SourceStatus) -> None:
         run.state, run.detail = ev.state, ev.detail
         log.log(_status_level(ev.state, run.live), "source %s: %s", run.id, _describe(ev))
+        self.events.append(ev)
         self.sinks.submit(ev)
         self._wake.set()
 
@@ -277,6 +281,12 @@ class Pipeline:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+    def latest_image(self, source_id: str) -> object | None:
+        """The latest staged frame's image of a source (None before its first frame)."""
+        run = self.sources.runs.get(source_id)
+        frame = None if run is None else run.last_frame
+        return None if frame is None else frame.image
 
     def healthy(self) -> bool:
         return self._state == "running" and self.stage.error is None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from framesift.config import SourceConfig
 from framesift.config.sources import LiveSourceSpec
 from framesift.engines.batcher import Batcher
-from framesift.errors import ConfigError, SourceError, WorkerError
+from framesift.errors import ConfigError, SourceError, SourceIdTaken, WorkerError
 from framesift.events import SourceStatus
 from framesift.frame import Frame
 from framesift.log import redact, register_url_secrets
@@ -46,6 +46,7 @@ class SourceRun:
     ended: bool = False
     started: bool = False
     added: bool = False  # added over the control API while running
+    last_frame: Frame | None = None  # the latest staged frame (one reference; for previews)
     stage_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     rate: Rate = field(default_factory=Rate)
 
@@ -160,7 +161,7 @@ class SourceSet:
         """Register ``run``; ``on_added`` (the analyzers) may refuse it with a ConfigError."""
         with self.lock:
             if run.id in self.runs:
-                raise ConfigError(f"source id {run.id!r} is already in use (choose another id)")
+                raise SourceIdTaken(f"source id {run.id!r} is already in use (choose another id)")
             if self.on_added is not None:
                 self.on_added(run.id, run.live)
             self.runs = {**self.runs, run.id: run}

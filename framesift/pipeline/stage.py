@@ -144,6 +144,7 @@ class Stage:
                         continue
                     run.staged += 1
                     run.last_index = f.index
+                    run.last_frame = f
                     run.stage_latency.observe(now - f.wallclock)
                 with self.lock:
                     if self.analyzers:

@@ -62,6 +62,32 @@ class Rate:
             return (count - n0) / (now - t0) if now - t0 >= 0.2 else 0.0
 
 
+class EventLog:
+    """The last ``maxlen`` events, numbered, for readers beside the flow (the web UI's live feed).
+    Appending keeps a reference (no copy, no encoding); readers convert what they take."""
+
+    def __init__(self, maxlen: int = 1000) -> None:
+        self._items: deque[tuple[int, Any]] = deque(maxlen=maxlen)
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def append(self, event: Any) -> None:
+        with self._lock:
+            self._seq += 1
+            self._items.append((self._seq, event))
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def since(self, seq: int) -> list[tuple[int, Any]]:
+        """Events numbered above ``seq`` (oldest first; those pushed out of the window are gone)."""
+        with self._lock:
+            if not self._items or self._items[-1][0] <= seq:
+                return []
+            return [item for item in self._items if item[0] > seq]
+
+
 def drop_stage(cause: str) -> str:
     """Where frames dropped for ``cause`` were lost: decode, buffer, batcher or engine."""
     return {"stale": "batcher", "decode_error": "decode", "engine_error": "engine"}.get(cause, "buffer")
@@ -155,7 +181,14 @@ class StatusSource(Protocol):
 
 
 class SourceControl(StatusSource, Protocol):
-    """What the live-control API drives: add and remove sources of a running pipeline."""
+    """What the live-control API drives: add and remove sources of a running pipeline; what the live
+    pages show: the recent events and each source's latest frame."""
+
+    events: EventLog
+
+    def latest_image(self, source_id: str) -> Any | None:
+        """The latest staged frame's image of ``source_id`` (an array), or None."""
+        ...
 
     def add_source(self, cfg: SourceConfig) -> str: ...
 

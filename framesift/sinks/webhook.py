@@ -31,9 +31,17 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field
 
 from framesift.config.sinks import SinkSpec
+from framesift.config.sources import NetURL
 from framesift.errors import SinkError
 from framesift.events import Event
-from framesift.log import protect_logger, redact, redact_obj, register_secret
+from framesift.log import (
+    mask_url_path,
+    protect_logger,
+    redact,
+    redact_obj,
+    register_secret,
+    register_url_path_secret,
+)
 from framesift.sinks.base import Sink
 
 if TYPE_CHECKING:  # httpx (the webhook extra) is imported when the sink opens
@@ -55,7 +63,7 @@ class WebhookSinkConfig(SinkSpec):
     implementation: ClassVar[str] = "WebhookSink"
     extra: ClassVar[str | None] = "webhook"
 
-    url: str = Field(pattern=r"^https?://")
+    url: NetURL = Field(pattern=r"^https?://")
     headers: dict[str, str] = Field(default_factory=dict)
     hmac_secret: str | None = Field(None, description="sign bodies with HMAC-SHA256; use ${ENV_VAR}")
     timeout_s: float = Field(
@@ -118,7 +126,8 @@ class WebhookSink(Sink):
     def __init__(self, cfg: WebhookSinkConfig) -> None:
         self.cfg = cfg
         self.url = cfg.url
-        self.safe_url = redact(cfg.url)
+        register_url_path_secret(cfg.url)  # Slack-style hooks carry their key in the path
+        self.safe_url = mask_url_path(cfg.url)
         self.name = cfg.name or f"webhook:{self.safe_url}"
         self.stats: dict[str, int] = {
             "delivered": 0,

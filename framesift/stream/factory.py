@@ -42,8 +42,12 @@ def source_id_for(cfg: SourceSpec) -> str:
 def _url_id(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "stream"
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # the config's URL check refuses it; an id is still made, never a traceback
+        port = None
+    if port:
+        host = f"{host}:{port}"
     path = parts.path.strip("/")
     return _clean(f"{host}_{path}" if path else host)
 

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from framesift.config.sources import LiveSourceSpec
+from framesift.config.sources import LiveSourceSpec, NetURL
 
 
 class HttpSourceConfig(LiveSourceSpec):
@@ -15,7 +15,7 @@ class HttpSourceConfig(LiveSourceSpec):
     type: Literal["http"] = "http"
     implementation: ClassVar[str] = "framesift.stream.factory:decoded_source"
 
-    url: str = Field(pattern=r"^https?://")
+    url: NetURL = Field(pattern=r"^https?://")
 
     def input(self) -> str:
         return self.url

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from framesift.config.sources import LiveSourceSpec
+from framesift.config.sources import LiveSourceSpec, NetURL
 
 
 class RtspSourceConfig(LiveSourceSpec):
@@ -15,7 +15,7 @@ class RtspSourceConfig(LiveSourceSpec):
     type: Literal["rtsp"] = "rtsp"
     implementation: ClassVar[str] = "framesift.stream.factory:decoded_source"
 
-    url: str = Field(pattern=r"^rtsps?://")
+    url: NetURL = Field(pattern=r"^rtsps?://")
     transport: Literal["tcp", "udp"] = "tcp"
 
     def input(self) -> str:
