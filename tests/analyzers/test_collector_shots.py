@@ -111,7 +111,8 @@ def test_cross_camera_dedupe_with_shots_keeps_a_scene_once(tmp_path: Path) -> No
         _, kept = collect({"camA": info.path, "camB": info.path}, CollectorConfig(cross_source=shared), out)
         results[shared] = {s: sum(e["source"] == s for e in kept) for s in ("camA", "camB")}
     assert results[False]["camA"] >= 5 and results[False]["camB"] >= 5
-    assert min(results[True].values()) == 0  # the second camera saw nothing new
+    # each scene is kept once, by whichever camera decides first (the sources run in parallel)
+    assert sum(results[True].values()) <= max(results[False].values()) + 1
 
 
 def station_clip(path: Path) -> SceneClipInfo:

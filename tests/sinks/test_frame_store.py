@@ -28,7 +28,7 @@ def test_collector_to_store_through_a_worker(tmp_path: Path) -> None:
     clip = tmp_path / "c.mp4"
     write_station_clip(clip, [(1, 20, False), (2, 20, True), (3, 20, False)])
     emb = TinyEmbedder()
-    collector = Collector(CollectorConfig(novelty_threshold=0.15), emb)
+    collector = Collector(CollectorConfig(shots=False, novelty_threshold=0.15), emb)  # every frame judged
     cfg = FrameStoreSinkConfig(path=str(tmp_path / "store"), format="webp", quality=70)
     sink = FrameStoreSink.from_config(cfg)
     worker = SinkWorker(sink, queue_size=cfg.queue_size)
