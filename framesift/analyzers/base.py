@@ -43,6 +43,12 @@ class Analyzer(abc.ABC):
     def on_frame(self, frame: Frame, embedding: np.ndarray | None) -> Iterable[Event]:
         """Process one frame; return the events it causes (often none)."""
 
+    def wants_embedding(self, frame: Frame) -> bool:
+        """Whether this frame's embedding is needed (asked in order, before ``on_frame``; only when
+        ``needs_embedding``). An analyzer that judges a few frames says which, and the stage embeds
+        only the frames some analyzer wants: the others reach ``on_frame`` with ``None``."""
+        return True
+
     def on_batch(self, frames: list[Frame]) -> None:  # noqa: B027 - optional hook
         """Called once per batch, before ``on_frame`` on each of its frames (only when ``batched``).
 

@@ -23,11 +23,8 @@ source are kept when it ends (:mod:`framesift.analyzers.collector_select`).
 
 With ``shots: false`` every frame is judged on its own: ``prompt``, ``novel`` and the rules below.
 
-Rate budgets (``max_per_minute/hour/day``) are paced (:mod:`framesift.analyzers.collector_pacing`):
-a sliding window caps any window at N keeps, and a token bucket of ``burst`` keeps refilled at N per
-window spreads them. The periodic keep (``every_s``, reason ``periodic``) is neither gated nor
-shot-bound. All times are stream time: the frame's presentation time, kept monotonic across a pts
-reset (live reconnect, looped file).
+Rate budgets are paced (:mod:`framesift.analyzers.collector_pacing`); the periodic keep
+(``every_s``) is neither gated nor shot-bound. Times are stream time, monotonic across pts resets.
 """
 
 from __future__ import annotations
@@ -47,7 +44,7 @@ from framesift.analyzers.collector_pacing import WINDOWS, Pacer, SlidingWindow
 from framesift.analyzers.collector_prompts import DEFAULT_LOGIT_SCALE, DEFAULT_NEGATIVES, Prompts
 from framesift.analyzers.collector_select import Choice, Pool, ranker, select
 from framesift.analyzers.collector_shots import Candidate, Gate, Segment, ShotTracker, measure
-from framesift.analyzers.collector_state import MemoryBank, SourceState
+from framesift.analyzers.collector_state import MemoryBank, SourceState, stored_embeddings
 from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError, EngineError
@@ -215,7 +212,6 @@ class Collector(Analyzer):
         with self._lock:
             self._live[source_id] = live
 
-    # ------------------------------------------------------------------ prompts
     def _init_prompts(self, embedder: Embedder | None) -> None:
         c = self.cfg
         self.prompts = Prompts.build(c.prompts, c.negatives, c.prompt_mode, c.logit_scale, embedder)
@@ -225,7 +221,6 @@ class Collector(Analyzer):
         """Prompt relevance of one embedding (None without prompts)."""
         return None if self.prompts is None else self.prompts.relevance(e)
 
-    # ------------------------------------------------------------------ memory bank
     def _state(self, source: str) -> SourceState:
         st = self._states.get(source)
         if st is None:
@@ -250,35 +245,20 @@ class Collector(Analyzer):
 
     def seed_from_store(self, store_dir: str) -> int:
         """Reload the memory banks from a frame store (same model only); returns embeddings loaded."""
-        from pathlib import Path
-
-        from framesift.store.index import INDEX_NAME, FrameStore
-
-        if not (Path(store_dir) / INDEX_NAME).is_file():
-            return 0
-        loaded = 0
-        with FrameStore(store_dir, readonly=True) as store:
-            models = store.models()
-            if not models:
-                return 0
-            if self.model not in models:
-                log.warning(
-                    "collector: store %s holds embeddings of %s, not %s: memory bank not reloaded",
-                    store_dir, ", ".join(models), self.model,
-                )  # fmt: skip
-                return 0
-            with self._lock:
-                for source in store.sources():
-                    _, mat = store.recent_embeddings(self.cfg.bank_size, source=source, model=self.model)
-                    st = self._state(source)
-                    for e in mat:
-                        st.bank.add(e)
-                    loaded += len(mat)
-                if self._shared is not None:
-                    _, mat = store.recent_embeddings(self.cfg.shared_bank_size, model=self.model)
-                    for e in mat:
-                        self._shared.add(e)
-        log.info("collector: memory bank reloaded with %d kept frame(s) from %s", loaded, store_dir)
+        per_source, shared = stored_embeddings(
+            store_dir, self.model, self.cfg.bank_size, self.cfg.shared_bank_size if self._shared else 0
+        )
+        with self._lock:
+            for source, mat in per_source.items():
+                st = self._state(source)
+                for e in mat:
+                    st.bank.add(e)
+            if self._shared is not None:
+                for e in shared:
+                    self._shared.add(e)
+        loaded = sum(len(m) for m in per_source.values())
+        if per_source:
+            log.info("collector: memory bank reloaded with %d kept frame(s) from %s", loaded, store_dir)
         return loaded
 
     def bank_sizes(self) -> dict[str, int]:
@@ -288,13 +268,44 @@ class Collector(Analyzer):
             out["*"] = len(self._shared)
         return out
 
-    # ------------------------------------------------------------------ the policy
+    def wants_embedding(self, frame: Frame) -> bool:
+        """Shots judge only candidates (and a due periodic keep): the other frames need no embedding."""
+        if not self.cfg.shots:
+            return True
+        with self._lock:
+            return self._plan(self._state(frame.source_id), frame)
+
+    def _plan(self, st: SourceState, frame: Frame) -> bool:
+        """Whether ``frame`` is a candidate: one every 1/candidates_per_s stream seconds, decided once
+        per frame, in order (by :meth:`wants_embedding` ahead of :meth:`on_frame`, or by the latter)."""
+        planned = st.planned.get(frame.index)
+        if planned is not None:
+            return planned
+        t = st.plan_time(frame.seconds)
+        due = st.last_candidate is None or t - st.last_candidate >= 1.0 / self.cfg.candidates_per_s
+        if due:
+            st.last_candidate = t
+        elif self.cfg.every_s is not None:
+            last = st.last_keep if st.last_keep is not None else st.first
+            due = last is None or t - last >= self.cfg.every_s
+        st.planned[frame.index] = due
+        while len(st.planned) > 4096:  # frames planned but never seen (a dropped batch)
+            del st.planned[next(iter(st.planned))]
+        return due
+
     def on_frame(self, frame: Frame, embedding: np.ndarray | None) -> Iterable[Event]:
-        if embedding is None:
-            raise EngineError("the collector needs frame embeddings (needs_embedding=True was ignored)")
-        e = np.array(embedding, dtype=np.float32).ravel()  # a copy: never pin the batch's array
         with self._lock:
             st = self._state(frame.source_id)
+            candidate = self._plan(st, frame) if self.cfg.shots else True
+            st.planned.pop(frame.index, None)
+            if embedding is None:
+                if candidate:
+                    raise EngineError(
+                        "the collector needs frame embeddings (needs_embedding=True was ignored)"
+                    )
+                e = None
+            else:
+                e = np.array(embedding, dtype=np.float32).ravel()  # a copy: never pin the batch's array
             st.seen += 1
             t = st.stream_time(frame.seconds)
             if st.first is None:  # its first frame: the pipeline is assembled and the source known
@@ -305,15 +316,16 @@ class Collector(Analyzer):
                     extras = 2 if self.cfg.budget is not None else 0
                     st.tracker = ShotTracker(self.delay_frames, self.novelty_threshold, decide, extras)
             if st.tracker is None:
+                assert e is not None
                 ev = self._decide(frame, e, st, t)
                 if ev is None and self._periodic_due(st, t, since_start=False):
                     ev = self._periodic(frame, e, st, t)
                 return () if ev is None else (ev,)
-            if self._periodic_due(st, t, since_start=True):
+            if e is not None and self._periodic_due(st, t, since_start=True):
                 periodic = self._periodic(frame, e, st, t)
                 if periodic is not None:
                     return (periodic,)
-            cand = self._candidate(frame, e, st, t)
+            cand = self._candidate(frame, e, st, t) if candidate and e is not None else None
             return self._closed(frame.source_id, st, st.tracker.add(cand, frame.index))
 
     def on_event(self, event: Event) -> Iterable[Event]:
@@ -339,10 +351,7 @@ class Collector(Analyzer):
             return events
 
     def _candidate(self, frame: Frame, e: np.ndarray, st: SourceState, t: float) -> Candidate | None:
-        """Every 1/candidates_per_s stream seconds, the frame measured and gated."""
-        if st.last_candidate is not None and t - st.last_candidate < 1.0 / self.cfg.candidates_per_s:
-            return None
-        st.last_candidate = t
+        """A planned candidate, measured and gated."""
         q = measure(frame.image)
         why = st.gate.check(q)
         if why is not None:

@@ -3,7 +3,9 @@ and the source's pacer, shot tracker, quality gate and total-budget pool."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -11,6 +13,8 @@ from framesift.analyzers.collector_pacing import Pacer
 from framesift.analyzers.collector_select import Pool
 from framesift.analyzers.collector_shots import Gate, ShotTracker
 from framesift.errors import EngineError
+
+log = logging.getLogger("framesift.analyzers.collector")
 
 
 class MemoryBank:
@@ -50,6 +54,20 @@ class MemoryBank:
 
 
 @dataclass
+class Clock:
+    """Presentation time made monotonic across pts resets (reconnects, loops)."""
+
+    offset: float = 0.0
+    last_raw: float | None = None
+
+    def __call__(self, raw: float) -> float:
+        if self.last_raw is not None and raw < self.last_raw:
+            self.offset += self.last_raw - raw
+        self.last_raw = raw
+        return raw + self.offset
+
+
+@dataclass
 class SourceState:
     bank: MemoryBank
     pacer: Pacer
@@ -57,17 +75,38 @@ class SourceState:
     gate: Gate
     pool: Pool | None
     live: bool = False
-    offset: float = 0.0
-    last_raw: float | None = None
     first: float | None = None
     last_keep: float | None = None
-    last_candidate: float | None = None
     kept: int = 0
     seen: int = 0
+    stream_time: Clock = field(default_factory=Clock)
+    plan_time: Clock = field(default_factory=Clock)  # the same clock, run ahead by the candidate plan
+    last_candidate: float | None = None
+    planned: dict[int, bool] = field(default_factory=dict)  # frame index → candidate (one batch)
 
-    def stream_time(self, raw: float) -> float:
-        """Presentation time made monotonic across pts resets (reconnects, loops)."""
-        if self.last_raw is not None and raw < self.last_raw:
-            self.offset += self.last_raw - raw
-        self.last_raw = raw
-        return raw + self.offset
+
+def stored_embeddings(
+    store_dir: str, model: str | None, bank_size: int, shared_size: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The most recent kept embeddings of a frame store, per source and over all sources (same
+    model only; nothing when the store is missing, empty or holds another model's)."""
+    from framesift.store.index import INDEX_NAME, FrameStore
+
+    empty = np.zeros((0, 0), np.float32)
+    if not (Path(store_dir) / INDEX_NAME).is_file():
+        return {}, empty
+    with FrameStore(store_dir, readonly=True) as store:
+        models = store.models()
+        if not models:
+            return {}, empty
+        if model not in models:
+            log.warning(
+                "collector: store %s holds embeddings of %s, not %s: memory bank not reloaded",
+                store_dir, ", ".join(models), model,
+            )  # fmt: skip
+            return {}, empty
+        per_source = {
+            s: store.recent_embeddings(bank_size, source=s, model=model)[1] for s in store.sources()
+        }
+        shared = store.recent_embeddings(shared_size, model=model)[1] if shared_size else empty
+    return per_source, shared

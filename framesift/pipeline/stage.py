@@ -169,9 +169,9 @@ class Stage:
     # -- analyzers ---------------------------------------------------------------------------------
 
     def _analyze(self, batch: list[Frame]) -> None:
-        embeddings = None
+        embeddings: list[Any] | None = None
         if self.needs_embedding:
-            embeddings = self._embed(batch)
+            embeddings = self._embed_wanted(batch)
             if embeddings is None:
                 return
         resting = {id(a) for a, health in self._batched if not self._run_batched(a, health, batch)}
@@ -235,6 +235,22 @@ class Stage:
         return True
 
     # -- the embedder and its degradation ----------------------------------------------------------
+
+    def _embed_wanted(self, batch: list[Frame]) -> list[Any] | None:
+        """Per frame of ``batch``, its embedding if an analyzer wants it, else None; None when the
+        engine is down (see :meth:`_embed`)."""
+        users = [a for a in self.analyzers if a.needs_embedding]
+        # a list, not a generator: every analyzer is asked about every frame, in order
+        wanted = [i for i, f in enumerate(batch) if any([a.wants_embedding(f) for a in users])]
+        out: list[Any] = [None] * len(batch)
+        if not wanted:
+            return out
+        vecs = self._embed(batch if len(wanted) == len(batch) else [batch[i] for i in wanted])
+        if vecs is None:
+            return None
+        for i, v in zip(wanted, vecs, strict=True):
+            out[i] = v
+        return out
 
     def _embed(self, batch: list[Frame]) -> Any:
         """Embeddings of ``batch``, or None when the engine is down: the frames are then dropped and
