@@ -39,6 +39,7 @@ import itertools
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -404,14 +405,23 @@ def timing(path: Path, shots: int, work: Path, repeat: int) -> tuple[float, floa
         return n
 
     best = {"collect": float("inf"), "decode": float("inf")}
+    cpu = {"collect": float("inf"), "decode": float("inf")}
     frames = {}
     for _ in range(repeat):
         for name, fn in (("decode", decode), ("collect", collect)):
-            t0 = time.perf_counter()
+            c0, t0 = cpu_s(), time.perf_counter()
             frames[name] = fn()
             best[name] = min(best[name], time.perf_counter() - t0)
+            cpu[name] = min(cpu[name], cpu_s() - c0)
     assert frames["collect"] == frames["decode"], frames
-    return frames["collect"] / best["collect"], frames["decode"] / best["decode"]
+    n = frames["collect"]
+    return n / best["collect"], n / best["decode"], n / cpu["collect"], n / cpu["decode"]
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process so far, all threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -435,10 +445,13 @@ def main() -> None:
             for m, r in results[name].items():
                 print(f"{name:<8}{m:<14} {r['coverage']:>9.3f} {r['near_dup']:>9.3f} {r['bad']:>6.3f}")
         last = montages[0]
-        collect_fps, decode_fps = timing(last[0], len(last[1]["plan"]), work, args.repeat)
+        collect_fps, decode_fps, collect_cpu, decode_cpu = timing(
+            last[0], len(last[1]["plan"]), work, args.repeat
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"speed on {last[0].name}: collect {collect_fps:.0f} frames/s, bare decode {decode_fps:.0f} frames/s; "
+          f"per CPU-second {collect_cpu:.0f} and {decode_cpu:.0f}; "
           f"{cpu_note()}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     r = results.get("report") or results["tune"]
     prev = r.get("previous", {})
@@ -447,7 +460,7 @@ def main() -> None:
         f"bad={r['framesift']['bad']:.3f} uniform_coverage={r['uniform']['coverage']:.3f} "
         f"uniform_bad={r['uniform']['bad']:.3f} pyscenedetect_coverage={r['pyscenedetect']['coverage']:.3f} "
         f"previous_coverage={prev.get('coverage', float('nan')):.3f} previous_bad={prev.get('bad', float('nan')):.3f} "
-        f"collect_vs_decode={collect_fps / decode_fps:.3f}"
+        f"collect_vs_decode={collect_fps / decode_fps:.3f} collect_vs_decode_cpu={collect_cpu / decode_cpu:.3f}"
     )
 
 
