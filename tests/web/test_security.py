@@ -209,7 +209,7 @@ def test_redaction_is_linear_time() -> None:
     def cost(n: int, unit: str) -> float:
         text = unit * (n // len(unit))
         best = float("inf")
-        for _ in range(3):
+        for _ in range(5):
             t = time.process_time()
             redact(text)
             best = min(best, time.process_time() - t)
@@ -217,8 +217,9 @@ def test_redaction_is_linear_time() -> None:
 
     for unit in ("a://b:", "a://b:c@", "x.y@", "pass='x' ", '"token": "a", '):
         small, large = cost(40_000, unit), cost(1_000_000, unit)
-        # 25x the input: linear is ~25x (cache effects allow some slack); quadratic would be ~625x
-        assert large / small < 60, (unit, small, large)
+        # 25x the input: linear is ~25x (measured 23-27x; the bound leaves room for cache effects);
+        # quadratic would be ~625x
+        assert large / small < 35, (unit, small, large)
     assert redact("rtsp://user:p@ss@cam:554/x") == "rtsp://user:***@cam:554/x"
 
 
