@@ -285,3 +285,24 @@ def test_pages_carry_a_content_security_policy_and_the_api_its_schema(clip: Path
         assert {"get", "post"} <= set(schema["paths"]["/sources"])
         assert "SourceList" in schema["components"]["schemas"]
         assert "409" in schema["paths"]["/sources"]["post"]["responses"]
+
+
+def test_metrics_pass_promtool(clip: Path, tmp_path: Path) -> None:
+    """Prometheus' own checker accepts the exposition, sinks with redacted labels included."""
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    sinks = [{"type": "jsonl", "path": str(tmp_path / "e.jsonl")},
+             {"type": "webhook", "url": "http://127.0.0.1:1/hooks/SECRETPATH?key=HOOKKEY", "max_retries": 1}]  # fmt: skip
+    with served(_cfg(clip, sinks=sinks)) as (p, port):
+        wait_for(
+            lambda: p.status().sources and all(s.frames_decoded > 0 for s in p.status().sources.values())
+        )
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert "framesift_" in text
+    r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "" and r.stderr.strip() == "", r.stdout + r.stderr
