@@ -151,6 +151,18 @@ MODELS: dict[str, ModelRules] = {
         precisions={("onnxruntime", "cuda"): ("fp32",), ("onnxruntime", "cpu"): ("fp32",)},
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
+    # TransNetV2: torch fp16 on CUDA; fp32 on the CPU (its probabilities then equal the reference's)
+    "transnet": ModelRules(
+        label="TransNetV2",
+        order=(("torch", "cuda"), ("onnxruntime", "cuda"), ("torch", "cpu"), ("onnxruntime", "cpu")),
+        precisions={
+            ("torch", "cuda"): ("fp16", "fp32", "bf16"),
+            ("onnxruntime", "cuda"): ("fp32", "fp16"),
+            ("torch", "cpu"): ("fp32", "bf16"),
+            ("onnxruntime", "cpu"): ("fp32",),
+        },
+        artefact_hint="or give the .pth weights so framesift exports them for the runtime you want",
+    ),
 }
 """Every model framesift runs, by the kind name passed to :func:`plan_engine`."""
 
