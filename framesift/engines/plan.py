@@ -151,10 +151,10 @@ MODELS: dict[str, ModelRules] = {
         precisions={("onnxruntime", "cuda"): ("fp32",), ("onnxruntime", "cpu"): ("fp32",)},
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
-    # TransNetV2: torch fp16 on CUDA; fp32 on the CPU (its probabilities then equal the reference's)
+    # TransNetV2: torch fp16 on CUDA; ONNX Runtime fp32 on the CPU (measured 1.3x torch; fp32 equals the reference)
     "transnet": ModelRules(
         label="TransNetV2",
-        order=(("torch", "cuda"), ("onnxruntime", "cuda"), ("torch", "cpu"), ("onnxruntime", "cpu")),
+        order=(("torch", "cuda"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("torch", "cpu")),
         precisions={
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp32", "fp16"),
