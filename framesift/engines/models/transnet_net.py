@@ -63,10 +63,10 @@ def resolve_weights(weights: str | None) -> Path:
         if not p.is_file():
             raise ConfigError(f"transnet weights: {weights}: no such file; {INSTALL_HINT}")
         return p
-    p = package_weights()
-    if p is None:
+    found = package_weights()
+    if found is None:
         raise ConfigError(f"TransNetV2 weights not found: {INSTALL_HINT}")
-    return p
+    return found
 
 
 def build_network(weights: str | Path | None = None) -> Any:
@@ -126,7 +126,20 @@ def _classes() -> dict[str, Any]:
             self.activation = activation
 
         def forward(self, x: Any) -> Any:
-            y = torch.cat([self.Conv3D_1(x), self.Conv3D_2(x), self.Conv3D_4(x), self.Conv3D_8(x)], dim=1)
+            # As 2D convolutions (faster than Conv3d on CPUs): the four branches' 3x3 spatial convs
+            # as one over frames folded into the batch, then each 3-tap temporal conv over (T, H*W).
+            b, c, t, h, w = x.shape
+            branches = (self.Conv3D_1, self.Conv3D_2, self.Conv3D_4, self.Conv3D_8)
+            spatial = torch.cat([br.layers[0].weight[:, :, 0] for br in branches], 0)
+            xs = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+            ys = F.conv2d(xs, spatial, padding=1)
+            ys = ys.reshape(b, t, -1, h * w).permute(0, 2, 1, 3)  # [B, 4 * 2F, T, H*W]
+            parts = ys.chunk(4, dim=1)
+            outs = []
+            for br, part, d in zip(branches, parts, (1, 2, 4, 8), strict=True):
+                conv = br.layers[1]
+                outs.append(F.conv2d(part, conv.weight[..., 0], conv.bias, padding=(d, 0), dilation=(d, 1)))
+            y = torch.cat(outs, 1).reshape(b, -1, t, h, w)
             y = self.bn(y)
             return F.relu(y) if self.activation else y
 
@@ -139,16 +152,16 @@ def _classes() -> dict[str, Any]:
                     for i in range(1, n_blocks + 1)
                 ]
             )
-            self.pool = nn.AvgPool3d(kernel_size=(1, 2, 2))
 
         def forward(self, x: Any) -> Any:
-            shortcut = None
+            shortcut: Any = None
             for block in self.DDCNN:
                 x = block(x)
                 if shortcut is None:
                     shortcut = x
             x = F.relu(x) + shortcut
-            return self.pool(x)
+            b, c, t, h, w = x.shape  # AvgPool3d((1, 2, 2)) as a 2D pool (runs in bf16 too)
+            return F.avg_pool2d(x.reshape(b, c * t, h, w), 2).reshape(b, c, t, h // 2, w // 2)
 
     def windowed(sim: Any, lookup: int) -> Any:
         """``out[b, t, j] = sim[b, t, t + j - lookup//2]`` (0 outside): each frame's similarities to
@@ -186,9 +199,11 @@ def _classes() -> dict[str, Any]:
             bins = (v[..., 0] << 6) + (v[..., 1] << 3) + v[..., 2]  # [B, T, H, W]
             bins = bins.reshape(b * t, h * w)
             hist = torch.zeros(b * t, 512, dtype=torch.float32, device=frames.device)
-            hist = hist.scatter_add(1, bins, torch.ones(b * t, h * w, dtype=torch.float32, device=frames.device))
+            hist = hist.scatter_add(
+                1, bins, torch.ones(b * t, h * w, dtype=torch.float32, device=frames.device)
+            )
             hist = F.normalize(hist.reshape(b, t, 512), p=2.0, dim=2)
-            sim = torch.bmm(hist, hist.transpose(1, 2))
+            sim = torch.bmm(hist, hist.transpose(1, 2)).to(self.fc.weight.dtype)
             return F.relu(self.fc(windowed(sim, self.lookup_window)))
 
     class TransNetV2Net(nn.Module):
@@ -217,7 +232,7 @@ def _classes() -> dict[str, Any]:
             x = x.permute(0, 2, 3, 4, 1)
             x = x.reshape(x.shape[0], x.shape[1], -1)
             sim = self.frame_sim_layer(blocks)
-            hist = self.color_hist_layer(frames).to(dtype)
+            hist = self.color_hist_layer(frames)
             x = torch.cat([hist, sim, x], 2)
             x = F.relu(self.fc1(x))
             single = torch.sigmoid(self.cls_layer1(x))[..., 0]
