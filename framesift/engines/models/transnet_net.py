@@ -129,7 +129,7 @@ def _classes() -> dict[str, Any]:
             # As 2D convolutions (faster than Conv3d on CPUs): the four branches' 3x3 spatial convs
             # as one over frames folded into the batch, then each 3-tap temporal conv over (T, H*W).
             b, c, t, h, w = x.shape
-            branches = (self.Conv3D_1, self.Conv3D_2, self.Conv3D_4, self.Conv3D_8)
+            branches: tuple[Any, ...] = (self.Conv3D_1, self.Conv3D_2, self.Conv3D_4, self.Conv3D_8)
             spatial = torch.cat([br.layers[0].weight[:, :, 0] for br in branches], 0)
             xs = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
             ys = F.conv2d(xs, spatial, padding=1)
