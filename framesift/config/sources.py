@@ -84,12 +84,19 @@ class SourceSpec(PluginSpec):
     pixel_format: Literal["rgb24", "bgr24", "gray"] = "rgb24"
     threads: int = Field(0, ge=0, le=64, description="decoder threads; 0 = FFmpeg's choice")
     max_frames: int | None = Field(None, ge=1, description="end the source after this many frames")
+    shot_frames: bool = Field(
+        False,
+        description="also make each frame 48x27 RGB with FFmpeg's bicubic scaler, as TransNetV2's reference "
+        "reads them (frame.meta['shot']; the image itself when width x height is 48x27); decoder pyav",
+    )
     buffer: BufferConfig = BufferConfig()
 
     @model_validator(mode="after")
     def _check_decoder(self) -> SourceSpec:
         if self.decoder == "opencv" and self.keyframes_only:
             raise ValueError("keyframes_only is not supported by decoder: opencv (use decoder: auto or pyav)")
+        if self.shot_frames and self.decoder not in ("auto", "pyav"):
+            raise ValueError(f"shot_frames needs decoder: pyav (or auto), not {self.decoder}")
         if self.id is not None and self.id.strip(".") == "":
             raise ValueError(f"id {self.id!r} is not a name (use letters, digits, _ . : -)")
         return self

@@ -151,6 +151,20 @@ MODELS: dict[str, ModelRules] = {
         precisions={("onnxruntime", "cuda"): ("fp32",), ("onnxruntime", "cpu"): ("fp32",)},
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
+    # TransNetV2: torch fp16 on CUDA; on the CPU torch bf16 where the CPU has native bf16 (2.6x fp32),
+    # else ONNX Runtime fp32 (its probabilities equal the reference's within 1e-6)
+    "transnet": ModelRules(
+        label="TransNetV2",
+        order=(("torch", "cuda"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("torch", "cpu")),
+        precisions={
+            ("torch", "cuda"): ("fp16", "fp32", "bf16"),
+            ("onnxruntime", "cuda"): ("fp32", "fp16"),
+            ("torch", "cpu"): ("fp32", "bf16"),
+            ("onnxruntime", "cpu"): ("fp32",),
+        },
+        cpu_bf16=True,
+        artefact_hint="or give the .pth weights so framesift exports them for the runtime you want",
+    ),
 }
 """Every model framesift runs, by the kind name passed to :func:`plan_engine`."""
 

@@ -31,10 +31,23 @@ def analysis_size(path: str, target: int = DECODE_WIDTH) -> tuple[int, int] | No
 
 
 def scene_source(
-    path: str, *, source_id: str | None = None, decode_width: int = DECODE_WIDTH, fast_decode: bool = True
+    path: str,
+    *,
+    source_id: str | None = None,
+    decode_width: int = DECODE_WIDTH,
+    fast_decode: bool = True,
+    shot_frames: bool = False,
+    max_frames: int | None = None,
 ) -> dict[str, Any]:
-    """The source config scene detection decodes ``path`` with."""
+    """The source config scene detection decodes ``path`` with; ``shot_frames`` adds TransNetV2's
+    48x27 frames (FFmpeg's bicubic scaler, from the same decode) and decodes the codec in full, as
+    the reference does."""
+    fast_decode = fast_decode and not shot_frames
     src: dict[str, Any] = {"type": "file", "path": path, "scaler": "fast", "fast_decode": fast_decode}
+    if shot_frames:
+        src["shot_frames"] = True
+    if max_frames is not None:
+        src["max_frames"] = max_frames
     if source_id:
         src["id"] = source_id
     size = analysis_size(path, decode_width)
@@ -51,11 +64,22 @@ def scene_pipeline(
     engine: dict[str, Any] | None = None,
     decode_width: int = DECODE_WIDTH,
     fast_decode: bool = True,
+    max_frames: int | None = None,
 ) -> PipelineConfig:
     """The pipeline config of scene detection over ``videos``."""
+    shots = cfg.mode in ("transnet", "ensemble")
     return parse_config(
         {
-            "sources": [scene_source(v, decode_width=decode_width, fast_decode=fast_decode) for v in videos],
+            "sources": [
+                scene_source(
+                    v,
+                    decode_width=decode_width,
+                    fast_decode=fast_decode,
+                    shot_frames=shots,
+                    max_frames=max_frames,
+                )
+                for v in videos
+            ],
             "analyzers": [cfg.model_copy(update={"report": True}).model_dump()],
             "sinks": list(sinks),
             "engine": engine or {"model": "pixel"},
@@ -74,6 +98,7 @@ def detect_scenes(
     decode_width: int = DECODE_WIDTH,
     thumbnails: bool = False,
     fast_decode: bool = True,
+    max_frames: int | None = None,
 ) -> SceneList:
     """Scenes of one video file (no files written).
 
@@ -83,7 +108,9 @@ def detect_scenes(
     decoding time; the small analysis frames do not see the difference).
     """
     cfg = config or SceneChangeConfig()
-    pipeline_cfg = scene_pipeline([str(path)], cfg, decode_width=decode_width, fast_decode=fast_decode)
+    pipeline_cfg = scene_pipeline(
+        [str(path)], cfg, decode_width=decode_width, fast_decode=fast_decode, max_frames=max_frames
+    )
     sink = SceneReportSink(
         SceneReportConfig(dir=".", thumbnails=thumbnails, html=False), keep=True, write=False, mode=cfg.mode
     )

@@ -28,7 +28,7 @@ from framesift.stream._errors import (
 )
 from framesift.stream.base import Source, StreamInfo
 from framesift.stream.sampling import FpsSampler, output_size
-from framesift.stream.scale import small_rgb
+from framesift.stream.scale import ShotScaler, small_rgb
 from framesift.stream.sources.device import DeviceSourceConfig
 from framesift.stream.sources.file import FileSourceConfig
 from framesift.stream.sources.http import HttpSourceConfig
@@ -83,6 +83,10 @@ class PyAVSource(Source):
         self._reading = False
         self._reader: int | None = None
         self._index = 0
+        # shot_frames: 48x27 RGB as TransNetV2's reference makes them (frame.meta["shot"]); the image
+        # itself when the source asks for that size
+        self._shot = ShotScaler() if cfg.shot_frames else None
+        self._shot_is_image = (cfg.width, cfg.height) == (48, 27) and cfg.pixel_format == "rgb24"
 
     # -- opening -----------------------------------------------------------------------------
     @staticmethod
@@ -266,7 +270,8 @@ class PyAVSource(Source):
                     delay = pace_w0 + float(t - pace_t0) - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):
                         return
-                image = self._convert(f)
+                shot = self._shot(f) if self._shot is not None else None
+                image = shot if shot is not None and self._shot_is_image else self._convert(f)
                 now = time.time()
                 self.stats.last_frame_wallclock = now
                 yield Frame(
@@ -277,7 +282,9 @@ class PyAVSource(Source):
                     wallclock=now,
                     image=image,
                     keyframe=bool(f.key_frame),
-                    meta=self._frame_meta(f, image),
+                    meta=self._frame_meta(f, image)
+                    if shot is None
+                    else {**self._frame_meta(f, image), "shot": shot},
                 )
                 if self._stop.is_set():  # closed while suspended: never touch the container again
                     return

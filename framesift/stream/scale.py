@@ -7,6 +7,8 @@ and a third for a frame already near the size (converted as it is).
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from av.video.frame import VideoFrame
@@ -47,3 +49,39 @@ def small_rgb(vf: VideoFrame, width: int, height: int) -> np.ndarray:
         chroma = _shrink(_plane(vf, i, fw // 2, fh // 2), k, ow // 2, oh // 2)
         buf.reshape(-1)[start : start + quarter] = chroma.reshape(-1)
     return cv2.cvtColor(buf, cv2.COLOR_YUV2RGB_I420)
+
+
+class ShotScaler:
+    """Decoded frames → 48x27 RGB exactly as ``ffmpeg -i VIDEO -s 48x27 -pix_fmt rgb24`` makes them
+    (FFmpeg's ``scale`` filter with the command line's default ``flags=bicubic``, then ``rgb24``):
+    TransNetV2's input, bit-identical to the frames its reference implementation reads through an
+    ffmpeg pipe. One filter graph, rebuilt when the input's size or pixel format changes."""
+
+    def __init__(self, width: int = 48, height: int = 27) -> None:
+        self.size = (width, height)
+        self._graph: Any = None
+        self._key: tuple[int, int, str] | None = None
+        self._src: Any = None
+        self._sink: Any = None
+
+    def _build(self, vf: VideoFrame) -> None:
+        import av.filter
+
+        g = av.filter.Graph()
+        src = g.add_buffer(width=vf.width, height=vf.height, format=vf.format, time_base=vf.time_base)
+        scale = g.add("scale", f"{self.size[0]}:{self.size[1]}:flags=bicubic")
+        fmt = g.add("format", "rgb24")
+        sink = g.add("buffersink")
+        src.link_to(scale)
+        scale.link_to(fmt)
+        fmt.link_to(sink)
+        g.configure()
+        self._graph, self._src, self._sink = g, src, sink
+        self._key = (vf.width, vf.height, vf.format.name)
+
+    def __call__(self, vf: VideoFrame) -> np.ndarray:
+        if self._key != (vf.width, vf.height, vf.format.name):
+            self._build(vf)
+        self._src.push(vf)
+        out: np.ndarray = self._sink.pull().to_ndarray()
+        return out
