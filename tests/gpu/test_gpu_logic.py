@@ -44,3 +44,21 @@ def test_decoded_on_follows_the_decoders_output_format(
 
 def test_ten_bit_surfaces_are_converted_on_the_gpu() -> None:
     assert {"nv12", "p010le", "p016le"} <= GPU_SURFACES
+
+
+@pytest.mark.parametrize(
+    ("space", "crange", "height", "want"),
+    [
+        ("ColorSpace.BT_709", "ColorRange.MPEG", 480, ("bt709", False)),
+        ("ColorSpace.BT_601", "ColorRange.JPEG", 1080, ("bt601", True)),
+        ("ColorSpace.UNSPEC", "ColorRange.UDEF", 1080, ("bt709", False)),
+        ("ColorSpace.UNSPEC", "ColorRange.UDEF", 576, ("bt601", False)),
+        ("BT_2020", "JPEG", 2160, ("bt2020", True)),
+    ],
+)
+def test_nvcodec_colour_comes_from_the_demuxer(
+    space: str, crange: str, height: int, want: tuple[str, bool]
+) -> None:
+    from framesift.stream.nvcodec_source import colour_of
+
+    assert colour_of(space, crange, height) == want
