@@ -65,7 +65,15 @@ for m in ("av", "pydantic", "yaml", "open_clip", "supervision", "ultralytics", "
     except Exception as e:
         print(f"lack {m}: {type(e).__name__}: {str(e)[:80]}")
 from framesift.gpu import probe_gpu
-print(probe_gpu())
+from framesift.engines.runtimes import available_runtimes
+g = probe_gpu()
+print(g)
+for k, v in available_runtimes().items():
+    print(f"runtime {k}: {v}")
+import av
+print(f"RESULT probe pyav={av.__version__} pyav_cuda={g.pyav_cuda} nvcodec={g.nvcodec} "
+      f"ort_cuda={not available_runtimes()['onnxruntime-cuda'].startswith('unavailable')} "
+      f"tensorrt={not available_runtimes()['tensorrt'].startswith('unavailable')}")
 PY
 
 # 1. GPU tests: value checks (graphs, preprocessing, NVDEC parity, CUDA frames into detectors)

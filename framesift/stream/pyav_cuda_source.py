@@ -12,7 +12,8 @@ surfaces on the device (``HWAccel(is_hw_owned=True)``) and export their NV12 pla
   ``meta = {"device": "cpu", "decoded_on": "nvdec"}``.
 
 A stream NVDEC cannot decode falls back to FFmpeg's software decoder (``allow_software_fallback``);
-that is logged once and the frames say ``"decoded_on": "cpu"``. Importing this module does not import
+that is judged per frame (at open or later), logged once per opened stream, and those frames say
+``"decoded_on": "cpu"``. Importing this module does not import
 torch; only ``gpu_frames=True`` does, on the first frame.
 """
 
@@ -41,7 +42,10 @@ class PyAVCudaSource(PyAVSource):
         super().__init__(cfg, source_id)
         self.gpu_frames = gpu_frames
         self.device_index = device
-        self.hw_decoding = False  # set once the stream is open: NVDEC really in use
+        self.hw_decoding = False  # the last frame came from NVDEC
+        self._cc: Any = None  # the open stream's codec context
+        self._seen_hw = False
+        self._warned_cpu = False
 
     def _open_kwargs(self) -> dict[str, Any]:
         import av.codec
@@ -102,7 +106,7 @@ class PyAVCudaSource(PyAVSource):
         )
 
     def _frame_meta(self, f: VideoFrame, image: Any) -> dict[str, Any]:
-        cc = getattr(self, "_cc", None)
+        cc = self._cc
         hw = decoded_on_nvdec(f.format.name, cc.format.name if cc is not None and cc.format else None)
         if hw:
             self._seen_hw = True
