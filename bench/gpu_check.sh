@@ -56,8 +56,8 @@ if compgen -G "$WHL/*.whl" >/dev/null; then
 fi
 $PY -m pip install --quiet --no-index --no-deps --no-build-isolation -e . 2>&1 | tail -2 || true
 export PYTHONPATH=$PWD FRAMESIFT_CACHE=$(mktemp -d)
-$PY - <<'PY'
-import importlib
+GPU=$GPU $PY - <<'PY'
+import importlib, os
 for m in ("av", "pydantic", "yaml", "open_clip", "supervision", "ultralytics", "mobile_sam", "pytest", "tensorrt", "PyNvVideoCodec"):
     try:
         mod = importlib.import_module(m)
@@ -71,7 +71,7 @@ print(g)
 for k, v in available_runtimes().items():
     print(f"runtime {k}: {v}")
 import av
-print(f"RESULT probe pyav={av.__version__} pyav_cuda={g.pyav_cuda} nvcodec={g.nvcodec} "
+print(f"RESULT device={os.environ['GPU']} step=probe pyav={av.__version__} pyav_cuda={g.pyav_cuda} nvcodec={g.nvcodec} "
       f"ort_cuda={not available_runtimes()['onnxruntime-cuda'].startswith('unavailable')} "
       f"tensorrt={not available_runtimes()['tensorrt'].startswith('unavailable')}")
 PY
