@@ -1,7 +1,7 @@
 # framesift container. CPU by default:
 #   docker build -t framesift .
 #   docker run --rm -v "$PWD/out:/out" framesift run /app/configs/file.yaml
-# GPU variant (CUDA base image; add TensorRT / onnxruntime-gpu via the extras):
+# GPU variant (CUDA base image; the gpu extra swaps onnxruntime for onnxruntime-gpu below):
 #   docker build -t framesift:gpu --build-arg BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 \
 #     --build-arg EXTRAS=clip,gpu,tensorrt,mqtt,webhook .
 #   docker run --rm --gpus all framesift:gpu doctor
@@ -21,6 +21,9 @@ COPY pyproject.toml README.md ./
 COPY framesift ./framesift
 COPY configs ./configs
 RUN pip install --upgrade pip && pip install ".[${EXTRAS}]"
+# onnxruntime (clip extra) and onnxruntime-gpu write the same package: a GPU image keeps only the GPU one.
+RUN case ",${EXTRAS}," in *,gpu,*|*,gpu-cuda13,*) \
+      pip uninstall -y onnxruntime && pip install "onnxruntime-gpu>=1.17";; esac
 RUN useradd --create-home --uid 1000 framesift
 USER framesift
 ENTRYPOINT ["framesift"]

@@ -17,6 +17,9 @@ Debian ``opencv-doc``, 768x576; generated frames when it is absent), interleaved
 
 Needs the optional export-time packages ``ultralytics`` (AGPL-3.0) and ``mobilesam-mirror``.
 Run: ``python bench/detect.py [--frames 8] [--boxes 16] [--repeat 3]``.
+``--device cuda``: GPU figures (wall time, frames already on the GPU; YOLO-World on PyTorch fp16
+and fp32, engine-only and end to end; MobileSAM where onnxruntime-gpu is installed). Needs only
+ultralytics and mobilesam-mirror besides framesift (no reference loops are timed).
 """
 
 from __future__ import annotations
@@ -174,13 +177,99 @@ def bench_sam(imgs: list[np.ndarray], n_boxes: int, repeat: int, cache: Any) -> 
     return {k: n_boxes / v for k, v in t.items()}
 
 
+def _wall(fn: Any, repeat: int) -> float:
+    """Best-of-``repeat`` wall seconds of ``fn`` with the GPU drained before and after."""
+    times = []
+    for _ in range(repeat):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main_cuda(args: argparse.Namespace) -> None:
+    """GPU mode: YOLO-World v2 S @640 images/s and MobileSAM masks/s on CUDA, frames already on the
+    GPU (as ``decoder: pyav-cuda`` with ``gpu_frames`` hands them over). The reference modules are
+    built here (random weights) and exported by this machine's torch."""
+    from framesift.engines.cache import EngineCache
+    from framesift.engines.models.yolo_world import YoloWorld, build_reference
+    from framesift.engines.runtimes import available_runtimes
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device here")
+    name = torch.cuda.get_device_name(0)
+    imgs = frames(args.frames)
+    gpu_imgs = [torch.from_numpy(im).cuda() for im in imgs]
+    text = torch.nn.functional.normalize(torch.randn(len(PROMPTS), 512), dim=-1).numpy()
+    results: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = EngineCache(Path(tmp) / "engines")
+        torch.manual_seed(0)
+        ref = build_reference("s", len(PROMPTS))
+        for precision in ("fp16", "fp32"):
+            det = YoloWorld(
+                ref,
+                imgsz=640,
+                cache=cache,
+                device="cuda",
+                runtime="torch",
+                precision=precision,
+                text_encoder=lambda p: text[: len(p)],
+                max_batch=args.batch,
+                prompts=PROMPTS,
+            )
+            det.detect_arrays(gpu_imgs[: args.batch])  # warm-up
+            e2e = len(gpu_imgs) / _wall(lambda det=det: det.detect_arrays(gpu_imgs), args.repeat)
+            from framesift.engines.models.detect_post import letterbox
+
+            x, _ = letterbox(gpu_imgs[: args.batch], 640, "cuda")
+            eng = args.batch / _wall(lambda det=det, x=x: det._raw(x, text), args.repeat)
+            print(
+                f"YOLO-World v2 S @640 torch {precision} on {name}: engine {eng:.0f} img/s, end to end {e2e:.0f} img/s"
+            )
+            results[f"yolo_world_{precision}_engine_img_s"] = f"{eng:.0f}"
+            results[f"yolo_world_{precision}_img_s"] = f"{e2e:.0f}"
+            det.close()
+        if available_runtimes()["onnxruntime-cuda"].startswith("unavailable"):
+            why = available_runtimes()["onnxruntime-cuda"]
+            print(f"MobileSAM on CUDA: not measured (framesift runs SAM on ONNX Runtime; {why})")
+            results["sam_masks_s"] = "unmeasured"
+        else:
+            from framesift.engines.models.sam import SamSegmenter
+            from framesift.engines.models.sam import build_reference as sam_reference
+
+            seg = SamSegmenter(sam_reference("vit_t"), cache=cache, device="cuda", max_boxes=64)
+            img = gpu_imgs[0]
+            h, w = int(img.shape[0]), int(img.shape[1])
+            rng = np.random.default_rng(0)
+            xy = rng.uniform(0, [w * 0.8, h * 0.8], (args.boxes, 2))
+            boxes = np.concatenate([xy, xy + rng.uniform(20, [w * 0.2, h * 0.2], (args.boxes, 2))], 1)
+            boxes = boxes.astype(np.float32)
+            emb = seg.embed(img)
+            seg.decode(emb, boxes, (h, w))
+            dec = args.boxes / _wall(lambda: seg.decode(emb, boxes, (h, w)), args.repeat)
+            frame = args.boxes / _wall(lambda: seg.segment(img, boxes), args.repeat)
+            print(
+                f"MobileSAM on {name}: decoder {dec:.0f} masks/s, frame (encoder + masks) {frame:.0f} masks/s"
+            )
+            results["sam_masks_s"] = f"{dec:.0f}"
+            results["sam_frame_masks_s"] = f"{frame:.0f}"
+    print("RESULT " + " ".join(f"{k}={v}" for k, v in results.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--boxes", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = ap.parse_args()
+    if args.device == "cuda":
+        main_cuda(args)
+        return
     import cv2
 
     torch.set_num_threads(1)  # one thread per engine on both sides (see best())

@@ -272,6 +272,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="reduced run (default where there is no GPU)")
     ap.add_argument("--seconds", type=float, default=None, help="measured seconds per run")
     ap.add_argument("--max-streams", type=int, default=None)
+    ap.add_argument(
+        "--counts", default=None, help="stream counts to try, e.g. 16,64,100,128 (caps the run length)"
+    )
     ap.add_argument("--width", type=int, default=1920)
     ap.add_argument("--height", type=int, default=1080)
     ap.add_argument("--fps", type=int, default=30)
@@ -283,7 +286,12 @@ def main() -> int:
     quick = args.quick or not gpu.cuda
     seconds = args.seconds or (3.0 if quick else 10.0)
     max_streams = args.max_streams or (4 if quick else 256)
-    counts = [n for n in (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 160, 192, 256) if n <= max_streams]
+    ladder = (
+        [int(c) for c in args.counts.split(",")]
+        if args.counts
+        else [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 160, 192, 256]
+    )
+    counts = [n for n in ladder if n <= max_streams]
     device = f"cuda ({gpu.device_name})" if gpu.cuda else "cpu"
     print(
         f"# gpu_streams: device {device}; {args.width}x{args.height}@{args.fps} H.264; {seconds:g} s per run"

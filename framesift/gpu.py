@@ -45,18 +45,40 @@ class DecoderChoice:
     reason: str
 
 
+#: The PyAV release that has everything ``pyav-cuda`` uses: ``HWAccel`` (14.1), ``is_hw_owned=`` (17.0)
+#: and ``VideoFrame.sw_format`` with DLPack export of CUDA planes (18.0).
+PYAV_CUDA_MIN = (18, 0)
+
+
+def pyav_cuda_version_gap(version: str) -> str | None:
+    """Why PyAV ``version`` cannot run ``pyav-cuda`` (None when it can)."""
+    parts: list[int] = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    if tuple(parts) >= PYAV_CUDA_MIN:
+        return None
+    return (
+        f"PyAV {version} is too old for NVDEC decoding (HWAccel with is_hw_owned and "
+        f"VideoFrame.sw_format need PyAV >= {PYAV_CUDA_MIN[0]}); pip install 'av>={PYAV_CUDA_MIN[0]}'"
+    )
+
+
 def _pyav_cuda(cuda: bool) -> tuple[bool, str]:
     if not cuda:
         return False, "no CUDA device"
+    import av
+
+    gap = pyav_cuda_version_gap(str(av.__version__))
+    if gap is not None:
+        return False, gap
     try:
         from av.codec.hwaccel import HWAccel, hwdevices_available
-    except ImportError:  # pragma: no cover - PyAV < 13
-        return False, "this PyAV has no hwaccel support (PyAV >= 13 needed)"
+    except ImportError:  # pragma: no cover - PyAV < 14.1
+        return False, "this PyAV has no hwaccel support (PyAV >= 18 needed)"
     if "cuda" not in hwdevices_available():
         return False, "PyAV's FFmpeg was built without CUDA hwaccel"
     try:
-        import av
-
         # Constructing HWAccel only records settings; create() opens the CUDA device for real.
         HWAccel(device_type="cuda", allow_software_fallback=False, options={"primary_ctx": "1"}).create(
             av.codec.Codec("h264", "r")

@@ -1,7 +1,8 @@
 """Colour conversion and resize of decoded NV12 surfaces with torch ops (GPU or CPU tensors).
 
-NVDEC hands out NV12: a full-size luma plane ``Y (H, W)`` and a half-size interleaved chroma plane
-``UV (H/2, W/2, 2)``. :func:`nv12_to_rgb` turns it into ``(H, W, 3)`` uint8 RGB on whatever device the
+NVDEC hands out NV12 (or P010/P016 for 10/12-bit, NV16/P216 for 4:2:2, planar YUV444): a full-size
+luma plane ``Y (H, W)`` and a chroma plane ``UV (H/2, W/2, 2)`` (4:2:0; full height for 4:2:2, full
+size for 4:4:4). :func:`nv12_to_rgb` turns it into ``(H, W, 3)`` uint8 RGB on whatever device the
 tensors live on, with the same maths as FFmpeg's unscaled yuv420p → rgb24 path (chroma sample
 replicated over its 2x2 block, limited or full range, BT.601 / BT.709 / BT.2020 matrices), so a GPU
 frame equals its CPU-decoded twin within codec tolerance. Importing this module imports torch.
@@ -78,13 +79,45 @@ def _chroma_weights(matrix: Matrix, full_range: bool, device: torch.device) -> t
     return m[:, 1:].T.contiguous().to(device)
 
 
+def _levels(x: torch.Tensor) -> torch.Tensor:
+    """Samples as float on the 8-bit scale: uint8 as is; 16-bit containers (P010/P016: the value in
+    the high bits, as NVDEC and FFmpeg store it) divided by 256, so 10-bit limited range 64..940
+    becomes 16..235 and the 8-bit maths applies unchanged."""
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32)
+    if x.dtype == torch.int16:  # a 16-bit container read as signed: undo the wrap
+        return x.to(torch.int32).bitwise_and_(0xFFFF).to(torch.float32) / 256.0
+    return x.to(torch.int32).to(torch.float32) / 256.0  # uint16 (DLPack kDLUInt 16)
+
+
+def _upsample_chroma(c: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Chroma ``(ch, cw, 2)`` → ``(h, w, 2)``: each sample replicated over the block it covers
+    (nearest, like swscale's unscaled path): 2x2 for 4:2:0, 1x2 for 4:2:2, 1x1 for 4:4:4. A plane
+    one short of ``ceil(h / 2)`` (PyAV exports NV12/P010 chroma as ``h // 2 x w // 2`` for odd
+    sizes) repeats its last row/column for the frame's outermost row/column."""
+    ch, cw = int(c.shape[0]), int(c.shape[1])
+    sy = 1 if ch >= h else 2
+    sx = 1 if cw >= w else 2
+    if sy > 1 and ch * 2 < h:
+        c = torch.cat([c, c[-1:].expand(-(-h // 2) - ch, c.shape[1], c.shape[2])], dim=0)
+    if sx > 1 and cw * 2 < w:
+        c = torch.cat([c, c[:, -1:].expand(c.shape[0], -(-w // 2) - cw, c.shape[2])], dim=1)
+    if sy > 1:
+        c = c.repeat_interleave(2, dim=0)
+    if sx > 1:
+        c = c.repeat_interleave(2, dim=1)
+    return c[:h, :w]
+
+
 def nv12_to_rgb(
     y: torch.Tensor, uv: torch.Tensor, *, matrix: Matrix = "bt601", full_range: bool = False
 ) -> torch.Tensor:
-    """NV12 planes → ``(H, W, 3)`` uint8 RGB on the planes' device.
+    """Luma + interleaved chroma planes → ``(H, W, 3)`` uint8 RGB on the planes' device.
 
-    ``y`` is ``(H, W)`` uint8, ``uv`` is ``(H/2, W/2, 2)`` uint8 (Cb, Cr interleaved); strided views
-    (pitched surfaces) are fine. Odd sizes: the chroma plane is ``ceil(H/2) x ceil(W/2)``.
+    ``y`` is ``(H, W)``, ``uv`` is ``(CH, CW, 2)`` (Cb, Cr interleaved): NV12/P010/P016 (4:2:0,
+    ``CH = ceil(H/2)``, or ``H // 2`` as PyAV exports odd sizes), NV16/P216 (4:2:2, ``CH = H``) or
+    4:4:4 (planes stacked by :func:`planar_chroma`). uint8 or 16-bit samples (high-bit aligned);
+    strided views (pitched surfaces) are fine.
     """
     if y.dim() != 2 or uv.dim() != 3 or uv.shape[-1] != 2:
         raise ValueError(
@@ -92,11 +125,15 @@ def nv12_to_rgb(
         )
     h, w = y.shape
     y_off, y_scale = (0.0, 1.0) if full_range else (16.0, 255.0 / 219.0)
-    yf = (y.to(torch.float32) - y_off) * y_scale
-    c = uv.to(torch.float32) - 128.0  # (H/2, W/2, 2)
-    c = c.repeat_interleave(2, dim=0).repeat_interleave(2, dim=1)[:h, :w]  # nearest, like swscale
+    yf = (_levels(y) - y_off) * y_scale
+    c = _upsample_chroma(_levels(uv) - 128.0, h, w)
     rgb = yf.unsqueeze(-1) + c @ _chroma_weights(matrix, full_range, y.device)  # (H, W, 3)
     return rgb.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def planar_chroma(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Separate Cb and Cr planes (YUV444 surfaces) as one ``(H, W, 2)`` interleaved chroma tensor."""
+    return torch.stack([u, v], dim=-1)
 
 
 def nv12_split(surface: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,6 +141,38 @@ def nv12_split(surface: torch.Tensor, height: int, width: int) -> tuple[torch.Te
     y = surface[:height, :width]
     uv = surface[height : height + (height + 1) // 2, : 2 * ((width + 1) // 2)]
     return y, uv.reshape(uv.shape[0], uv.shape[1] // 2, 2)
+
+
+#: NVDEC surface layouts by PyNvVideoCodec ``Pixel_Format`` name: surface rows per luma row
+#: (numerator, denominator) and how the chroma is stored.
+SURFACE_LAYOUTS: dict[str, tuple[int, int, str]] = {
+    "NV12": (3, 2, "semi420"),
+    "P010": (3, 2, "semi420"),
+    "P016": (3, 2, "semi420"),
+    "NV16": (2, 1, "semi422"),
+    "P216": (2, 1, "semi422"),
+    "YUV444": (3, 1, "planar444"),
+    "YUV444_16BIT": (3, 1, "planar444"),
+}
+
+
+def split_surface(surface: torch.Tensor, fmt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Y and interleaved chroma of one decoded surface of format ``fmt`` (a ``Pixel_Format`` name:
+    NV12, P016, NV16, P216, YUV444, YUV444_16Bit; ``Pixel_Format.P016`` works too). The frame size
+    is read from the surface ``(rows, W)``: rows = 3H/2 for 4:2:0, 2H for 4:2:2, 3H for 4:4:4."""
+    key = fmt.rsplit(".", 1)[-1].upper()
+    if key not in SURFACE_LAYOUTS:
+        raise ValueError(f"unsupported NVDEC surface format {fmt!r} (known: {', '.join(SURFACE_LAYOUTS)})")
+    num, den, kind = SURFACE_LAYOUTS[key]
+    rows, width = int(surface.shape[0]), int(surface.shape[1])
+    height = rows * den // num
+    if kind == "semi420":
+        return nv12_split(surface, height, width)
+    y = surface[:height]
+    if kind == "semi422":
+        c = surface[height : 2 * height, : 2 * (width // 2)]
+        return y, c.reshape(height, width // 2, 2)
+    return y, planar_chroma(surface[height : 2 * height], surface[2 * height : 3 * height])
 
 
 def resize_hwc(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -131,11 +200,11 @@ def nv12_to_image(
     """NV12 → the source's configured output: ``rgb24``/``bgr24`` ``(H, W, 3)`` or ``gray`` ``(H, W)``
     (the luma plane, range-expanded like FFmpeg's gray output), resized to ``size = (W, H)``."""
     if pixel_format == "gray":
-        if full_range:
+        if full_range and y.dtype == torch.uint8:
             img = y.clone(memory_format=torch.contiguous_format)  # never a view of the decoder's surface
         else:
             _, y_off, y_scale = yuv_to_rgb_matrix(matrix, full_range)
-            img = ((y.to(torch.float32) - y_off) * y_scale).round_().clamp_(0, 255).to(torch.uint8)
+            img = ((_levels(y) - y_off) * y_scale).round_().clamp_(0, 255).to(torch.uint8)
     else:
         img = nv12_to_rgb(y, uv, matrix=matrix, full_range=full_range)
         if pixel_format == "bgr24":

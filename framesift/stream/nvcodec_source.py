@@ -2,7 +2,7 @@
 
 Kept small on purpose: PyNvVideoCodec demuxes (``CreateDemuxer``) and decodes (``CreateDecoder`` with
 ``usedevicememory=True``); each decoded NV12 surface is wrapped with ``torch.from_dlpack`` (no copy),
-converted to RGB and resized with torch ops (:mod:`framesift.stream.gpu_color`) on the GPU. With
+converted to RGB (8 or 16-bit, 4:2:0, 4:2:2 or 4:4:4) and resized with torch ops (:mod:`framesift.stream.gpu_color`) on the GPU. With
 ``gpu_frames=True`` the Frame's image is that CUDA tensor (``meta["device"] == "cuda"``); otherwise the
 final, already resized image is copied to the host once (``"cpu"``).
 
@@ -10,7 +10,9 @@ Limits (say them, don't hide them): time is counted in frames at the demuxer's f
 frame rate assumed: ``pts = index``, ``time_base = 1/fps``); ``keyframes_only``, ``start``/``end`` and
 device inputs are not supported (the factory picks ``pyav-cuda`` for those); PyNvVideoCodec's demuxer
 has no read timeout, so a stalled network stream blocks until it closes — prefer ``pyav-cuda`` for
-RTSP/HTTP. The colour matrix is not signalled by the demuxer: BT.709 from 720 lines up, else BT.601.
+RTSP/HTTP. Colour space and range come from the demuxer (``ColorSpace()``/``ColorRange()``;
+unspecified: BT.709 from 720 lines up, else BT.601, limited range); each surface's format
+(NV12, P016, NV16/P216, YUV444/YUV444_16Bit) and size come from the surface itself.
 Importing this module imports neither PyNvVideoCodec nor torch; ``open()`` does.
 """
 
@@ -21,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framesift.errors import SourceError
 from framesift.frame import Frame
@@ -32,6 +34,9 @@ from framesift.stream.sampling import FpsSampler, output_size, rate_fraction
 from framesift.stream.sources.file import FileSourceConfig
 from framesift.stream.sources.http import HttpSourceConfig
 from framesift.stream.sources.rtsp import RtspSourceConfig
+
+if TYPE_CHECKING:
+    from framesift.stream.gpu_color import Matrix
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +123,13 @@ class NvCodecSource(Source):
             raise SourceError(f"{self.input_name}: source is not open (call open() first)", source=self.id)
         import torch
 
-        from framesift.stream.gpu_color import Matrix, nv12_split, nv12_to_image
+        from framesift.stream.gpu_color import nv12_to_image, split_surface
 
         dmx, dec = self._dmx, self._dec
-        width, height = int(dmx.Width()), int(dmx.Height())
         fps = float(dmx.FrameRate() or 0) or 25.0
         rate = rate_fraction(fps)
         tb = Fraction(1) / rate
-        size = output_size(width, height, self.cfg.width, self.cfg.height)
-        matrix: Matrix = "bt709" if height >= 720 else "bt601"
+        matrix, full_range = demuxer_colour(dmx, int(dmx.Height()))
         sampler = FpsSampler(self.cfg.target_fps)
         realtime = isinstance(self.cfg, FileSourceConfig) and self.cfg.realtime
         loop = isinstance(self.cfg, FileSourceConfig) and self.cfg.loop
@@ -150,10 +153,17 @@ class NvCodecSource(Source):
                         delay = pace_w0 + float(t) - time.monotonic()
                         if delay > 0 and self._stop.wait(delay):
                             return
-                    surface = torch.from_dlpack(decoded)  # (H * 3/2, W) uint8 on the GPU, no copy
-                    y, uv = nv12_split(surface, height, width)
+                    # one surface on the GPU, no copy: (rows, W), uint8 or uint16 by its format
+                    surface = torch.from_dlpack(decoded)
+                    y, uv = split_surface(surface, str(decoded.format))
+                    h, w = int(y.shape[0]), int(y.shape[1])  # the surface's size (it may change)
                     image: Any = nv12_to_image(
-                        y, uv, pixel_format=self.cfg.pixel_format, size=size, matrix=matrix
+                        y,
+                        uv,
+                        pixel_format=self.cfg.pixel_format,
+                        size=output_size(w, h, self.cfg.width, self.cfg.height),
+                        matrix=matrix,
+                        full_range=full_range,
                     )
                     if not self.gpu_frames:
                         image = image.cpu().numpy()
@@ -179,3 +189,31 @@ class NvCodecSource(Source):
         """Stop reading; the decoder is released when the reading generator ends."""
         self._stop.set()
         self._dmx = self._dec = None
+
+
+def colour_of(space: str, crange: str, height: int) -> tuple[Matrix, bool]:
+    """Matrix and range from the demuxer's ``ColorSpace()``/``ColorRange()`` names (VPF/PyNvVideoCodec
+    enums: ``ColorSpace.BT_601 | BT_709 | UNSPEC``, ``ColorRange.MPEG | JPEG | UDEF``). Unspecified
+    colour space: BT.709 from 720 lines up, else BT.601; unspecified range: limited (MPEG)."""
+    s = space.rsplit(".", 1)[-1].upper().replace("_", "")
+    matrix: Matrix
+    if "2020" in s:
+        matrix = "bt2020"
+    elif "709" in s:
+        matrix = "bt709"
+    elif "601" in s or "470" in s or "170" in s:
+        matrix = "bt601"
+    else:
+        matrix = "bt709" if height >= 720 else "bt601"
+    return matrix, crange.rsplit(".", 1)[-1].upper() == "JPEG"
+
+
+def demuxer_colour(dmx: Any, height: int) -> tuple[Matrix, bool]:
+    """:func:`colour_of` for a PyNvVideoCodec demuxer; a build without these calls counts as
+    unspecified (logged once)."""
+    try:
+        space, crange = str(dmx.ColorSpace()), str(dmx.ColorRange())
+    except AttributeError:
+        log.info("PyNvVideoCodec's demuxer does not report colour space/range; assuming unspecified")
+        space, crange = "UNSPEC", "UDEF"
+    return colour_of(space, crange, height)

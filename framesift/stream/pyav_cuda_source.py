@@ -12,7 +12,8 @@ surfaces on the device (``HWAccel(is_hw_owned=True)``) and export their NV12 pla
   ``meta = {"device": "cpu", "decoded_on": "nvdec"}``.
 
 A stream NVDEC cannot decode falls back to FFmpeg's software decoder (``allow_software_fallback``);
-that is logged once and the frames say ``"decoded_on": "cpu"``. Importing this module does not import
+that is judged per frame (at open or later), logged once per opened stream, and those frames say
+``"decoded_on": "cpu"``. Importing this module does not import
 torch; only ``gpu_frames=True`` does, on the first frame.
 """
 
@@ -41,7 +42,10 @@ class PyAVCudaSource(PyAVSource):
         super().__init__(cfg, source_id)
         self.gpu_frames = gpu_frames
         self.device_index = device
-        self.hw_decoding = False  # set once the stream is open: NVDEC really in use
+        self.hw_decoding = False  # the last frame came from NVDEC
+        self._cc: Any = None  # the open stream's codec context
+        self._seen_hw = False
+        self._warned_cpu = False
 
     def _open_kwargs(self) -> dict[str, Any]:
         import av.codec
@@ -70,21 +74,19 @@ class PyAVCudaSource(PyAVSource):
 
     def _setup_stream(self, container: InputContainer) -> VideoStream:
         stream = super()._setup_stream(container)
-        cc = stream.codec_context
-        self.hw_decoding = bool(cc.is_hwaccel)
-        if not self.hw_decoding:
-            log.warning(
-                "%s: NVDEC has no decoder for this %s stream; FFmpeg decodes it on the CPU",
-                self.input_name,
-                cc.name,
-            )
+        # ``codec_context.is_hwaccel`` only says a hwaccel was *requested* (PyAV: ``hwaccel_ctx is
+        # not None``); whether NVDEC really decodes is known per frame (see ``_frame_meta``).
+        self._cc = stream.codec_context
+        self.hw_decoding = False
+        self._seen_hw = False
+        self._warned_cpu = False
         return stream
 
     def _convert(self, f: VideoFrame) -> Any:
         if f.format.name != "cuda":  # downloaded surface or software fallback: the CPU path
             return super()._convert(f)
         sw = f.sw_format.name if f.sw_format is not None else "?"
-        if sw != "nv12":  # 10-bit (p010) and 4:4:4 surfaces: let FFmpeg download and convert
+        if sw not in GPU_SURFACES:  # 4:4:4 and others: let FFmpeg download and convert
             return super()._convert(f)
         import torch.utils.dlpack
 
@@ -104,5 +106,37 @@ class PyAVCudaSource(PyAVSource):
         )
 
     def _frame_meta(self, f: VideoFrame, image: Any) -> dict[str, Any]:
+        cc = self._cc
+        hw = decoded_on_nvdec(f.format.name, cc.format.name if cc is not None and cc.format else None)
+        if hw:
+            self._seen_hw = True
+        elif not self._warned_cpu:
+            self._warned_cpu = True
+            when = "after decoding on NVDEC" if self._seen_hw else "from the first frame"
+            log.warning(
+                "%s: NVDEC is not decoding this %s stream (%s); FFmpeg decodes it on the CPU",
+                self.input_name,
+                cc.name if cc is not None else "video",
+                when,
+            )
+        if not hw:
+            self._count("software_fallback_frames")
+        self.hw_decoding = hw
         on_gpu = type(image).__module__.startswith("torch") and getattr(image, "is_cuda", False)
-        return {"device": "cuda" if on_gpu else "cpu", "decoded_on": "nvdec" if self.hw_decoding else "cpu"}
+        return {"device": "cuda" if on_gpu else "cpu", "decoded_on": "nvdec" if hw else "cpu"}
+
+
+#: NVDEC surface formats converted on the GPU (PyAV 18 exports these through DLPack).
+GPU_SURFACES = frozenset({"nv12", "p010le", "p016le"})
+
+
+def decoded_on_nvdec(frame_format: str, codec_format: str | None) -> bool:
+    """Whether a frame PyAV returned was decoded by NVDEC.
+
+    A frame left on the GPU has format ``cuda``. A frame downloaded to host memory has a software
+    format either way, so the decoder's own output format decides: FFmpeg's ``get_format`` callback
+    sets the codec context's ``pix_fmt`` to ``cuda`` while NVDEC decodes, and to a software format
+    once it has fallen back (``allow_software_fallback``; PyAV's ``_transfer_hwframe`` returns such
+    frames untouched).
+    """
+    return frame_format == "cuda" or codec_format == "cuda"

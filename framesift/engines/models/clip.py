@@ -46,7 +46,7 @@ from framesift.errors import EngineError
 log = logging.getLogger("framesift.engines.clip")
 
 TEXT_CACHE_SIZE = 64
-TRT_MAX_BATCH = 512
+TRT_OPT_BATCH = 512  # kernels tuned for batches up to this; the profile reaches max_batch
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -219,7 +219,9 @@ class ClipEmbedder(Embedder):
         """The ``tower`` ONNX file: the user's, or exported from the torch model into the cache."""
         if self._onnx is not None:
             return self._image_onnx if tower == "image" else self._text_onnx
-        half = self.precision == "fp16" and self.runtime_name == "onnxruntime"
+        half = self.precision == "fp16" and (
+            self.runtime_name == "onnxruntime" or self._trt_wants_typed_onnx()
+        )
         dev = self.device if half else "cpu"
         th, tw = self.info.preprocess.size
         key = export_key(
@@ -320,6 +322,15 @@ class ClipEmbedder(Embedder):
             )
         return self._build_tensorrt(tower, onnx_path)
 
+    def _trt_wants_typed_onnx(self) -> bool:
+        """TensorRT >= 11 builds only strongly typed networks: fp16 needs an fp16 ONNX export."""
+        if self.runtime_name != "tensorrt":
+            return False
+        from framesift.engines.runtimes.tensorrt_runtime import import_tensorrt, precision_mode
+
+        mode = precision_mode(str(import_tensorrt().__version__), self.precision)
+        return mode.onnx_precision == "fp16"
+
     def _build_tensorrt(self, tower: str, onnx_path: Path) -> Runtime:
         from framesift.engines.runtimes.tensorrt_runtime import TensorRTRuntime, cached_engine
 
@@ -331,8 +342,8 @@ class ClipEmbedder(Embedder):
             weights_hash=self.info.weights_hash,
             device=self.device,
             precision=self.precision,
-            opt_batch=self.max_batch,
-            max_batch=TRT_MAX_BATCH,
+            opt_batch=min(self.max_batch, TRT_OPT_BATCH),
+            max_batch=self.max_batch,
         )
         self.artefacts[f"{tower}.plan"] = engine_file
         return TensorRTRuntime(engine_file.read_bytes(), device=self.device, precision=self.precision)

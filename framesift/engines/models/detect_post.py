@@ -87,7 +87,7 @@ def letterbox(
                 rs = [cv2.resize(im, (nw, nh), interpolation=cv2.INTER_LINEAR) for im in rs]
             x = torch.from_numpy(np.stack(rs)).permute(0, 3, 1, 2).float()
         else:  # device tensors: the same bilinear as float ops on the device
-            batch = torch.stack([torch.as_tensor(np.asarray(images[i])) for i in idx]).to(device)
+            batch = torch.stack([as_tensor_image(images[i], device) for i in idx])
             x = batch.permute(0, 3, 1, 2).float()
             if (nh, nw) != (h, w):
                 x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
@@ -96,6 +96,18 @@ def letterbox(
         for i in idx:
             infos_by_index[i] = LetterboxInfo((h, w), nw / w, nh / h, left, top)
     return out, [infos_by_index[i] for i in range(len(images))]
+
+
+def as_tensor_image(image: np.ndarray | torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """An ``(H, W, 3)`` uint8 image as a tensor on ``device``: numpy arrays (read-only frames
+    included) are wrapped, tensors already on a device are moved there as they are (``np.asarray``
+    on a CUDA tensor raises)."""
+    if isinstance(image, torch.Tensor):
+        return image.to(device)
+    arr = np.asarray(image)
+    if not arr.flags.writeable:  # frames are read-only; torch wants a writable buffer to wrap
+        arr = arr.copy()
+    return torch.from_numpy(arr).to(device)
 
 
 def xywh2xyxy(x: torch.Tensor) -> torch.Tensor:

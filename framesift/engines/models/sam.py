@@ -22,6 +22,7 @@ from torch import nn
 from framesift.engines.base import ImageLike, Segmenter, as_images
 from framesift.engines.cache import EngineCache
 from framesift.engines.export import export_key, export_onnx, weights_hash
+from framesift.engines.models.detect_post import as_tensor_image
 from framesift.engines.plan import Artefact, EnginePlan, plan_engine
 from framesift.engines.runtimes.ort_runtime import OnnxSession
 from framesift.errors import ConfigError, EngineError
@@ -162,10 +163,7 @@ def preprocess(image: np.ndarray | torch.Tensor, device: str | torch.device = "c
     """
     h, w = int(image.shape[0]), int(image.shape[1])
     nh, nw = preprocess_shape(h, w)
-    arr = np.asarray(image)
-    if not arr.flags.writeable:  # frames are read-only; torch wants a writable buffer to wrap
-        arr = arr.copy()
-    x = torch.from_numpy(arr).to(device).permute(2, 0, 1)[None].float()
+    x = as_tensor_image(image, device).permute(2, 0, 1)[None].float()
     if (nh, nw) != (h, w):
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
         x = x.round_().clamp_(0, 255)

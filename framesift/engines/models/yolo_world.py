@@ -301,31 +301,42 @@ class YoloWorld(Detector):
         return torch.from_numpy(out).to(self.torch_device)
 
     def detect(self, images: Sequence[ImageLike], prompts: Sequence[str] | None = None) -> list[Any]:
+        """Detections per image as ``supervision.Detections`` (class names in ``data``)."""
         import supervision as sv
 
+        names = np.array(self.prompts if prompts is None else tuple(prompts))
+        out: list[Any] = []
+        for d in self.detect_arrays(images, prompts):
+            cls = d[:, 5].astype(int)
+            out.append(
+                sv.Detections(
+                    xyxy=d[:, :4].astype(np.float32),
+                    confidence=d[:, 4].astype(np.float32),
+                    class_id=cls,
+                    data={"class_name": names[cls]},
+                )
+            )
+        return out
+
+    def detect_arrays(
+        self, images: Sequence[ImageLike], prompts: Sequence[str] | None = None
+    ) -> list[np.ndarray]:
+        """Detections per image as ``(N, 6)`` float32 rows ``x1, y1, x2, y2, confidence, class``."""
         if prompts is not None:
             self.set_prompts(prompts)
         if not self.prompts:
             raise ConfigError("no prompts set: pass at least one text prompt (--prompt forklift)")
-        names = np.array(self.prompts)
         text = self.text_embeddings(self.prompts)
         frames = as_images(images)
-        out: list[Any] = []
+        out: list[np.ndarray] = []
         for start in range(0, len(frames), self.max_batch):
             chunk = frames[start : start + self.max_batch]
             batch, infos = letterbox(chunk, self.imgsz, self.torch_device, rect=self.rect)
             raw = self._raw(batch, text)
-            for det in decode(raw, infos, conf=self.conf, iou=self.iou, max_det=self.max_det):
-                d = det.cpu().numpy()
-                cls = d[:, 5].astype(int)
-                out.append(
-                    sv.Detections(
-                        xyxy=d[:, :4].astype(np.float32),
-                        confidence=d[:, 4].astype(np.float32),
-                        class_id=cls,
-                        data={"class_name": names[cls]},
-                    )
-                )
+            out.extend(
+                det.cpu().numpy()
+                for det in decode(raw, infos, conf=self.conf, iou=self.iou, max_det=self.max_det)
+            )
         return out
 
     def close(self) -> None:

@@ -54,6 +54,38 @@ def _version(module: str) -> tuple[object | None, str]:
     return mod, str(getattr(mod, "__version__", "unknown"))
 
 
+#: ONNX Runtime wheels that install the same ``onnxruntime`` package (only one may be installed).
+ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
+
+
+def installed_ort_distributions() -> list[str]:
+    """The ONNX Runtime distributions installed here (by their metadata)."""
+    from importlib import metadata
+
+    found = []
+    for name in ORT_DISTRIBUTIONS:
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
+def ort_clash(installed: list[str]) -> str | None:
+    """Why the installed ONNX Runtime wheels break each other (None when they do not): they all
+    write the same ``onnxruntime`` package, so whichever was installed last wins and the CUDA
+    provider of ``onnxruntime-gpu`` may be gone."""
+    if len(installed) < 2:
+        return None
+    keep = "onnxruntime-gpu" if "onnxruntime-gpu" in installed else installed[-1]
+    drop = " ".join(n for n in installed if n != keep)
+    return (
+        f"{' and '.join(installed)} are both installed and overwrite each other; "
+        f"pip uninstall -y {drop} {keep} && pip install {keep}"
+    )
+
+
 @cache
 def runtime_infos() -> tuple[RuntimeInfo, ...]:
     """Probe every runtime/device pair once per process (imports only; no model is built)."""
@@ -74,7 +106,8 @@ def runtime_infos() -> tuple[RuntimeInfo, ...]:
             infos.append(RuntimeInfo("onnxruntime", "cuda", True, f"{over} ({', '.join(gpu)})"))
         else:
             why = "no CUDA/TensorRT execution provider (pip install onnxruntime-gpu)" if not gpu else no_cuda
-            infos.append(RuntimeInfo("onnxruntime", "cuda", False, why))
+            clash = ort_clash(installed_ort_distributions())
+            infos.append(RuntimeInfo("onnxruntime", "cuda", False, f"{clash}; {why}" if clash else why))
     trt, trver = _version("tensorrt")
     if trt is None:
         infos.append(RuntimeInfo("tensorrt", "cuda", False, trver))

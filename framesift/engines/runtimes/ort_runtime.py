@@ -145,11 +145,26 @@ class OrtRuntime(Runtime):
                 io.bind_cpu_input(s.name, np.ascontiguousarray(to_numpy(x), dtype=want))
         for o in self._outputs:
             io.bind_output(o.name, "cuda", _device_index(self.device))
+        if keep:
+            sync_torch_stream(self.device)
         self._session.run_with_iobinding(io)
         return list(io.copy_outputs_to_cpu())
 
     def close(self) -> None:
         self._session = None
+
+
+def sync_torch_stream(device: str) -> None:
+    """Wait for torch's pending work on ``device`` before ONNX Runtime reads bound CUDA tensors.
+
+    The inputs (and the casts that made them) are queued on torch's current stream; ONNX Runtime's
+    CUDA provider computes on its own stream and ``run_with_iobinding`` synchronises only inputs it
+    copied itself (``IOBinding.synchronize_inputs`` is for those; onnxruntime/python/
+    onnxruntime_inference_collection.py), so without this wait it may read half-written memory.
+    """
+    import torch
+
+    torch.cuda.current_stream(torch.device(device)).synchronize()
 
 
 def _device_index(device: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,51 @@ def import_tensorrt() -> Any:
     return trt
 
 
+@dataclass(frozen=True)
+class PrecisionMode:
+    """How a TensorRT build reaches a precision: a builder flag (weak typing, TensorRT 10) or a
+    strongly typed network whose ONNX is already in that precision (TensorRT 11 removed
+    ``BuilderFlag.FP16``/``BF16``: docs.nvidia.com/deeplearning/tensorrt, "Migrating from TensorRT
+    10.x to 11.x", Removed Python APIs)."""
+
+    strongly_typed: bool
+    builder_flag: str | None  # "FP16" | "BF16" | None
+    onnx_precision: Precision  # the precision the ONNX export must have
+
+
+def trt_major(version: str) -> int:
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def precision_mode(trt_version: str, precision: Precision) -> PrecisionMode:
+    """The build recipe for ``precision`` on TensorRT ``trt_version`` (see :class:`PrecisionMode`)."""
+    if trt_major(trt_version) >= 11:
+        if precision == "bf16":
+            raise EngineError(
+                f"tensorrt {trt_version}: bf16 needs a strongly typed bf16 ONNX export, which framesift "
+                "does not make; use precision: fp16 (or fp32), or install tensorrt<11",
+                engine="tensorrt",
+            )
+        return PrecisionMode(True, None, precision)
+    flag = {"fp16": "FP16", "bf16": "BF16"}.get(precision)
+    return PrecisionMode(False, flag, "fp32")
+
+
+def profile_for(opt_batch: int, max_batch: int) -> dict[str, int]:
+    """The batch optimisation profile: 1 … ``opt_batch`` … ``max_batch`` (the configured maximum,
+    never a fixed cap below it)."""
+    top = max(1, max_batch)
+    return {"min": 1, "opt": max(1, min(opt_batch, top)), "max": top}
+
+
+def batch_slices(batch: int, limit: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` slices of a ``batch`` that each fit a profile maximum of ``limit``."""
+    if limit < 1:
+        raise ValueError(f"profile maximum must be >= 1, got {limit}")
+    return [(s, min(s + limit, batch)) for s in range(0, batch, limit)] or [(0, 0)]
+
+
 def build_engine(
     onnx_path: str | os.PathLike[str],
     *,
@@ -45,11 +91,14 @@ def build_engine(
     """Parse ``onnx_path`` and return a serialised engine whose batch axis (axis 0 of every input)
     spans ``min_batch..max_batch``; the timing cache file is read and updated when given."""
     trt = import_tensorrt()
+    mode = precision_mode(str(trt.__version__), precision)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
-    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
+    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):  # TensorRT < 10
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if mode.strongly_typed:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
@@ -57,10 +106,8 @@ def build_engine(
         raise EngineError(f"tensorrt: cannot parse {onnx_path}: {errors}", engine="tensorrt")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "bf16":
-        config.set_flag(trt.BuilderFlag.BF16)
+    if mode.builder_flag is not None:
+        config.set_flag(getattr(trt.BuilderFlag, mode.builder_flag))
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         inp = network.get_input(i)
@@ -106,6 +153,7 @@ class TensorRTRuntime(Runtime):
                 "tensorrt: engine could not be deserialised (stale or foreign)", engine=self.name
             )
         self._context = self._engine.create_execution_context()
+        self._max_batch: int | None = None
         self._inputs: list[TensorSpec] = []
         self._outputs: list[TensorSpec] = []
         for i in range(self._engine.num_io_tensors):
@@ -132,19 +180,50 @@ class TensorRTRuntime(Runtime):
             table[self._trt.bfloat16] = torch.bfloat16
         return table[dt]
 
+    def _profile_max(self) -> int:
+        """The largest batch the engine's optimisation profile 0 accepts (axis 0 of the inputs)."""
+        tops = [int(self._engine.get_tensor_profile_shape(s.name, 0)[2][0]) for s in self._inputs]
+        return min(tops) if tops else 1
+
     def run(self, feeds: Mapping[str, Tensor], *, as_torch: bool = False) -> dict[str, Tensor]:
+        import torch
+
+        for s in self._inputs:
+            if s.name not in feeds:
+                raise EngineError(f"tensorrt: missing input {s.name}", engine=self.name)
+        inputs = {
+            s.name: torch.as_tensor(feeds[s.name]).to(self.device, self._torch_dtype(s.name))
+            for s in self._inputs
+        }
+        batch = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+        if self._max_batch is None:
+            self._max_batch = self._profile_max()
+        parts = [
+            self._run_slice({n: t[a:b] for n, t in inputs.items()})
+            for a, b in batch_slices(batch, self._max_batch)
+        ]
+        result: dict[str, Tensor] = {}
+        for s in self._outputs:
+            o = parts[0][s.name] if len(parts) == 1 else torch.cat([p[s.name] for p in parts])
+            o = o.float() if o.dtype.is_floating_point else o
+            result[s.name] = o if as_torch else to_numpy(o)
+        return result
+
+    def _run_slice(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         import torch
 
         stream = torch.cuda.current_stream()
         keep = []
-        for s in self._inputs:
-            if s.name not in feeds:
-                raise EngineError(f"tensorrt: missing input {s.name}", engine=self.name)
-            x = feeds[s.name]
-            t = torch.as_tensor(x).to(self.device, self._torch_dtype(s.name)).contiguous()
+        for name, x in inputs.items():
+            t = x.contiguous()
             keep.append(t)
-            self._context.set_input_shape(s.name, tuple(t.shape))
-            self._context.set_tensor_address(s.name, t.data_ptr())
+            if not self._context.set_input_shape(name, tuple(t.shape)):
+                raise EngineError(
+                    f"tensorrt: input {name} shape {tuple(t.shape)} is outside the engine's profile "
+                    f"(batch 1..{self._max_batch}); rebuild the engine with a larger max_batch",
+                    engine=self.name,
+                )
+            self._context.set_tensor_address(name, t.data_ptr())
         outs: dict[str, Any] = {}
         for s in self._outputs:
             shape = tuple(self._context.get_tensor_shape(s.name))
@@ -153,11 +232,7 @@ class TensorRTRuntime(Runtime):
             self._context.set_tensor_address(s.name, o.data_ptr())
         if not self._context.execute_async_v3(stream.cuda_stream):
             raise EngineError("tensorrt: execution failed", engine=self.name)
-        result: dict[str, Tensor] = {}
-        for n, o in outs.items():
-            o = o.float() if o.dtype.is_floating_point else o
-            result[n] = o if as_torch else to_numpy(o)
-        return result
+        return outs
 
     def close(self) -> None:
         self._context = self._engine = None
@@ -173,15 +248,14 @@ def cached_engine(
     device: str,
     precision: Precision,
     opt_batch: int,
-    max_batch: int = 512,
+    max_batch: int,
 ) -> Path:
     """The TensorRT plan of ``onnx_path`` for ``device`` from ``cache``, built on a miss (batch
     profile 1 … ``opt_batch`` … ``max_batch``; one timing cache per GPU model beside the entries)."""
     trt = import_tensorrt()
     dev = device_descriptor(device)
-    opt = min(opt_batch, max_batch)
     timing = cache.root / f"timing-{dev.replace(':', '_').replace(' ', '_')}.cache"
-    profile = {"min": 1, "opt": opt, "max": max(opt, max_batch)}
+    profile = profile_for(opt_batch, max_batch)
     key = EngineKey(
         model=label,
         weights_hash=weights_hash,

@@ -16,7 +16,20 @@ from framesift.errors import EngineError
 
 log = logging.getLogger("framesift.engines.torch")
 
-MAX_GRAPHS = 8  # CUDA graphs kept (one per batch size), least recently used evicted
+MAX_GRAPHS = 16  # CUDA graphs kept (one per batch bucket), least recently used evicted
+
+
+def batch_bucket(n: int) -> int:
+    """The batch size a batch of ``n`` runs at when shapes are bucketed: the next power of two.
+
+    CUDA graphs are captured, and ``torch.compile(dynamic=False)`` compiles, once per input shape;
+    the batcher hands out every size from 1 to ``max_batch``, so without buckets each new size
+    recaptures or recompiles (seconds each). Powers of two bound that to log2(max_batch) + 1 shapes
+    (13 for 4096) at most twice the work on a padded batch.
+    """
+    if n < 1:
+        return 1
+    return 1 << (n - 1).bit_length()
 
 
 def torch_dtype(precision: Precision) -> Any:
@@ -44,6 +57,7 @@ class TorchRuntime(Runtime):
         compile: bool = False,
         cuda_graphs: bool = False,
         threads: int | None = None,
+        bucket_batches: bool | None = None,
     ) -> None:
         import torch
 
@@ -64,8 +78,11 @@ class TorchRuntime(Runtime):
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
         self._module = module
+        if compile:
+            _allow_recompiles(MAX_GRAPHS)
         self._fn = torch.compile(module, dynamic=False) if compile else module
         self._use_graphs = cuda_graphs and device.startswith("cuda")
+        self._bucket = (self._use_graphs or compile) if bucket_batches is None else bucket_batches
         self._graphs: OrderedDict[tuple[Any, ...], tuple[Any, list[Any], list[Any]]] = OrderedDict()
         self._inputs = list(inputs)
         self._outputs = list(outputs)
@@ -124,8 +141,14 @@ class TorchRuntime(Runtime):
         if missing:
             raise EngineError(f"torch runtime: missing inputs {missing}", engine=self.name)
         args = [self._prepare(feeds[s.name]) for s in self._inputs]
+        batched = [_is_batch_axis(s) for s in self._inputs]
+        n = next((int(a.shape[0]) for a, b in zip(args, batched, strict=True) if b), 0)
+        if self._bucket and n:
+            args = [_pad_batch(a, batch_bucket(n)) if b else a for a, b in zip(args, batched, strict=True)]
         with torch.inference_mode():
             outs = self._run_graph(args) if self._use_graphs else self._call(args)
+        if self._bucket and n:
+            outs = [o[:n] if _is_batch_axis(s) else o for s, o in zip(self._outputs, outs, strict=True)]
         result: dict[str, Tensor] = {}
         for spec, o in zip(self._outputs, outs, strict=True):
             o = o.float() if o.dtype.is_floating_point else o
@@ -135,3 +158,30 @@ class TorchRuntime(Runtime):
     def close(self) -> None:
         self._graphs.clear()
         self._fn = self._module = None
+
+
+def _is_batch_axis(spec: TensorSpec) -> bool:
+    return bool(spec.shape) and spec.shape[0] == "batch"
+
+
+def _pad_batch(t: Any, size: int) -> Any:
+    """``t`` padded along axis 0 to ``size`` rows by repeating its last row (real values: no
+    NaN/inf paths in normalisation layers)."""
+    import torch
+
+    extra = size - int(t.shape[0])
+    if extra <= 0:
+        return t
+    return torch.cat([t, t[-1:].expand(extra, *t.shape[1:])])
+
+
+def _allow_recompiles(n: int) -> None:
+    """Let dynamo keep ``n`` compiled shapes per function (its default of 8 would fall back to
+    eager after the ninth bucket)."""
+    import torch._dynamo
+
+    cfg = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(cfg, name):
+            setattr(cfg, name, max(int(getattr(cfg, name)), n))
+            return
