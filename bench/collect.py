@@ -18,6 +18,10 @@ the even-numbered shots of each source and the first half of vtest; the *report*
 the odd-numbered shots and the second half. Defaults were chosen on the tune set; the RESULT line
 reports the report set.
 
+Methods: ``framesift collect --budget N`` with the pixel scene detector (the default) and with
+``--scenes ensemble`` (TransNetV2 + pixel), uniform time sampling, the middle frame of each
+PySceneDetect (AdaptiveDetector) scene, and the previous collector (``--baseline``) with ``N/d``.
+
 Per method, at a budget N = number of shots:
 
 * coverage: shots with a clean kept frame ÷ shots that have a clean frame;
@@ -293,7 +297,7 @@ def score(path: Path, info: dict[str, Any], kept: list[int]) -> dict[str, float]
     }
 
 
-def run_cli(path: Path, budget: str, out: Path, pythonpath: Path) -> list[int]:
+def run_cli(path: Path, budget: str, out: Path, pythonpath: Path, *extra: str) -> list[int]:
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     cmd = [
@@ -307,6 +311,7 @@ def run_cli(path: Path, budget: str, out: Path, pythonpath: Path) -> list[int]:
         "--budget",
         budget,
         "--no-progress",
+        *extra,
     ]
     # cwd outside the checkout: ``python -m`` puts the cwd first on sys.path, before PYTHONPATH
     subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=900, cwd=out.parent)
@@ -344,6 +349,7 @@ def evaluate(
         n_frames, shots = len(info["labels"]), len(info["plan"])
         kept = {
             "framesift": run_cli(path, str(shots), work / "new", ROOT),
+            "fs-ensemble": run_cli(path, str(shots), work / "ens", ROOT, "--scenes", "ensemble"),
             "uniform": [int((k + 0.5) * n_frames / shots) for k in range(shots)],
             "pyscenedetect": pyscenedetect_middles(path),
         }
@@ -459,7 +465,8 @@ def main() -> None:
     prev = r.get("previous", {})
     print(
         f"RESULT coverage={r['framesift']['coverage']:.3f} near_dup={r['framesift']['near_dup']:.3f} "
-        f"bad={r['framesift']['bad']:.3f} uniform_coverage={r['uniform']['coverage']:.3f} "
+        f"bad={r['framesift']['bad']:.3f} ensemble_coverage={r['fs-ensemble']['coverage']:.3f} "
+        f"ensemble_bad={r['fs-ensemble']['bad']:.3f} uniform_coverage={r['uniform']['coverage']:.3f} "
         f"uniform_bad={r['uniform']['bad']:.3f} pyscenedetect_coverage={r['pyscenedetect']['coverage']:.3f} "
         f"previous_coverage={prev.get('coverage', float('nan')):.3f} previous_bad={prev.get('bad', float('nan')):.3f} "
         f"collect_vs_decode={collect_fps / decode_fps:.3f} collect_vs_decode_cpu={collect_cpu / decode_cpu:.3f}"

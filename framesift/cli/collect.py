@@ -53,6 +53,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--cross-camera", action="store_true", help="dedupe across sources (same scene kept once)")
     p.add_argument(
+        "--scenes",
+        default="pixel",
+        choices=["pixel", "transnet", "ensemble", "off"],
+        help="shot detector the collector reads (pixel: weight-free; transnet/ensemble: TransNetV2, "
+        "needs the transnet extra); off: judge every frame on its own",
+    )
+    p.add_argument(
         "--model", default="auto", help="embedder: auto (CLIP if weights, else pixel), pixel, ViT-B-32…"
     )
     p.add_argument(
@@ -88,6 +95,7 @@ def collector_config(args: argparse.Namespace, store_dir: Path) -> CollectorConf
         "min_interval_s": parse_duration(args.min_interval),
         "every_s": None if args.every is None else parse_duration(args.every),
         "cross_source": args.cross_camera,
+        "shots": args.scenes != "off",
         "seed_from": str(store_dir),
         **budgets,
     }
@@ -118,8 +126,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     ccfg = collector_config(args, store_dir)
     from framesift.cli.inputs import source_config
 
+    learned = args.scenes in ("transnet", "ensemble")
+    shot_options = {"shot_frames": True} if learned else {}
     data: dict[str, Any] = {
-        "sources": [source_config(s, fps=args.fps, realtime=args.realtime) for s in args.sources],
+        "sources": [
+            source_config(s, fps=args.fps, realtime=args.realtime, **shot_options) for s in args.sources
+        ],
         "metrics": {"enabled": args.metrics_port is not None, "port": args.metrics_port or 0},
     }
     cfg = parse_config(data, where="collect")
@@ -138,7 +150,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
     engine_meta["model"] = "pixel" if embedder.name == "pixel" else engine_meta["model"]
     frame_sink = FrameStoreSink(store, engine=engine_meta)
     events = JsonlSink(out / "events.jsonl", name="events")
-    pipeline = Pipeline(cfg, embedder=embedder, analyzers=[collector], sinks=[frame_sink, events])
+    analyzers: list[Any] = [collector]
+    if learned:
+        from framesift.analyzers.scene_change import SceneChangeAnalyzer, SceneChangeConfig
+
+        scenes = validate_model(SceneChangeConfig, {"mode": args.scenes}, where="collect --scenes")
+        analyzers.insert(0, SceneChangeAnalyzer.from_config(scenes, embedder))
+    pipeline = Pipeline(cfg, embedder=embedder, analyzers=analyzers, sinks=[frame_sink, events])
     try:
         stopped_by = run_pipeline(pipeline, progress=not args.no_progress)
     finally:
