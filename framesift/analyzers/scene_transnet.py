@@ -230,7 +230,7 @@ class TransnetSceneAnalyzer(Analyzer):
         if st.waiting:  # the reference's end padding: copies of the last frame
             last = st.window[-1]
             ready: list[tuple[str, np.ndarray]] = []
-            while st.waiting and len(ready) < 3:
+            while st.waiting:  # each window settles 50 waiting frames
                 ready.clear()
                 while not ready:
                     self._feed(st, last, source_id, ready)
