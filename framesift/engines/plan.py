@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from framesift.engines.isa import bf16_cap
 from framesift.engines.runtimes import RuntimeInfo, runtime_infos
 from framesift.engines.runtimes.base import Precision
 from framesift.errors import ConfigError
@@ -50,7 +51,10 @@ DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA"}
 
 ArtefactKind = Literal["onnx", "pt2"]
-ARTEFACT_RUNTIMES: dict[str, tuple[str, ...]] = {"onnx": ("onnxruntime", "tensorrt"), "pt2": ("torch",)}
+ARTEFACT_RUNTIMES: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnxruntime", "tensorrt", "openvino"),
+    "pt2": ("torch",),
+}
 """Which runtimes can run an exported file of each kind."""
 ARTEFACT_NAMES = {"onnx": "ONNX", "pt2": "torch.export (.pt2)"}
 
@@ -107,8 +111,10 @@ MODELS: dict[str, ModelRules] = {
             ("torch", "cuda"),
             ("onnxruntime", "cpu"),
             ("torch", "cpu"),
+            ("openvino", "cpu"),
         ),
         precisions={
+            ("openvino", "cpu"): ("fp32", "bf16"),
             ("tensorrt", "cuda"): ("fp16", "fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp16", "fp32"),
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
@@ -122,8 +128,15 @@ MODELS: dict[str, ModelRules] = {
     # embeddings equal open_clip's
     "clip_text": ModelRules(
         label="CLIP text tower",
-        order=(("torch", "cuda"), ("torch", "cpu"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu")),
+        order=(
+            ("torch", "cuda"),
+            ("torch", "cpu"),
+            ("onnxruntime", "cuda"),
+            ("onnxruntime", "cpu"),
+            ("openvino", "cpu"),
+        ),
         precisions={
+            ("openvino", "cpu"): ("fp32", "bf16"),
             ("torch", "cuda"): ("fp32", "fp16", "bf16"),
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp32", "fp16"),
@@ -134,8 +147,15 @@ MODELS: dict[str, ModelRules] = {
     # PyTorch on CUDA and on native-bf16 CPUs (about 2x fp32), else ONNX Runtime in fp32
     "yolo_world": ModelRules(
         label="YOLO-World",
-        order=(("torch", "cuda"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("torch", "cpu")),
+        order=(
+            ("torch", "cuda"),
+            ("onnxruntime", "cuda"),
+            ("onnxruntime", "cpu"),
+            ("torch", "cpu"),
+            ("openvino", "cpu"),
+        ),
         precisions={
+            ("openvino", "cpu"): ("fp32", "bf16"),
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp32",),
@@ -147,8 +167,12 @@ MODELS: dict[str, ModelRules] = {
     # encoder and decoder run on ONNX Runtime in fp32
     "sam": ModelRules(
         label="SAM",
-        order=(("onnxruntime", "cuda"), ("onnxruntime", "cpu")),
-        precisions={("onnxruntime", "cuda"): ("fp32",), ("onnxruntime", "cpu"): ("fp32",)},
+        order=(("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("openvino", "cpu")),
+        precisions={
+            ("onnxruntime", "cuda"): ("fp32",),
+            ("onnxruntime", "cpu"): ("fp32",),
+            ("openvino", "cpu"): ("fp32", "bf16"),
+        },
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
 }
@@ -201,8 +225,15 @@ def _or(items: Sequence[str]) -> str:
     return " or ".join(items)
 
 
+class _Infos(dict[tuple[str, str], RuntimeInfo]):
+    """Probed runtimes; a pair nobody probed is unavailable."""
+
+    def __missing__(self, pair: tuple[str, str]) -> RuntimeInfo:
+        return RuntimeInfo(pair[0], pair[1], False, "not probed")
+
+
 def _infos() -> dict[tuple[str, str], RuntimeInfo]:
-    return {(i.runtime, i.device): i for i in runtime_infos()}
+    return _Infos({(i.runtime, i.device): i for i in runtime_infos()})
 
 
 def _available_list(infos: Mapping[tuple[str, str], RuntimeInfo]) -> str:
@@ -250,6 +281,9 @@ def plan_engine(
     want_kind = kind if kind != "auto" else (art.device if art is not None and art.device else None)
 
     bf16 = cpu_bf16_kind() if rules.cpu_bf16 and want_precision in (None, "bf16") else None
+    capped = bf16_cap(bf16)  # the CPU has bf16 but ONEDNN_MAX_CPU_ISA & co. take it away
+    if capped:
+        bf16 = None
     order = list(rules.order)
     bf16_first = bool(bf16 and want_precision is None and ("torch", "cpu") in order)
     if bf16_first:  # native bf16: torch on the CPU goes ahead of the other CPU runtimes
@@ -285,6 +319,11 @@ def plan_engine(
     native_bf16 = bool(bf16 and r == "torch" and d == "cpu" and "bf16" in allowed)
     default: Precision = "bf16" if native_bf16 else allowed[0]
     chosen_precision = want_precision or default
+    if capped and chosen_precision == "bf16" and d == "cpu":
+        raise ConfigError(
+            f"{label}: precision bf16 on the CPU needs native bf16, but {capped}: "
+            "unset that variable, or set precision: fp32 (or auto)"
+        )
     unavailable = f" ({', '.join(skipped)} unavailable)" if skipped else ""
     why: list[str] = []
     if runtime != "auto":
@@ -297,6 +336,8 @@ def plan_engine(
         passed = [infos[p].key for p in pairs[: pairs.index(chosen)] if p not in candidates]
         if passed:
             why.append(f"{want_precision} runs on {_key(r, d)}, not on {', '.join(passed)}")
+    if capped and want_precision is None and d == "cpu":
+        why.append(f"no bf16: {capped}")
     if precision == "auto" and not (runtime == "auto" and native_bf16):
         if art is not None and art.precision is not None:
             why.append(f"{chosen_precision}: the precision of {art.name}")

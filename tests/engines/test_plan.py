@@ -12,7 +12,7 @@ from framesift.engines.plan import MODELS, Artefact, plan_engine
 from framesift.engines.runtimes import RuntimeInfo
 from framesift.errors import ConfigError
 
-ALL = ("torch-cpu", "torch-cuda", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt-cuda")
+ALL = ("torch-cpu", "torch-cuda", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt-cuda", "openvino-cpu")
 
 
 @pytest.fixture
@@ -145,7 +145,7 @@ def test_unknown_names_are_refused(machine: Callable[..., None]) -> None:
     machine(*CPU_ONLY)
     _refused(
         "yolo_world",
-        r"unknown runtime 'tensorflow' \(choose one of: auto, onnxruntime, torch\)",
+        r"unknown runtime 'tensorflow' \(choose one of: auto, onnxruntime, openvino, torch\)",
         runtime="tensorflow",
     )
     _refused("sam", "unknown runtime 'torch'", runtime="torch")
@@ -180,7 +180,7 @@ def test_unavailable_runtime_or_device_names_what_is(machine: Callable[..., None
         (
             "clip",
             {"runtime": "onnxruntime", "device": "cpu", "precision": "bf16"},
-            "bf16 is not supported by onnxruntime: set precision: fp32 \\(or auto\\), or runtime: torch",
+            "bf16 is not supported by onnxruntime: set precision: fp32 \\(or auto\\), or runtime: openvino or torch",
         ),
         (
             "clip",
@@ -190,7 +190,7 @@ def test_unavailable_runtime_or_device_names_what_is(machine: Callable[..., None
         (
             "clip",
             {"device": "cpu", "precision": "fp16"},
-            "fp16 with onnxruntime or torch needs a CUDA device",
+            "fp16 with onnxruntime or openvino or torch needs a CUDA device",
         ),
         (
             "clip",
@@ -212,7 +212,7 @@ def test_unavailable_runtime_or_device_names_what_is(machine: Callable[..., None
             {"runtime": "torch", "device": "cpu", "precision": "fp16"},
             "set precision: bf16 or fp32",
         ),
-        ("sam", {"precision": "bf16"}, "bf16 is not supported by onnxruntime: set precision: fp32"),
+        ("sam", {"precision": "bf16"}, "precision bf16 needs openvino, which is not available here"),
     ],
 )
 def test_impossible_precisions_are_refused(

@@ -308,6 +308,19 @@ class ClipEmbedder(Embedder):
         if onnx_path is None:
             return None
         self.artefacts[f"{tower}.onnx"] = onnx_path
+        if self.runtime_name == "openvino":
+            from framesift.engines.runtimes.openvino_runtime import openvino_engine
+
+            rt, self.artefacts[f"{tower}.xml"] = openvino_engine(
+                self.cache,
+                onnx_path,
+                label=self._label(tower),
+                weights_hash=str(self.info.weights_hash),
+                device=self.device,
+                precision=self.precision,
+                threads=self._rt_options["threads"],
+            )
+            return rt
         if self.runtime_name == "onnxruntime":
             from framesift.engines.runtimes.ort_runtime import OrtRuntime
 
