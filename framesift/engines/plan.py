@@ -15,8 +15,8 @@ device) pairs that can run it, fastest first, and the precisions each pair runs 
 * an impossible explicit combination raises :class:`~framesift.errors.ConfigError` (exit 2) with one
   line naming the option and the fix.
 
-A new runtime (OpenVINO) is a new name in :mod:`framesift.engines.runtimes` plus rows in the models
-that it runs; a new model (TransNetV2) is a new :data:`MODELS` entry.
+OpenVINO runs ONNX exports too (converted to its IR, cached). A new runtime is a new name in
+:mod:`framesift.engines.runtimes` plus rows in the models that it runs; a new model (TransNetV2) is a new :data:`MODELS` entry.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class ModelRules:
     order: tuple[tuple[str, str], ...]
     cpu_bf16: bool = False  # auto → bf16 on torch-cpu where the CPU has native bf16
     artefact_hint: str = "or give the weights so framesift exports them for the runtime you want"
+    notes: Mapping[tuple[str, str], str] = field(default_factory=dict)  # why a pair is where it is
 
     @property
     def runtimes(self) -> tuple[str, ...]:
@@ -109,9 +110,9 @@ MODELS: dict[str, ModelRules] = {
             ("tensorrt", "cuda"),
             ("onnxruntime", "cuda"),
             ("torch", "cuda"),
+            ("openvino", "cpu"),
             ("onnxruntime", "cpu"),
             ("torch", "cpu"),
-            ("openvino", "cpu"),
         ),
         precisions={
             ("openvino", "cpu"): ("fp32", "bf16"),
@@ -123,6 +124,10 @@ MODELS: dict[str, ModelRules] = {
         },
         cpu_bf16=True,
         artefact_hint="or give model/pretrained/checkpoint instead",
+        notes={
+            ("openvino", "cpu"): "OpenVINO runs CLIP's image tower about 1.4x ONNX Runtime's rate in fp32 "
+            "(bench/RESULTS.md)"
+        },
     ),
     # torch fp32 first: the text tower runs once per prompt set, needs no export, and its
     # embeddings equal open_clip's
@@ -333,6 +338,8 @@ def plan_engine(
     else:
         what = f" for the {ARTEFACT_NAMES[art.kind]} file" if art is not None else ""
         why.append(f"fastest available{what}{unavailable}")
+        if (r, d) in rules.notes:
+            why.append(rules.notes[(r, d)])
         passed = [infos[p].key for p in pairs[: pairs.index(chosen)] if p not in candidates]
         if passed:
             why.append(f"{want_precision} runs on {_key(r, d)}, not on {', '.join(passed)}")

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from framesift.engines.base import Detector, Embedder, ImageLike, as_images
-from framesift.engines.cache import EngineCache
+from framesift.engines.cache import EngineCache, file_sha256
 from framesift.engines.models.detect_post import decode, letterbox
 from framesift.engines.models.yolo_world_export import (
     EXPORT_VERSION,
@@ -47,6 +47,7 @@ from framesift.engines.models.yolo_world_export import (
 )
 from framesift.engines.plan import Artefact, EnginePlan, plan_engine
 from framesift.engines.runtimes.base import Precision, TensorSpec
+from framesift.engines.runtimes.openvino_runtime import OpenVinoSession, openvino_engine
 from framesift.engines.runtimes.ort_runtime import OnnxSession
 from framesift.engines.runtimes.torch_runtime import TorchRuntime
 from framesift.engines.shared import ClipTextLease, Lease, clip_text_engine
@@ -153,9 +154,22 @@ class YoloWorld(Detector):
         )
         self.plan: EnginePlan = plan
         log.info("YOLO-World: %s", plan.describe())
-        self.session: OnnxSession | None = None
+        self.session: OnnxSession | OpenVinoSession | None = None
         self.program: TorchRuntime | None = None
-        if plan.runtime == "onnxruntime":
+        if plan.runtime == "openvino":
+            onnx = model if isinstance(model, Path) else export_cached(model, kind, imgsz, self.cache)
+            rt, self.model_path = openvino_engine(
+                self.cache,
+                onnx,
+                label=f"yolo_world_v2/{kind if not isinstance(model, Path) else model.name}",
+                weights_hash=file_sha256(onnx),
+                device=plan.device,
+                precision=plan.precision,
+                threads=threads,
+            )
+            self.session = OpenVinoSession(rt, self.model_path)
+            self.torch_device = "cpu"
+        elif plan.runtime == "onnxruntime":
             self.model_path = (
                 model if isinstance(model, Path) else export_cached(model, kind, imgsz, self.cache)
             )

@@ -1,0 +1,61 @@
+"""YOLO-World on OpenVINO (fp32): raw outputs equal the reference model's, detections equal ONNX Runtime's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from framesift.engines.cache import EngineCache
+from framesift.engines.runtimes import available_runtimes
+from tests.detect.conftest import IMGSZ, hashed_text_encoder
+
+pytest.importorskip("ultralytics")
+pytestmark = pytest.mark.skipif(
+    available_runtimes()["openvino"].startswith("unavailable"), reason="openvino is not installed"
+)
+
+
+def _detector(model, cache: EngineCache, runtime: str):  # type: ignore[no-untyped-def]
+    from framesift.engines.models.yolo_world import YoloWorld
+
+    return YoloWorld(
+        model, imgsz=IMGSZ, cache=cache, device="cpu", runtime=runtime, text_encoder=hashed_text_encoder
+    )
+
+
+def test_openvino_equals_reference_raw_outputs(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    from tests.detect.test_yolo_world import _reference_raw
+
+    det = _detector(world_model, engine_cache, "openvino")
+    assert (det.plan.runtime, det.plan.precision) == ("openvino", "fp32")
+    assert det.model_path.suffix == ".xml"
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, IMGSZ - 32, IMGSZ + 64)
+    text = torch.nn.functional.normalize(torch.randn(4, 512), dim=-1)
+    ours = det.raw(x, text.numpy())
+    ref = _reference_raw(world_model, x, text)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours[:, :4], ref[:, :4], atol=1e-2, rtol=1e-4)  # pixel boxes
+    np.testing.assert_allclose(ours[:, 4:], ref[:, 4:], atol=1e-4)  # scores
+    det.close()
+
+
+def test_openvino_runs_the_detector_like_onnxruntime(world_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    from framesift.engines.models.detect_post import letterbox
+
+    ov = _detector(world_model, engine_cache, "openvino")
+    ort = _detector(world_model, engine_cache, "onnxruntime")
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
+    batch, _ = letterbox(frames, IMGSZ, "cpu")
+    text = ov.text_embeddings(["forklift", "person"])
+    a, b = ov.raw(batch, text), ort.raw(batch, text)
+    np.testing.assert_allclose(a[:, :4], b[:, :4], atol=1e-2, rtol=1e-4)
+    np.testing.assert_allclose(a[:, 4:], b[:, 4:], atol=1e-4)
+    ov.conf = 0.05
+    dets = ov.detect(frames, prompts=["forklift", "person"])
+    assert len(dets) == 3 and sum(len(d) for d in dets) > 0
+    assert {str(n) for d in dets for n in d.data["class_name"]} <= {"forklift", "person"}
+    ov.close()
+    ort.close()
