@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-__all__ = ["CAP_VARS", "active_caps", "bf16_cap", "isa_descriptor"]
+__all__ = ["CAP_VARS", "active_caps", "bf16_cap", "int8_kernels", "isa_descriptor"]
 
 CAP_VARS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "OV_CPU_MAX_ISA")
 
@@ -78,20 +78,40 @@ def bf16_cap(hardware: str | None, env: Mapping[str, str] | None = None) -> str 
     return None
 
 
-def isa_descriptor(env: Mapping[str, str] | None = None) -> str:
-    """``isa:<flags>`` of this CPU that engines compile for, with the caps that limit them:
-    an engine built under a cap is not loaded without it, and the other way round."""
-    flags: list[str] = []
+def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16")
-                    flags = [f for f in wanted if f in have]
-                    break
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return set()
+
+
+def int8_kernels(env: Mapping[str, str] | None = None, flags: set[str] | None = None) -> str:
+    """Which INT8 kernels oneDNN (OpenVINO's CPU plugin) can use here, caps included: VNNI
+    (AVX512-VNNI or AVX-VNNI) multiplies int8 in one instruction; plain AVX2 needs three, and
+    OpenVINO's fully connected layers (CLIP's transformer) then gain little over fp32."""
+    flags = _cpu_flags() if flags is None else flags
+    onednn = active_caps(env).get("ONEDNN_MAX_CPU_ISA", "")
+    rank = 99 if onednn in _NO_CAP else _ONEDNN_RANK.get(onednn, 0)
+    cap = f" (ONEDNN_MAX_CPU_ISA={onednn})" if onednn not in _NO_CAP else ""
+    if "avx512_vnni" in flags and rank >= _ONEDNN_RANK["AVX512_CORE_VNNI"]:
+        return "AVX512-VNNI"
+    if ("avx_vnni" in flags or "avx512_vnni" in flags) and rank >= _ONEDNN_RANK["AVX2_VNNI"]:
+        return "AVX-VNNI" + cap
+    if "avx2" in flags and rank >= _ONEDNN_RANK["AVX2"]:
+        return "AVX2 without VNNI" + cap + ": convolutions gain, transformer layers little"
+    return "no AVX2" + cap + ": INT8 runs on reference kernels, likely slower than fp32"
+
+
+def isa_descriptor(env: Mapping[str, str] | None = None) -> str:
+    """``isa:<flags>`` of this CPU that engines compile for, with the caps that limit them:
+    an engine built under a cap is not loaded without it, and the other way round."""
+    have = _cpu_flags()
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16")
+    flags = [f for f in wanted if f in have]
     caps = active_caps(env)
     capped = ",".join(f"{k}={v}" for k, v in sorted(caps.items()))
     return f"isa:{'+'.join(flags) or 'unknown'}" + (f";caps:{capped}" if capped else "")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from framesift.engines.isa import bf16_cap
+from framesift.engines.isa import bf16_cap, int8_kernels
 from framesift.engines.runtimes import RuntimeInfo, runtime_infos
 from framesift.engines.runtimes.base import Precision
 from framesift.errors import ConfigError
@@ -46,7 +46,7 @@ __all__ = [
 
 log = logging.getLogger("framesift.engines.plan")
 
-PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16", "int8")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA"}
 
@@ -115,7 +115,7 @@ MODELS: dict[str, ModelRules] = {
             ("torch", "cpu"),
         ),
         precisions={
-            ("openvino", "cpu"): ("fp32", "bf16"),
+            ("openvino", "cpu"): ("fp32", "bf16", "int8"),
             ("tensorrt", "cuda"): ("fp16", "fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp16", "fp32"),
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
@@ -141,7 +141,7 @@ MODELS: dict[str, ModelRules] = {
             ("openvino", "cpu"),
         ),
         precisions={
-            ("openvino", "cpu"): ("fp32", "bf16"),
+            ("openvino", "cpu"): ("fp32", "bf16", "int8"),
             ("torch", "cuda"): ("fp32", "fp16", "bf16"),
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp32", "fp16"),
@@ -160,7 +160,7 @@ MODELS: dict[str, ModelRules] = {
             ("openvino", "cpu"),
         ),
         precisions={
-            ("openvino", "cpu"): ("fp32", "bf16"),
+            ("openvino", "cpu"): ("fp32", "bf16", "int8"),
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp32",),
@@ -176,7 +176,7 @@ MODELS: dict[str, ModelRules] = {
         precisions={
             ("onnxruntime", "cuda"): ("fp32",),
             ("onnxruntime", "cpu"): ("fp32",),
-            ("openvino", "cpu"): ("fp32", "bf16"),
+            ("openvino", "cpu"): ("fp32", "bf16", "int8"),
         },
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
@@ -345,6 +345,8 @@ def plan_engine(
             why.append(f"{want_precision} runs on {_key(r, d)}, not on {', '.join(passed)}")
     if capped and want_precision is None and d == "cpu":
         why.append(f"no bf16: {capped}")
+    if chosen_precision == "int8" and d == "cpu":  # opt-in only: auto never picks int8
+        why.append(f"int8 kernels: {int8_kernels()}")
     if precision == "auto" and not (runtime == "auto" and native_bf16):
         if art is not None and art.precision is not None:
             why.append(f"{chosen_precision}: the precision of {art.name}")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from framesift.engines import plan
-from framesift.engines.isa import active_caps, bf16_cap, isa_descriptor
+from framesift.engines.isa import active_caps, bf16_cap, int8_kernels, isa_descriptor
 from framesift.engines.plan import plan_engine
 from framesift.engines.runtimes import RuntimeInfo
 from framesift.errors import ConfigError
@@ -79,3 +79,12 @@ def test_the_caps_are_part_of_the_isa_descriptor() -> None:
     plain, capped = isa_descriptor({}), isa_descriptor(AVX2_CAPS)
     assert plain != capped and "ONEDNN_MAX_CPU_ISA=AVX2" in capped
     assert active_caps({"ONEDNN_MAX_CPU_ISA": " avx2 ", "OTHER": "x"}) == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def test_int8_kernels_follow_the_flags_and_the_oneDNN_cap() -> None:
+    zen4 = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}
+    assert int8_kernels({}, zen4) == "AVX512-VNNI"
+    assert int8_kernels(AVX2_CAPS, zen4).startswith("AVX2 without VNNI (ONEDNN_MAX_CPU_ISA=AVX2)")
+    assert int8_kernels({"ONEDNN_MAX_CPU_ISA": "AVX2_VNNI"}, zen4).startswith("AVX-VNNI")
+    assert int8_kernels({}, {"avx2", "fma"}).startswith("AVX2 without VNNI:")
+    assert int8_kernels({}, {"sse4_2"}).startswith("no AVX2")

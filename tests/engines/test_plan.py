@@ -150,7 +150,7 @@ def test_unknown_names_are_refused(machine: Callable[..., None]) -> None:
     )
     _refused("sam", "unknown runtime 'torch'", runtime="torch")
     _refused("clip", r"unknown device 'tpu' \(choose auto, cpu, cuda or cuda:N\)", device="tpu")
-    _refused("clip", "unknown precision 'int8'", precision="int8")
+    _refused("clip", "unknown precision 'int4'", precision="int4")
     with pytest.raises(ValueError, match="unknown model kind"):
         plan_engine("resnet")
 
@@ -264,3 +264,17 @@ def test_openvino_runs_clip_where_it_is_the_fastest_cpu_runtime(machine: Callabl
     machine(*CPU_ONLY, "openvino-cpu", bf16="AMX")
     assert _plan("clip") == ("torch", "cpu", "bf16")
     assert _plan("clip", precision="fp32") == ("openvino", "cpu", "fp32")
+
+
+def test_int8_is_opt_in_and_runs_on_openvino_only(machine: Callable[..., None]) -> None:
+    machine(*CPU_ONLY, "openvino-cpu", bf16="AMX")
+    for kind in ("clip", "clip_text", "yolo_world", "sam"):
+        assert plan_engine(kind).precision != "int8"
+        assert plan_engine(kind, device="cpu").precision != "int8"
+        p = plan_engine(kind, precision="int8")
+        assert (p.runtime, p.precision) == ("openvino", "int8") and "int8 kernels: " in p.reason
+    _refused(
+        "clip", "precision int8 is not supported by onnxruntime", runtime="onnxruntime", precision="int8"
+    )
+    machine(*CPU_ONLY)
+    _refused("yolo_world", "precision int8 needs openvino, which is not available here", precision="int8")

@@ -24,6 +24,7 @@ import numpy as np
 
 from framesift.engines.cache import EngineCache, EngineKey, device_descriptor
 from framesift.engines.isa import isa_descriptor
+from framesift.engines.quantize import Int8Build, gate, quantize_model
 from framesift.engines.runtimes.base import Runtime, Tensor, TensorSpec, to_numpy
 from framesift.errors import EngineError
 
@@ -125,7 +126,7 @@ class OpenVinoRuntime(Runtime):
 
     def __init__(
         self,
-        model_path: str | os.PathLike[str],
+        model_path: str | os.PathLike[str] | Any,
         *,
         device: str = "cpu",
         precision: str = "fp32",
@@ -133,8 +134,10 @@ class OpenVinoRuntime(Runtime):
     ) -> None:
         ov = import_openvino()
         super().__init__(device=device, precision=precision)  # type: ignore[arg-type]
-        path = Path(model_path)
-        if not path.is_file():
+        model: Any = model_path  # a path, or an in-memory ov.Model (INT8 gates compare before saving)
+        is_path = isinstance(model_path, (str, os.PathLike))
+        path = Path(model_path) if is_path else Path("model")
+        if is_path and not path.is_file():
             raise EngineError(f"openvino: model file not found: {path}", engine=self.name)
         core = ov.Core()
         config: dict[str, Any] = {
@@ -144,7 +147,8 @@ class OpenVinoRuntime(Runtime):
         if threads and device == "cpu":
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
-            self._compiled = core.compile_model(core.read_model(str(path)), ov_device(device), config)
+            graph = core.read_model(str(path)) if is_path else model
+            self._compiled = core.compile_model(graph, ov_device(device), config)
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EngineError(
@@ -206,10 +210,41 @@ def openvino_engine(
     precision: str,
     threads: int | None = None,
     shape_profile: Mapping[str, Any] | None = None,
+    int8: Int8Build | None = None,
 ) -> tuple[OpenVinoRuntime, Path]:
     """An :class:`OpenVinoRuntime` over the cached IR of ``onnx_path`` (converted on a miss), and the IR."""
-    key = ir_key(label, weights_hash, device=device, precision=precision, shape_profile=shape_profile)
-    ir = cached_ir(cache, onnx_path, key)
+    calibration = int8.calibration.digest if int8 is not None else None
+    key = ir_key(
+        label,
+        weights_hash,
+        device=device,
+        precision=precision,
+        shape_profile=shape_profile,
+        calibration=calibration,
+    )
+    if int8 is None:
+        ir = cached_ir(cache, onnx_path, key)
+    else:
+        spec = int8
+
+        def build(out: Path) -> None:  # quantise, gate, and only then publish
+            ov = import_openvino()
+            fp32 = ov.convert_model(str(onnx_path))
+            quantised = quantize_model(
+                fp32.clone(),
+                spec.feeds(spec.calibration.frames),
+                transformer=spec.transformer,
+                ignored_types=spec.ignored_types,
+            )
+            held_out = spec.feeds(spec.calibration.held_out)
+            ref = OpenVinoRuntime(fp32, device=device, precision="fp32", threads=threads)
+            low = OpenVinoRuntime(quantised, device=device, precision="int8", threads=threads)
+            ok, measured = spec.check(low.run, ref.run, held_out)
+            gate(label, ok, measured, spec.calibration)
+            ov.save_model(quantised, str(out), compress_to_fp16=False)
+
+        ir = cache.get_or_build(key, IR_FILE, build)
+        log.info("%s: INT8 engine (calibration: %s)", label, int8.calibration.describe())
     return OpenVinoRuntime(ir, device=device, precision=precision, threads=threads), ir
 
 
