@@ -106,8 +106,15 @@ class SourceSet:
     """The pipeline's sources by id. ``runs`` is replaced, never resized (copy-on-write), so readers
     on other threads iterate it without a lock; ``lock`` serialises adding and removing."""
 
-    def __init__(self, batcher: Batcher, on_status: Callable[[SourceRun, SourceStatus], None]) -> None:
+    def __init__(
+        self,
+        batcher: Batcher,
+        on_status: Callable[[SourceRun, SourceStatus], None],
+        *,
+        decode_threads: int = 0,
+    ) -> None:
         self.batcher = batcher
+        self.decode_threads = decode_threads  # the thread plan's, for sources that set none
         self.on_status = on_status
         self.runs: dict[str, SourceRun] = {}
         self.lock = threading.RLock()
@@ -130,6 +137,8 @@ class SourceSet:
         capture worker, not yet started."""
         if "://" in cfg.input():  # a camera password is masked wherever it shows up
             register_url_secrets(cfg.input())
+        if self.decode_threads and not cfg.threads:
+            cfg = cfg.model_copy(update={"threads": self.decode_threads})
         source = build_source(cfg, source_id=sid)
         live = source.live
         on_full = cfg.buffer.on_full or ("drop_oldest" if live else "block")

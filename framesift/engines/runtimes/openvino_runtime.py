@@ -144,8 +144,10 @@ class OpenVinoRuntime(Runtime):
             "INFERENCE_PRECISION_HINT": _HINTS.get(precision, "f32"),
             "PERFORMANCE_HINT": "LATENCY",  # one request at a time, all threads on it
         }
-        if threads and device == "cpu":
-            config["INFERENCE_NUM_THREADS"] = int(threads)
+        if device == "cpu":
+            from framesift.threads import thread_plan
+
+            config["INFERENCE_NUM_THREADS"] = int(threads or thread_plan().inference)
         try:
             graph = core.read_model(str(path)) if is_path else model
             self._compiled = core.compile_model(graph, ov_device(device), config)
