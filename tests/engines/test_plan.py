@@ -121,8 +121,8 @@ def test_artefacts_fix_the_runtime(machine: Callable[..., None]) -> None:
 def test_reason_names_what_was_skipped(machine: Callable[..., None]) -> None:
     machine(*CPU_ONLY)
     p = plan_engine("clip", precision="fp32")
-    assert p.reason == "fastest available (tensorrt, onnxruntime-cuda, torch-cuda, openvino unavailable)"
-    assert p.skipped == ("tensorrt", "onnxruntime-cuda", "torch-cuda", "openvino")
+    assert p.reason == "fastest available (tensorrt, onnxruntime-cuda, torch-cuda unavailable)"
+    assert p.skipped == ("tensorrt", "onnxruntime-cuda", "torch-cuda")
     assert plan_engine("clip", runtime="onnxruntime", device="cpu", precision="fp32").reason == "requested"
     assert p.summary().startswith("onnxruntime-cpu fp32 (fastest available")
     assert p.describe().startswith("onnxruntime on cpu, fp32 (")
@@ -250,20 +250,22 @@ def test_artefact_contradictions_are_refused(machine: Callable[..., None]) -> No
     _refused("sam", "a torch.export \\(.pt2\\) file \\(m.pt2\\) cannot run this model", artefact="m.pt2")
 
 
-def test_openvino_runs_clip_where_it_is_the_fastest_cpu_runtime(machine: Callable[..., None]) -> None:
+def test_openvino_comes_after_onnxruntime_and_before_torch_in_fp32(machine: Callable[..., None]) -> None:
+    # measured on an AVX2 CPU (bench/RESULTS.md): OpenVINO fp32 no faster than ONNX Runtime, faster
+    # than PyTorch fp32
     machine(*CPU_ONLY, "openvino-cpu")
-    p = plan_engine("clip")
-    assert (p.runtime, p.device, p.precision) == ("openvino", "cpu", "fp32")
-    assert "fastest available" in p.reason and "OpenVINO runs CLIP's image tower" in p.reason
-    # measured no faster than ONNX Runtime for YOLO-World and SAM: they stay there
-    assert _plan("yolo_world") == ("onnxruntime", "cpu", "fp32")
-    assert _plan("sam") == ("onnxruntime", "cpu", "fp32")
+    for kind in ("clip", "yolo_world", "sam"):
+        assert _plan(kind) == ("onnxruntime", "cpu", "fp32")
+    assert _plan("clip_text") == ("torch", "cpu", "fp32")
     assert _plan("yolo_world", runtime="openvino") == ("openvino", "cpu", "fp32")
+    machine("torch-cpu", "openvino-cpu")
+    p = plan_engine("clip")
+    assert (p.runtime, p.precision) == ("openvino", "fp32") and "onnxruntime unavailable" in p.reason
     # an ONNX file runs on OpenVINO too; native bf16 keeps torch first
     assert _plan("clip", artefact="/m/image.onnx") == ("openvino", "cpu", "fp32")
     machine(*CPU_ONLY, "openvino-cpu", bf16="AMX")
     assert _plan("clip") == ("torch", "cpu", "bf16")
-    assert _plan("clip", precision="fp32") == ("openvino", "cpu", "fp32")
+    assert _plan("clip", precision="fp32") == ("onnxruntime", "cpu", "fp32")
 
 
 def test_int8_is_opt_in_and_runs_on_openvino_only(machine: Callable[..., None]) -> None:

@@ -41,9 +41,8 @@ def test_auto_picks_the_fastest_available() -> None:
     assert (sel.runtime, sel.device) == first
     assert "fastest available" in sel.reason
     if not torch.cuda.is_available():
-        # measured on CPU (bench/clip_throughput.py): OpenVINO, then onnxruntime, beat eager torch for CLIP
-        ov = not available_runtimes()["openvino"].startswith("unavailable")
-        assert (sel.runtime, sel.device) == ("openvino" if ov else "onnxruntime", "cpu")
+        # measured on CPU (bench/clip_throughput.py): onnxruntime beats eager torch for CLIP
+        assert (sel.runtime, sel.device) == ("onnxruntime", "cpu")
         assert "tensorrt unavailable" not in sel.reason or "unavailable" in sel.reason
 
 
