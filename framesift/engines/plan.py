@@ -174,7 +174,7 @@ MODELS: dict[str, ModelRules] = {
         precisions={
             ("onnxruntime", "cuda"): ("fp32",),
             ("onnxruntime", "cpu"): ("fp32",),
-            ("openvino", "cpu"): ("fp32", "bf16", "int8"),
+            ("openvino", "cpu"): ("fp32", "bf16"),
         },
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),

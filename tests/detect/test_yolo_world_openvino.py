@@ -82,3 +82,20 @@ def test_int8_detector_within_its_measured_bound(world_model, tmp_path) -> None:
     assert not np.array_equal(a, b)  # a different (quantised) graph
     fp32.close()
     int8.close()
+
+
+def test_sam_on_openvino_equals_onnxruntime(sam_model, engine_cache: EngineCache) -> None:  # type: ignore[no-untyped-def]
+    """MobileSAM (vit_t, random weights): encoder embeddings and decoder masks on OpenVINO fp32
+    equal ONNX Runtime's (which the SAM tests hold to the reference predictor)."""
+    from framesift.engines.models.sam import SamSegmenter
+
+    ov = SamSegmenter(sam_model, cache=engine_cache, device="cpu", runtime="openvino")
+    ort = SamSegmenter(sam_model, cache=engine_cache, device="cpu", runtime="onnxruntime")
+    assert ov.plan.runtime == "openvino"
+    img = np.random.default_rng(2).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    ea, eb = ov.embed(img), ort.embed(img)
+    cos = (ea.ravel() @ eb.ravel()) / (np.linalg.norm(ea) * np.linalg.norm(eb))
+    assert cos >= 0.999
+    boxes = np.array([[40, 30, 120, 90], [5, 5, 50, 45]], np.float32)
+    ma, mb = ov.segment(img, boxes), ort.segment(img, boxes)
+    assert ma.shape == mb.shape and (ma == mb).mean() >= 0.99
