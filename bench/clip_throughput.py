@@ -129,7 +129,9 @@ def cpu(args: argparse.Namespace) -> int:
     for emb in engines.values():
         emb.close()
 
-    auto = ClipEmbedder(args.model, torch_model=model, max_batch=args.batch, cache_dir=args.cache_dir).plan
+    auto = ClipEmbedder(
+        args.model, torch_model=model, precision="auto", max_batch=args.batch, cache_dir=args.cache_dir
+    ).plan
     print(
         f"\nCLIP {args.model} image throughput, CPU ({os.cpu_count()} cores), "
         f"{len(frames)} decoded 640x360 frames (naive loop: {len(naive_frames)})"
