@@ -116,7 +116,7 @@ MODELS: dict[str, ModelRules] = {
             ("torch", "cpu"),
         ),
         precisions={
-            ("openvino", "cpu"): ("fp32", "bf16", "int8"),
+            ("openvino", "cpu"): ("fp32", "int8"),
             ("tensorrt", "cuda"): ("fp16", "fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp16", "fp32"),
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
@@ -138,7 +138,7 @@ MODELS: dict[str, ModelRules] = {
             ("openvino", "cpu"),
         ),
         precisions={
-            ("openvino", "cpu"): ("fp32", "bf16", "int8"),
+            ("openvino", "cpu"): ("fp32",),
             ("torch", "cuda"): ("fp32", "fp16", "bf16"),
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp32", "fp16"),
@@ -158,7 +158,7 @@ MODELS: dict[str, ModelRules] = {
             ("torch", "cpu"),
         ),
         precisions={
-            ("openvino", "cpu"): ("fp32", "bf16", "int8"),
+            ("openvino", "cpu"): ("fp32", "int8"),
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp32",),
@@ -174,7 +174,7 @@ MODELS: dict[str, ModelRules] = {
         precisions={
             ("onnxruntime", "cuda"): ("fp32",),
             ("onnxruntime", "cpu"): ("fp32",),
-            ("openvino", "cpu"): ("fp32", "bf16"),
+            ("openvino", "cpu"): ("fp32",),
         },
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
