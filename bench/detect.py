@@ -38,6 +38,7 @@ import torch
 warnings.filterwarnings("ignore")
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 PROMPTS = ["person", "bicycle", "car", "backpack", "umbrella"]
+OV_ROWS = [("ours_ov", "OpenVINO fp32"), ("ours_ov_int8", "OpenVINO INT8")]
 
 
 def frames(n: int) -> list[np.ndarray]:
@@ -71,11 +72,17 @@ def best(fn: Any, repeat: int) -> float:
 
 
 def bench_yolo(
-    imgs: list[np.ndarray], batch: int, repeat: int, cache: Any, choice: dict[str, str]
+    imgs: list[np.ndarray],
+    batch: int,
+    repeat: int,
+    cache: Any,
+    choice: dict[str, str],
+    precision: str = "auto",
 ) -> dict[str, float]:
     from ultralytics import YOLOWorld
 
     from framesift.engines.models.yolo_world import YoloWorld
+    from framesift.engines.runtimes import available_runtimes
 
     torch.manual_seed(0)
     ref = YOLOWorld("yolov8s-worldv2.yaml")
@@ -101,9 +108,15 @@ def bench_yolo(
             prompts=PROMPTS,
         )
 
-    auto = make("auto", "auto")  # what framesift picks on this machine
+    auto = make("auto", precision)  # what framesift picks on this machine (or with --precision)
     detectors = {"ours": auto, "ours_ort": make("onnxruntime", "fp32"), "ours_torch32": make("torch", "fp32")}
+    if not available_runtimes()["openvino"].startswith("unavailable"):
+        detectors["ours_ov"] = make("openvino", "fp32")
+        if precision != "int8":
+            detectors["ours_ov_int8"] = make("openvino", "int8")
     choice["auto"] = f"{auto.choice.runtime} {auto.choice.precision} ({auto.choice.why})"
+    if auto.calibration:
+        choice["auto"] += f"; calibration: {auto.calibration}"
     chunks = [imgs[i : i + batch] for i in range(0, len(imgs), batch)]
 
     def runner(det: YoloWorld) -> Any:
@@ -266,6 +279,9 @@ def main() -> None:
     ap.add_argument("--boxes", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"], help="framesift's detector"
+    )
     args = ap.parse_args()
     if args.device == "cuda":
         main_cuda(args)
@@ -282,18 +298,24 @@ def main() -> None:
         cache = EngineCache(Path(tmp) / "engines")
         t0 = time.perf_counter()
         choice: dict[str, str] = {}
-        y = bench_yolo(imgs, args.batch, args.repeat, cache, choice)
+        y = bench_yolo(imgs, args.batch, args.repeat, cache, choice, args.precision)
         s = bench_sam(imgs, args.boxes, args.repeat, cache)
         total = time.perf_counter() - t0
     cpu = f"CPU time, 1 engine thread per side ({os.cpu_count()}-core machine), torch {torch.__version__}"
     print(f"# detect benchmark: {cpu}; frames {imgs[0].shape[1]}x{imgs[0].shape[0]} from {src}; {total:.0f}s")
-    print(f"# framesift default detector runtime here: {choice['auto']}; the reference runs fp32")
+    from framesift.engines.isa import active_caps, int8_kernels
+
+    print(
+        f"# framesift detector here (--precision {args.precision}): {choice['auto']}; the reference runs fp32"
+    )
+    print(f"# caps: {active_caps() or 'none'}; int8 kernels here: {int8_kernels()}")
     print(f"{'what':<52} {'framesift':>10} {'reference':>10} {'ratio':>7}")
     rows = [
         (f"YOLO-World v2 S @640 img/s vs ref frame loop ({len(PROMPTS)} prompts)", y["ours"], y["ref"]),
         (f"YOLO-World v2 S @640 img/s vs ref batched (batch {args.batch})", y["ours"], y["ref_batched"]),
         ("  same, framesift on ONNX Runtime fp32 vs ref frame loop", y["ours_ort"], y["ref"]),
         ("  same, framesift on PyTorch fp32 vs ref frame loop", y["ours_torch32"], y["ref"]),
+        *[(f"  same, framesift on {n} vs ref frame loop", y[k], y["ref"]) for k, n in OV_ROWS if k in y],
         (f"MobileSAM decoder, masks/s ({args.boxes} boxes/frame)", s["dec_ours"], s["dec_ref"]),
         ("MobileSAM frame (encoder + all masks), masks/s", s["frame_ours"], s["frame_ref"]),
     ]
@@ -305,6 +327,7 @@ def main() -> None:
         f"yolo_world_ort_fp32_vs_ref={y['ours_ort'] / y['ref']:.2f} "
         f"yolo_world_torch_fp32_vs_ref={y['ours_torch32'] / y['ref']:.2f} "
         f"sam_masks_vs_ref={s['dec_ours'] / s['dec_ref']:.2f} sam_frame_vs_ref={s['frame_ours'] / s['frame_ref']:.2f}"
+        + "".join(f" yolo_world_{k[5:]}_vs_ref={y[k] / y['ref']:.2f}" for k, _ in OV_ROWS if k in y)
     )
 
 

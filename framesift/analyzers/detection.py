@@ -40,6 +40,9 @@ class DetectConfig(AnalyzerSpec):
     def uses_embedder(self) -> bool:
         return False  # the detector has its own CLIP text encoder
 
+    def runs_detector(self) -> bool:
+        return True
+
 
 def build_engines(detector: DetectorSpec, segment: SegmenterSpec | None) -> tuple[Detector, Segmenter | None]:
     """The detector (and segmenter) a ``detect`` or ``tracker`` config asks for."""

@@ -67,6 +67,9 @@ class TrackerConfig(AnalyzerSpec):
     def uses_embedder(self) -> bool:
         return False  # the detector has its own CLIP text encoder
 
+    def runs_detector(self) -> bool:
+        return True
+
 
 @dataclass
 class _Track:

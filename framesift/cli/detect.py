@@ -40,14 +40,20 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--runtime",
         default="auto",
-        choices=["auto", "onnxruntime", "torch"],
+        choices=["auto", "onnxruntime", "torch", "openvino"],
         help="detector runtime (auto: PyTorch on CUDA or on CPUs with native bf16, else ONNX Runtime)",
     )
     p.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
+        choices=["auto", "fp32", "bf16", "fp16", "int8"],
         help="detector precision (auto: fp16 on CUDA, bf16 on AMX/AVX512-BF16 CPUs, else fp32)",
+    )
+    p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="VIDEO",
+        help="with --precision int8: a video whose frames calibrate the INT8 engine (default: generated)",
     )
     p.add_argument(
         "--clip-pretrained",
@@ -81,6 +87,7 @@ def engine_configs(args: argparse.Namespace) -> dict[str, Any]:
             "device": args.device,
             "runtime": args.runtime,
             "precision": args.precision,
+            "calibration": args.calibration,
             "clip_pretrained": pretrained,
         }
     }

@@ -89,6 +89,11 @@ class AnalyzerSpec(PluginSpec):
         only when some analyzer does."""
         return True
 
+    def runs_detector(self) -> bool:
+        """Whether the analyzer runs a detector model of its own (the thread plan then shares the
+        cores between it and decoding: :mod:`framesift.threads`)."""
+        return False
+
 
 class DetectorSpec(PluginSpec):
     """Base of detector configs (open-vocabulary object detection)."""

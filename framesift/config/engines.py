@@ -23,12 +23,16 @@ class EngineConfig(Strict):
     pretrained: str | None = None
     checkpoint: str | None = None
     onnx: str | None = None
-    runtime: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
+    runtime: Literal["auto", "torch", "onnxruntime", "tensorrt", "openvino"] = "auto"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
         "auto",
         description="auto: fp16 on CUDA; bf16 on CPUs with native bf16 (AMX / AVX512-BF16) when torch "
-        "runs the model; otherwise fp32",
+        "runs the model; otherwise fp32. int8 (OpenVINO, opt-in): quantised on calibration frames, "
+        "refused in one line where its parity gate against fp32 fails",
+    )
+    calibration: str | None = Field(
+        None, description="precision int8: a video whose frames calibrate it; default: generated frames"
     )
     max_batch: int = Field(64, ge=1, le=4096)
     cache_dir: str | None = Field(

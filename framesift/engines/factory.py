@@ -94,5 +94,6 @@ def _clip(model: str, cfg: EngineConfig, common: dict[str, object], *, offline: 
         onnx=cfg.onnx,
         offline=offline,
         precision=cfg.precision,
+        calibration=cfg.calibration,
         **common,  # type: ignore[arg-type]
     )

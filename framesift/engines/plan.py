@@ -15,8 +15,8 @@ device) pairs that can run it, fastest first, and the precisions each pair runs 
 * an impossible explicit combination raises :class:`~framesift.errors.ConfigError` (exit 2) with one
   line naming the option and the fix.
 
-A new runtime (OpenVINO) is a new name in :mod:`framesift.engines.runtimes` plus rows in the models
-that it runs; a new model (TransNetV2) is a new :data:`MODELS` entry.
+OpenVINO runs ONNX exports too (converted to its IR, cached). A new runtime is a new name in
+:mod:`framesift.engines.runtimes` plus rows in the models that it runs; a new model (TransNetV2) is a new :data:`MODELS` entry.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from framesift.engines.isa import bf16_cap, int8_kernels
 from framesift.engines.runtimes import RuntimeInfo, runtime_infos
 from framesift.engines.runtimes.base import Precision
 from framesift.errors import ConfigError
@@ -45,12 +46,15 @@ __all__ = [
 
 log = logging.getLogger("framesift.engines.plan")
 
-PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16", "int8")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA"}
 
 ArtefactKind = Literal["onnx", "pt2"]
-ARTEFACT_RUNTIMES: dict[str, tuple[str, ...]] = {"onnx": ("onnxruntime", "tensorrt"), "pt2": ("torch",)}
+ARTEFACT_RUNTIMES: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnxruntime", "tensorrt", "openvino"),
+    "pt2": ("torch",),
+}
 """Which runtimes can run an exported file of each kind."""
 ARTEFACT_NAMES = {"onnx": "ONNX", "pt2": "torch.export (.pt2)"}
 
@@ -98,7 +102,9 @@ class ModelRules:
 
 
 MODELS: dict[str, ModelRules] = {
-    # onnxruntime before torch on the CPU: never slower for CLIP, much faster at batch 1
+    # onnxruntime before torch on the CPU: never slower for CLIP, much faster at batch 1; OpenVINO
+    # between them in fp32 (measured: not faster than onnxruntime on AVX2, faster than torch), and
+    # the one runtime for precision: int8
     "clip": ModelRules(
         label="CLIP",
         order=(
@@ -106,9 +112,11 @@ MODELS: dict[str, ModelRules] = {
             ("onnxruntime", "cuda"),
             ("torch", "cuda"),
             ("onnxruntime", "cpu"),
+            ("openvino", "cpu"),
             ("torch", "cpu"),
         ),
         precisions={
+            ("openvino", "cpu"): ("fp32", "int8"),
             ("tensorrt", "cuda"): ("fp16", "fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp16", "fp32"),
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
@@ -122,8 +130,15 @@ MODELS: dict[str, ModelRules] = {
     # embeddings equal open_clip's
     "clip_text": ModelRules(
         label="CLIP text tower",
-        order=(("torch", "cuda"), ("torch", "cpu"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu")),
+        order=(
+            ("torch", "cuda"),
+            ("torch", "cpu"),
+            ("onnxruntime", "cuda"),
+            ("onnxruntime", "cpu"),
+            ("openvino", "cpu"),
+        ),
         precisions={
+            ("openvino", "cpu"): ("fp32",),
             ("torch", "cuda"): ("fp32", "fp16", "bf16"),
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp32", "fp16"),
@@ -131,11 +146,19 @@ MODELS: dict[str, ModelRules] = {
         },
         artefact_hint="or give model/pretrained/checkpoint instead",
     ),
-    # PyTorch on CUDA and on native-bf16 CPUs (about 2x fp32), else ONNX Runtime in fp32
+    # PyTorch on CUDA and on native-bf16 CPUs (about 2x fp32), else ONNX Runtime in fp32 (OpenVINO
+    # fp32 measured level with it, PyTorch fp32 below); INT8 on OpenVINO, opt-in
     "yolo_world": ModelRules(
         label="YOLO-World",
-        order=(("torch", "cuda"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("torch", "cpu")),
+        order=(
+            ("torch", "cuda"),
+            ("onnxruntime", "cuda"),
+            ("onnxruntime", "cpu"),
+            ("openvino", "cpu"),
+            ("torch", "cpu"),
+        ),
         precisions={
+            ("openvino", "cpu"): ("fp32", "int8"),
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp32",),
@@ -147,8 +170,12 @@ MODELS: dict[str, ModelRules] = {
     # encoder and decoder run on ONNX Runtime in fp32
     "sam": ModelRules(
         label="SAM",
-        order=(("onnxruntime", "cuda"), ("onnxruntime", "cpu")),
-        precisions={("onnxruntime", "cuda"): ("fp32",), ("onnxruntime", "cpu"): ("fp32",)},
+        order=(("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("openvino", "cpu")),
+        precisions={
+            ("onnxruntime", "cuda"): ("fp32",),
+            ("onnxruntime", "cpu"): ("fp32",),
+            ("openvino", "cpu"): ("fp32",),
+        },
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
     # TransNetV2: torch fp16 on CUDA; on the CPU torch bf16 where the CPU has native bf16 (2.6x fp32),
@@ -215,8 +242,15 @@ def _or(items: Sequence[str]) -> str:
     return " or ".join(items)
 
 
+class _Infos(dict[tuple[str, str], RuntimeInfo]):
+    """Probed runtimes; a pair nobody probed is unavailable."""
+
+    def __missing__(self, pair: tuple[str, str]) -> RuntimeInfo:
+        return RuntimeInfo(pair[0], pair[1], False, "not probed")
+
+
 def _infos() -> dict[tuple[str, str], RuntimeInfo]:
-    return {(i.runtime, i.device): i for i in runtime_infos()}
+    return _Infos({(i.runtime, i.device): i for i in runtime_infos()})
 
 
 def _available_list(infos: Mapping[tuple[str, str], RuntimeInfo]) -> str:
@@ -264,6 +298,9 @@ def plan_engine(
     want_kind = kind if kind != "auto" else (art.device if art is not None and art.device else None)
 
     bf16 = cpu_bf16_kind() if rules.cpu_bf16 and want_precision in (None, "bf16") else None
+    capped = bf16_cap(bf16)  # the CPU has bf16 but ONEDNN_MAX_CPU_ISA & co. take it away
+    if capped:
+        bf16 = None
     order = list(rules.order)
     bf16_first = bool(bf16 and want_precision is None and ("torch", "cpu") in order)
     if bf16_first:  # native bf16: torch on the CPU goes ahead of the other CPU runtimes
@@ -299,6 +336,11 @@ def plan_engine(
     native_bf16 = bool(bf16 and r == "torch" and d == "cpu" and "bf16" in allowed)
     default: Precision = "bf16" if native_bf16 else allowed[0]
     chosen_precision = want_precision or default
+    if capped and chosen_precision == "bf16" and d == "cpu":
+        raise ConfigError(
+            f"{label}: precision bf16 on the CPU needs native bf16, but {capped}: "
+            "unset that variable, or set precision: fp32 (or auto)"
+        )
     unavailable = f" ({', '.join(skipped)} unavailable)" if skipped else ""
     why: list[str] = []
     if runtime != "auto":
@@ -311,6 +353,10 @@ def plan_engine(
         passed = [infos[p].key for p in pairs[: pairs.index(chosen)] if p not in candidates]
         if passed:
             why.append(f"{want_precision} runs on {_key(r, d)}, not on {', '.join(passed)}")
+    if capped and want_precision is None and d == "cpu":
+        why.append(f"no bf16: {capped}")
+    if chosen_precision == "int8" and d == "cpu":  # opt-in only: auto never picks int8
+        why.append(f"int8 kernels: {int8_kernels()}")
     if precision == "auto" and not (runtime == "auto" and native_bf16):
         if art is not None and art.precision is not None:
             why.append(f"{chosen_precision}: the precision of {art.name}")

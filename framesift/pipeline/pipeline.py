@@ -25,6 +25,7 @@ from framesift.pipeline.sources import SourceRun, SourceSet
 from framesift.pipeline.stage import ENGINE_BACKOFF_S, Stage
 from framesift.pipeline.status import EventLog, PipelineStatus, SourceInfo
 from framesift.sinks.base import Sink
+from framesift.threads import thread_plan
 
 log = logging.getLogger("framesift.pipeline")
 
@@ -83,7 +84,14 @@ class Pipeline:
             engine_backoff_s=engine_backoff_s,
             keep_waiting=self._keep_waiting,
         )
-        self.sources = SourceSet(self.stage.batcher, self._on_status, on_added=self._on_added)
+        model = any(a.runs_detector() for a in config.analyzers) or (
+            embedder is not None and not embedder.model_id.startswith("pixel")
+        )
+        self.threads = thread_plan(model=model)
+        log.info("threads: %s", self.threads.reason)
+        self.sources = SourceSet(
+            self.stage.batcher, self._on_status, decode_threads=self.threads.decode, on_added=self._on_added
+        )
         self.stage.sources = self.sources
         self.sinks = SinkSet(config.sinks, list(sinks or []), block=all(s.ends() for s in config.sources))
 

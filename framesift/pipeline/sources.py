@@ -111,9 +111,12 @@ class SourceSet:
         self,
         batcher: Batcher,
         on_status: Callable[[SourceRun, SourceStatus], None],
+        *,
+        decode_threads: int = 0,
         on_added: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.batcher = batcher
+        self.decode_threads = decode_threads  # the thread plan's, for sources that set none
         self.on_status = on_status
         self.on_added = on_added
         self.runs: dict[str, SourceRun] = {}
@@ -137,6 +140,8 @@ class SourceSet:
         capture worker, not yet started."""
         if "://" in cfg.input():  # a camera password is masked wherever it shows up
             register_url_secrets(cfg.input())
+        if self.decode_threads and not cfg.threads:
+            cfg = cfg.model_copy(update={"threads": self.decode_threads})
         source = build_source(cfg, source_id=sid)
         live = source.live
         on_full = cfg.buffer.on_full or ("drop_oldest" if live else "block")

@@ -33,7 +33,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("engine-cache")
 
 
-@pytest.fixture(scope="module", params=["torch", "onnxruntime"])
+@pytest.fixture(scope="module", params=["torch", "onnxruntime", "openvino"])
 def engine(request: pytest.FixtureRequest, model: object, cache_dir: Path) -> object:
     emb = ClipEmbedder(TINY, torch_model=model, runtime=request.param, device="cpu", cache_dir=str(cache_dir))
     yield emb
@@ -151,21 +151,26 @@ def test_bf16_on_cpu_close_to_fp32(model: object, frames_by_size: dict) -> None:
 
 
 @pytest.mark.slow  # dynamo export of ViT-B-32 takes 15-45 s on a 2-core machine
-def test_real_vit_b_32_architecture_onnxruntime(tmp_path: Path, frames_by_size: dict) -> None:
-    """The real ViT-B-32 graph (random weights): export + onnxruntime equal open_clip."""
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_real_vit_b_32_architecture(tmp_path: Path, frames_by_size: dict, runtime: str) -> None:
+    """The real ViT-B-32 graph (random weights): export + onnxruntime / OpenVINO equal open_clip."""
     t0 = time.monotonic()
     torch.manual_seed(0)
     net = open_clip.create_model("ViT-B-32", pretrained=None).eval()
     images = [frames_by_size[(1280, 720)][0], frames_by_size[(240, 320)][0]]
-    emb = ClipEmbedder(
-        "ViT-B-32", torch_model=net, runtime="onnxruntime", device="cpu", cache_dir=str(tmp_path)
-    )
+    emb = ClipEmbedder("ViT-B-32", torch_model=net, runtime=runtime, device="cpu", cache_dir=str(tmp_path))
     try:
         got = emb.embed_images(images)
+        texts = emb.embed_texts(TEXTS) if runtime == "openvino" else None
     finally:
         emb.close()
     assert got.shape == (2, 512)
     assert cosine_rows(got, _reference_images(net, images)).min() >= 0.999
+    if texts is not None:
+        tok = open_clip.get_tokenizer("ViT-B-32")
+        with torch.no_grad():
+            ref = torch.nn.functional.normalize(net.encode_text(tok(TEXTS)), dim=-1).numpy()
+        assert cosine_rows(texts, ref).min() >= 0.999
     print(f"ViT-B-32 export + run: {time.monotonic() - t0:.1f}s")
 
 

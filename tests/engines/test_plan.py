@@ -12,7 +12,7 @@ from framesift.engines.plan import MODELS, Artefact, plan_engine
 from framesift.engines.runtimes import RuntimeInfo
 from framesift.errors import ConfigError
 
-ALL = ("torch-cpu", "torch-cuda", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt-cuda")
+ALL = ("torch-cpu", "torch-cuda", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt-cuda", "openvino-cpu")
 
 
 @pytest.fixture
@@ -145,12 +145,12 @@ def test_unknown_names_are_refused(machine: Callable[..., None]) -> None:
     machine(*CPU_ONLY)
     _refused(
         "yolo_world",
-        r"unknown runtime 'tensorflow' \(choose one of: auto, onnxruntime, torch\)",
+        r"unknown runtime 'tensorflow' \(choose one of: auto, onnxruntime, openvino, torch\)",
         runtime="tensorflow",
     )
     _refused("sam", "unknown runtime 'torch'", runtime="torch")
     _refused("clip", r"unknown device 'tpu' \(choose auto, cpu, cuda or cuda:N\)", device="tpu")
-    _refused("clip", "unknown precision 'int8'", precision="int8")
+    _refused("clip", "unknown precision 'int4'", precision="int4")
     with pytest.raises(ValueError, match="unknown model kind"):
         plan_engine("resnet")
 
@@ -190,7 +190,7 @@ def test_unavailable_runtime_or_device_names_what_is(machine: Callable[..., None
         (
             "clip",
             {"device": "cpu", "precision": "fp16"},
-            "fp16 with onnxruntime or torch needs a CUDA device",
+            "fp16 with onnxruntime or openvino or torch needs a CUDA device",
         ),
         (
             "clip",
@@ -212,7 +212,11 @@ def test_unavailable_runtime_or_device_names_what_is(machine: Callable[..., None
             {"runtime": "torch", "device": "cpu", "precision": "fp16"},
             "set precision: bf16 or fp32",
         ),
-        ("sam", {"precision": "bf16"}, "bf16 is not supported by onnxruntime: set precision: fp32"),
+        (
+            "sam",
+            {"precision": "bf16"},
+            "bf16 is not supported by onnxruntime or openvino: set precision: fp32",
+        ),
     ],
 )
 def test_impossible_precisions_are_refused(
@@ -248,3 +252,37 @@ def test_artefact_contradictions_are_refused(machine: Callable[..., None]) -> No
         "yolo_world", "m.pt2 was exported for cpu, not cuda: set device: cpu", artefact=program, device="cuda"
     )
     _refused("sam", "a torch.export \\(.pt2\\) file \\(m.pt2\\) cannot run this model", artefact="m.pt2")
+
+
+def test_openvino_comes_after_onnxruntime_and_before_torch_in_fp32(machine: Callable[..., None]) -> None:
+    # measured on an AVX2 CPU (bench/RESULTS.md): OpenVINO fp32 no faster than ONNX Runtime, faster
+    # than PyTorch fp32
+    machine(*CPU_ONLY, "openvino-cpu")
+    for kind in ("clip", "yolo_world", "sam"):
+        assert _plan(kind) == ("onnxruntime", "cpu", "fp32")
+    assert _plan("clip_text") == ("torch", "cpu", "fp32")
+    assert _plan("yolo_world", runtime="openvino") == ("openvino", "cpu", "fp32")
+    machine("torch-cpu", "openvino-cpu")
+    p = plan_engine("clip")
+    assert (p.runtime, p.precision) == ("openvino", "fp32") and "onnxruntime unavailable" in p.reason
+    # an ONNX file runs on OpenVINO too; native bf16 keeps torch first
+    assert _plan("clip", artefact="/m/image.onnx") == ("openvino", "cpu", "fp32")
+    machine(*CPU_ONLY, "openvino-cpu", bf16="AMX")
+    assert _plan("clip") == ("torch", "cpu", "bf16")
+    assert _plan("clip", precision="fp32") == ("onnxruntime", "cpu", "fp32")
+
+
+def test_int8_is_opt_in_and_runs_on_openvino_only(machine: Callable[..., None]) -> None:
+    machine(*CPU_ONLY, "openvino-cpu", bf16="AMX")
+    _refused("sam", "precision int8 is not supported by onnxruntime or openvino", precision="int8")
+    _refused("clip_text", "precision int8 is not supported", precision="int8")  # the text tower stays fp32
+    for kind in ("clip", "yolo_world"):
+        assert plan_engine(kind).precision != "int8"
+        assert plan_engine(kind, device="cpu").precision != "int8"
+        p = plan_engine(kind, precision="int8")
+        assert (p.runtime, p.precision) == ("openvino", "int8") and "int8 kernels: " in p.reason
+    _refused(
+        "clip", "precision int8 is not supported by onnxruntime", runtime="onnxruntime", precision="int8"
+    )
+    machine(*CPU_ONLY)
+    _refused("yolo_world", "precision int8 needs openvino, which is not available here", precision="int8")

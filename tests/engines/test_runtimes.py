@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 
 def test_available_runtimes_reports_every_runtime() -> None:
     av = available_runtimes()
-    assert set(av) == {"torch", "torch-cuda", "onnxruntime", "onnxruntime-cuda", "tensorrt"}
+    assert set(av) == {"torch", "torch-cuda", "onnxruntime", "onnxruntime-cuda", "tensorrt", "openvino"}
     assert av["torch"] == torch.__version__
     for name, detail in av.items():
         assert detail, name
@@ -72,7 +72,8 @@ def test_cuda_request_without_cuda_names_what_is_available() -> None:
     with pytest.raises(ConfigError) as exc:
         select_runtime("auto", "cuda")
     msg = str(exc.value)
-    assert "not available" in msg and msg.endswith("available: torch, onnxruntime")
+    ov = "" if available_runtimes()["openvino"].startswith("unavailable") else ", openvino"
+    assert "not available" in msg and msg.endswith(f"available: torch, onnxruntime{ov}")
 
 
 def test_tensorrt_build_without_tensorrt_is_a_clear_error(tmp_path: Path) -> None:

@@ -28,11 +28,16 @@ class YoloWorldConfig(DetectorSpec):
     max_det: int = Field(300, ge=1)
     max_batch: int = Field(16, ge=1, le=1024)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    runtime: Literal["auto", "onnxruntime", "torch"] = Field(
+    runtime: Literal["auto", "onnxruntime", "torch", "openvino"] = Field(
         "auto", description="auto: PyTorch on CUDA or on CPUs with native bf16, else ONNX Runtime"
     )
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto: fp16 on CUDA, bf16 on AMX/AVX512-BF16 CPUs, else fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto",
+        description="auto: fp16 on CUDA, bf16 on AMX/AVX512-BF16 CPUs, else fp32; int8 (OpenVINO, "
+        "opt-in): quantised on calibration frames, refused where its parity gate fails",
+    )
+    calibration: str | None = Field(
+        None, description="precision int8: a video whose frames calibrate it; default: generated frames"
     )
     clip_model: str = "ViT-B-32"
     clip_pretrained: str | None = Field(

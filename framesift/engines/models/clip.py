@@ -92,6 +92,7 @@ class ClipEmbedder(Embedder):
         text_cache_size: int = TEXT_CACHE_SIZE,
         text_only: bool = False,
         plan: EnginePlan | None = None,
+        calibration: Any = None,
     ) -> None:
         if max_batch < 1:
             raise EngineError(f"max_batch must be ≥ 1 (got {max_batch})", engine="clip")
@@ -100,6 +101,7 @@ class ClipEmbedder(Embedder):
         self._exporter: Exporter = exporter
         self._onnx = Path(onnx) if onnx else None
         self.text_only = text_only
+        self.calibration: Any = calibration  # precision int8: a video path or frames; None: generated
         if plan is None:
             plan = plan_engine(
                 "clip_text" if text_only else "clip",
@@ -310,6 +312,26 @@ class ClipEmbedder(Embedder):
         if onnx_path is None:
             return None
         self.artefacts[f"{tower}.onnx"] = onnx_path
+        if self.runtime_name == "openvino":
+            from framesift.engines.quantize import calibration_set, clip_image_int8
+            from framesift.engines.runtimes.openvino_runtime import openvino_engine
+
+            int8 = self.precision == "int8" and tower == "image"  # the text tower stays fp32
+            spec = None
+            if int8:
+                spec = clip_image_int8(self.preprocessor, IMAGE_INPUT, calibration_set(self.calibration))
+                self.calibration = spec.calibration.describe()  # what the report says
+            rt, self.artefacts[f"{tower}.xml"] = openvino_engine(
+                self.cache,
+                onnx_path,
+                label=self._label(tower),
+                weights_hash=str(self.info.weights_hash),
+                device=self.device,
+                precision=self.precision if int8 or self.precision != "int8" else "fp32",
+                threads=self._rt_options["threads"],
+                int8=spec,
+            )
+            return rt
         if self.runtime_name == "onnxruntime":
             from framesift.engines.runtimes.ort_runtime import OrtRuntime
 

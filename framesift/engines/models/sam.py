@@ -206,19 +206,38 @@ class SamSegmenter(Segmenter):
         cache: EngineCache | None = None,
         max_boxes: int = 64,
         threshold: float = 0.0,
+        runtime: str = "auto",
     ) -> None:
         self.cache = cache or EngineCache()
         self.max_boxes = max_boxes
         self.threshold = threshold
         folder = None if isinstance(source, nn.Module) or str(source) in KINDS else str(source)
         self.plan: EnginePlan = plan_engine(
-            "sam", device=device, artefact=Artefact(folder, "onnx") if folder else None
+            "sam", runtime=runtime, device=device, artefact=Artefact(folder, "onnx") if folder else None
         )
         log.info("SAM: %s", self.plan.describe())
         enc_path, dec_path = self._resolve(source, checkpoint)
-        self.encoder = OnnxSession(enc_path, device=self.plan.device, threads=threads)
-        self.decoder = OnnxSession(dec_path, device=self.plan.device, threads=threads)
+        self.encoder = self._session(enc_path, threads)
+        self.decoder = self._session(dec_path, threads)
         self.torch_device = "cuda" if "CUDAExecutionProvider" in self.encoder.providers else "cpu"
+
+    def _session(self, path: Path, threads: int | None) -> Any:
+        """The graph at ``path`` on the planned runtime (OpenVINO: its IR, cached)."""
+        if self.plan.runtime != "openvino":
+            return OnnxSession(path, device=self.plan.device, threads=threads)
+        from framesift.engines.cache import file_sha256
+        from framesift.engines.runtimes.openvino_runtime import OpenVinoSession, openvino_engine
+
+        rt, ir = openvino_engine(
+            self.cache,
+            path,
+            label=f"sam/{path.stem}",
+            weights_hash=file_sha256(path),
+            device=self.plan.device,
+            precision=self.plan.precision,
+            threads=threads,
+        )
+        return OpenVinoSession(rt, ir)
 
     @classmethod
     def from_config(cls, cfg: SamConfig, *, cache: EngineCache | None = None) -> SamSegmenter:

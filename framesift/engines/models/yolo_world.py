@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from framesift.engines.base import Detector, Embedder, ImageLike, as_images
-from framesift.engines.cache import EngineCache
+from framesift.engines.cache import EngineCache, file_sha256
 from framesift.engines.models.detect_post import decode, letterbox
 from framesift.engines.models.yolo_world_export import (
     EXPORT_VERSION,
@@ -46,7 +46,9 @@ from framesift.engines.models.yolo_world_export import (
     load_reference,
 )
 from framesift.engines.plan import Artefact, EnginePlan, plan_engine
+from framesift.engines.quantize import calibration_set, yolo_world_int8
 from framesift.engines.runtimes.base import Precision, TensorSpec
+from framesift.engines.runtimes.openvino_runtime import OpenVinoSession, openvino_engine
 from framesift.engines.runtimes.ort_runtime import OnnxSession
 from framesift.engines.runtimes.torch_runtime import TorchRuntime
 from framesift.engines.shared import ClipTextLease, Lease, clip_text_engine
@@ -84,6 +86,12 @@ def ClipTextEncoder(
     checkpoint path, or None for random weights), as YOLO-World's text encoder (a callable
     texts → (K, dim) L2-normalised). Prefer :meth:`YoloWorld.from_config`, which builds it."""
     return clip_text_engine(model, pretrained, device=device)
+
+
+def calibration_text(k: int = 8, seed: int = 0) -> np.ndarray:
+    """Unit vectors standing in for prompt embeddings while calibrating (their paths stay fp32)."""
+    v = np.random.default_rng(seed).standard_normal((k, TEXT_DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def _program_artefact(program: Any, path: Path) -> Artefact:
@@ -132,6 +140,7 @@ class YoloWorld(Detector):
         rect: bool = True,
         clip_model: str = "ViT-B-32",
         clip_pretrained: str | None = "openai",
+        calibration: Any = None,
     ) -> None:
         if imgsz % 32:
             raise ConfigError(f"YOLO-World imgsz must be a multiple of 32, got {imgsz}")
@@ -153,9 +162,32 @@ class YoloWorld(Detector):
         )
         self.plan: EnginePlan = plan
         log.info("YOLO-World: %s", plan.describe())
-        self.session: OnnxSession | None = None
+        self.calibration: str | None = None
+        self.session: OnnxSession | OpenVinoSession | None = None
         self.program: TorchRuntime | None = None
-        if plan.runtime == "onnxruntime":
+        if plan.runtime == "openvino":
+            onnx = model if isinstance(model, Path) else export_cached(model, kind, imgsz, self.cache)
+            int8 = None
+            if plan.precision == "int8":
+                int8 = yolo_world_int8(
+                    lambda fs: letterbox(fs, imgsz, "cpu", rect=False)[0].numpy(),
+                    calibration_text(),
+                    calibration_set(calibration),
+                )
+                self.calibration = int8.calibration.describe()  # what the report says
+            rt, self.model_path = openvino_engine(
+                self.cache,
+                onnx,
+                int8=int8,
+                label=f"yolo_world_v2/{kind if not isinstance(model, Path) else model.name}",
+                weights_hash=file_sha256(onnx),
+                device=plan.device,
+                precision=plan.precision,
+                threads=threads,
+            )
+            self.session = OpenVinoSession(rt, self.model_path)
+            self.torch_device = "cpu"
+        elif plan.runtime == "onnxruntime":
             self.model_path = (
                 model if isinstance(model, Path) else export_cached(model, kind, imgsz, self.cache)
             )
@@ -208,6 +240,7 @@ class YoloWorld(Detector):
             clip_model=cfg.clip_model,
             clip_pretrained=cfg.clip_pretrained,
             cache=cache,
+            calibration=cfg.calibration,
         )
 
     @property

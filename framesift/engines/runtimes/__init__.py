@@ -27,7 +27,7 @@ __all__ = [
 
 log = logging.getLogger("framesift.engines")
 
-RUNTIME_NAMES = ("torch", "onnxruntime", "tensorrt")
+RUNTIME_NAMES = ("torch", "onnxruntime", "tensorrt", "openvino")
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,23 @@ def runtime_infos() -> tuple[RuntimeInfo, ...]:
         infos.append(RuntimeInfo("tensorrt", "cuda", False, trver))
     else:
         infos.append(RuntimeInfo("tensorrt", "cuda", cuda_ok, trver if cuda_ok else no_cuda))
+    infos.append(_openvino_info())
     return tuple(infos)
+
+
+def _openvino_info() -> RuntimeInfo:
+    """OpenVINO on the CPU (its Intel GPU plugin is not planned: it cannot be tested here)."""
+    try:
+        from framesift.engines.runtimes.openvino_runtime import import_openvino
+
+        ov = import_openvino()
+    except Exception as exc:
+        why = f"openvino not installed ({type(exc).__name__}: {exc})".splitlines()[0]
+        return RuntimeInfo("openvino", "cpu", False, why + " (pip install openvino)")
+    return RuntimeInfo("openvino", "cpu", True, str(ov.get_version()).split("-", 1)[0])
 
 
 def available_runtimes() -> dict[str, str]:
     """``{name: version}`` for usable runtimes and ``{name: "unavailable: reason"}`` for the rest
-    (names: torch, torch-cuda, onnxruntime, onnxruntime-cuda, tensorrt); for ``framesift doctor``."""
+    (names: torch, torch-cuda, onnxruntime, onnxruntime-cuda, tensorrt, openvino); for ``framesift doctor``."""
     return {i.key: i.detail if i.available else f"unavailable: {i.detail}" for i in runtime_infos()}

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Precision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]  # int8: OpenVINO, opt-in only
 Tensor = Any  # np.ndarray or torch.Tensor
 
 

@@ -39,14 +39,11 @@ def choose_providers(device: str, available: Sequence[str]) -> list[str]:
 
 
 def default_threads() -> int:
-    """Intra-op threads: the CPUs this process may use (``FRAMESIFT_THREADS`` overrides)."""
-    env = os.environ.get("FRAMESIFT_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """Intra-op threads: the thread plan's (the CPUs this process may use; ``FRAMESIFT_THREADS``
+    overrides)."""
+    from framesift.threads import thread_plan
+
+    return thread_plan().inference
 
 
 class OrtRuntime(Runtime):
@@ -75,6 +72,10 @@ class OrtRuntime(Runtime):
         so.intra_op_num_threads = threads or default_threads()
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        from framesift.threads import thread_plan
+
+        if not thread_plan().spin:  # few cores: waiting threads would take the decoders' cores
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list[Any] = []
         for p in choose_providers(device, ort.get_available_providers()):
             if p == "TensorrtExecutionProvider":

@@ -1,0 +1,276 @@
+"""OpenVINO: ONNX exports converted once to OpenVINO IR (cached), compiled for the CPU or an Intel GPU.
+
+The IR is keyed in the engine cache by the OpenVINO version, the device, the precision, the CPU's
+instruction set with any cap on it (:func:`framesift.engines.isa.isa_descriptor`) and, for INT8, a
+hash of the calibration set. Weights stay fp32 in the IR (``compress_to_fp16=False``); the precision a
+device computes in is a compile hint, given explicitly: OpenVINO would otherwise pick bf16 on CPUs
+that have it, and ``fp32`` must mean fp32.
+
+OpenVINO's package sends a usage event when imported unless the user opted out; framesift runs
+offline, often at stations, so :func:`import_openvino` declines it unless the user opted in
+(``opt_in_out --opt_in`` writes that choice, and it is kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framesift.engines.cache import EngineCache, EngineKey, device_descriptor
+from framesift.engines.isa import isa_descriptor
+from framesift.engines.quantize import Int8Build, gate, quantize_model
+from framesift.engines.runtimes.base import Runtime, Tensor, TensorSpec, to_numpy
+from framesift.errors import EngineError
+
+log = logging.getLogger("framesift.engines.openvino")
+
+IR_FILE = "model.xml"
+# the precision a device computes in, as OpenVINO names it (int8 IRs carry their own FakeQuantize ops;
+# the layers left in float run in fp32)
+_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+_NP_TYPES = {"f32": np.float32, "f16": np.float16, "i64": np.int64, "i32": np.int32}
+
+
+def import_openvino() -> Any:
+    """``import openvino`` with its import-time telemetry declined (unless the user opted in)."""
+    import sys
+
+    if "openvino" not in sys.modules:
+        try:
+            from openvino_telemetry.utils import opt_in_checker as oic
+        except Exception:  # another telemetry package version, or none: nothing to decline
+            pass
+        else:
+            check = oic.OptInChecker.check
+            if not getattr(check, "framesift", False):
+
+                def declined(self: Any, *args: Any, **kw: Any) -> Any:
+                    accepted = oic.ConsentCheckResult.ACCEPTED
+                    return (
+                        accepted if check(self, *args, **kw) == accepted else oic.ConsentCheckResult.DECLINED
+                    )
+
+                declined.framesift = True  # type: ignore[attr-defined]
+                oic.OptInChecker.check = declined
+    import openvino
+
+    return openvino
+
+
+def ov_device(device: str) -> str:
+    """framesift's device name → OpenVINO's: ``cpu`` → ``CPU``, ``gpu`` → ``GPU``, ``gpu:1`` → ``GPU.1``."""
+    kind, _, idx = device.partition(":")
+    return kind.upper() + (f".{idx}" if idx else "")
+
+
+def version() -> str:
+    ov = import_openvino()
+    return str(ov.get_version()).split("-", 1)[0]
+
+
+def ir_key(
+    label: str,
+    weights_hash: str,
+    *,
+    device: str,
+    precision: str,
+    shape_profile: Mapping[str, Any] | None = None,
+    calibration: str | None = None,
+) -> EngineKey:
+    """The engine cache key of an OpenVINO IR (see the module doc for what it holds)."""
+    dev = device_descriptor("cpu") if device == "cpu" else ov_device(device)
+    export: dict[str, Any] = {"isa": isa_descriptor(), "compress_to_fp16": False}
+    if calibration is not None:
+        export["calibration"] = calibration
+    return EngineKey(
+        model=label,
+        weights_hash=weights_hash,
+        runtime="openvino-ir",
+        runtime_version=version(),
+        device=dev,
+        precision=precision,
+        shape_profile=dict(shape_profile or {}),
+        export=export,
+    )
+
+
+def cached_ir(
+    cache: EngineCache,
+    onnx_path: str | os.PathLike[str],
+    key: EngineKey,
+    transform: Callable[[Any], Any] | None = None,
+) -> Path:
+    """The IR of ``onnx_path`` under ``key`` (converted on a miss; ``transform`` — INT8 quantisation —
+    applied to the converted model before it is saved)."""
+
+    def build(out: Path) -> None:
+        ov = import_openvino()
+        model = ov.convert_model(str(onnx_path))
+        if transform is not None:
+            model = transform(model)
+        ov.save_model(model, str(out), compress_to_fp16=False)
+
+    return cache.get_or_build(key, IR_FILE, build)
+
+
+class OpenVinoRuntime(Runtime):
+    """An OpenVINO compiled model over an ONNX file or an IR (``.xml``), one infer request, locked."""
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | Any,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        threads: int | None = None,
+    ) -> None:
+        ov = import_openvino()
+        super().__init__(device=device, precision=precision)  # type: ignore[arg-type]
+        model: Any = model_path  # a path, or an in-memory ov.Model (INT8 gates compare before saving)
+        is_path = isinstance(model_path, (str, os.PathLike))
+        path = Path(model_path) if is_path else Path("model")
+        if is_path and not path.is_file():
+            raise EngineError(f"openvino: model file not found: {path}", engine=self.name)
+        core = ov.Core()
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": _HINTS.get(precision, "f32"),
+            "PERFORMANCE_HINT": "LATENCY",  # one request at a time, all threads on it
+        }
+        if device == "cpu":
+            from framesift.threads import thread_plan
+
+            config["INFERENCE_NUM_THREADS"] = int(threads or thread_plan().inference)
+        try:
+            graph = core.read_model(str(path)) if is_path else model
+            self._compiled = core.compile_model(graph, ov_device(device), config)
+        except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EngineError(
+                f"openvino: cannot compile {path.name} for {ov_device(device)}: {first}", engine=self.name
+            ) from exc
+        self._request = self._compiled.create_infer_request()
+        self._lock = threading.Lock()
+        self._inputs = [
+            TensorSpec(p.get_any_name(), p.get_element_type().get_type_name(), _shape(p))
+            for p in self._compiled.inputs
+        ]
+        self._outputs = [
+            TensorSpec(p.get_any_name(), p.get_element_type().get_type_name(), _shape(p))
+            for p in self._compiled.outputs
+        ]
+        log.debug("openvino: %s compiled for %s (%s)", path.name, ov_device(device), config)
+
+    def describe(self) -> str:
+        return f"openvino[{ov_device(self.device)}] on {self.device} ({self.precision})"
+
+    def run(self, feeds: Mapping[str, Tensor], *, as_torch: bool = False) -> dict[str, Tensor]:
+        missing = [s.name for s in self._inputs if s.name not in feeds]
+        if missing:
+            raise EngineError(f"openvino: missing inputs {missing}", engine=self.name)
+        arrays = {
+            s.name: np.ascontiguousarray(to_numpy(feeds[s.name]), dtype=_NP_TYPES.get(s.dtype))
+            for s in self._inputs
+        }
+        with self._lock:
+            self._request.infer(arrays)
+            outs = [np.array(self._request.get_output_tensor(i).data) for i in range(len(self._outputs))]
+        result: dict[str, Tensor] = {}
+        for spec, o in zip(self._outputs, outs, strict=True):
+            arr = o.astype(np.float32, copy=False) if o.dtype == np.float16 else o
+            if as_torch:
+                import torch
+
+                result[spec.name] = torch.from_numpy(arr)
+            else:
+                result[spec.name] = arr
+        return result
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None
+
+
+def _shape(port: Any) -> tuple[int | str | None, ...]:
+    return tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+
+
+def openvino_engine(
+    cache: EngineCache,
+    onnx_path: str | os.PathLike[str],
+    *,
+    label: str,
+    weights_hash: str,
+    device: str,
+    precision: str,
+    threads: int | None = None,
+    shape_profile: Mapping[str, Any] | None = None,
+    int8: Int8Build | None = None,
+) -> tuple[OpenVinoRuntime, Path]:
+    """An :class:`OpenVinoRuntime` over the cached IR of ``onnx_path`` (converted on a miss), and the IR."""
+    calibration = int8.calibration.digest if int8 is not None else None
+    key = ir_key(
+        label,
+        weights_hash,
+        device=device,
+        precision=precision,
+        shape_profile=shape_profile,
+        calibration=calibration,
+    )
+    if int8 is None:
+        ir = cached_ir(cache, onnx_path, key)
+    else:
+        spec = int8
+
+        def build(out: Path) -> None:  # quantise, gate, and only then publish
+            ov = import_openvino()
+            fp32 = ov.convert_model(str(onnx_path))
+            quantised = quantize_model(
+                fp32.clone(),
+                spec.feeds(spec.calibration.frames),
+                transformer=spec.transformer,
+                ignored_types=spec.ignored_types,
+            )
+            held_out = spec.feeds(spec.calibration.held_out)
+            ref = OpenVinoRuntime(fp32, device=device, precision="fp32", threads=threads)
+            low = OpenVinoRuntime(quantised, device=device, precision="int8", threads=threads)
+            ok, measured = spec.check(low.run, ref.run, held_out)
+            gate(label, ok, measured, spec.calibration)
+            ov.save_model(quantised, str(out), compress_to_fp16=False)
+
+        ir = cache.get_or_build(key, IR_FILE, build)
+        log.info("%s: INT8 engine (calibration: %s)", label, int8.calibration.describe())
+    return OpenVinoRuntime(ir, device=device, precision=precision, threads=threads), ir
+
+
+class OpenVinoSession:
+    """An :class:`OpenVinoRuntime` whose outputs come back as a list in graph order, like
+    :class:`~framesift.engines.runtimes.ort_runtime.OnnxSession` (the detectors index them)."""
+
+    providers = ("OpenVINO",)
+
+    def __init__(self, runtime: OpenVinoRuntime, path: Path) -> None:
+        self.runtime = runtime
+        self.path = path
+        self.input_names = [t.name for t in runtime.inputs]
+        self.output_names = [t.name for t in runtime.outputs]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            out = self.runtime.run(feeds)
+        except EngineError:
+            raise
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EngineError(f"OpenVINO model {self.path.name} failed: {first}", engine="openvino") from exc
+        return [np.asarray(out[n]) for n in self.output_names]
+
+    def close(self) -> None:
+        self.runtime.close()
