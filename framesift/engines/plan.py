@@ -182,12 +182,19 @@ MODELS: dict[str, ModelRules] = {
     # else ONNX Runtime fp32 (its probabilities equal the reference's within 1e-6)
     "transnet": ModelRules(
         label="TransNetV2",
-        order=(("torch", "cuda"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("torch", "cpu")),
+        order=(
+            ("torch", "cuda"),
+            ("onnxruntime", "cuda"),
+            ("onnxruntime", "cpu"),
+            ("openvino", "cpu"),
+            ("torch", "cpu"),
+        ),
         precisions={
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
             ("onnxruntime", "cuda"): ("fp32", "fp16"),
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cpu"): ("fp32",),
+            ("openvino", "cpu"): ("fp32",),
         },
         cpu_bf16=True,
         artefact_hint="or give the .pth weights so framesift exports them for the runtime you want",

@@ -65,12 +65,14 @@ def test_shot_frames_equal_the_reference_pipe(reference: dict[str, np.ndarray]) 
     assert np.array_equal(np.stack(ours), reference["frames"])
 
 
-@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime", "openvino"])
 def test_probabilities_equal_the_package(
     reference: dict[str, np.ndarray], runtime: str, tmp_path: Path
 ) -> None:
     from framesift.engines.models.transnet import ShotModel, predict_frames
 
+    if runtime == "openvino":
+        pytest.importorskip("openvino")
     model = ShotModel(runtime=runtime, device="cpu", precision="fp32", cache_dir=tmp_path)
     single, many = predict_frames(model, reference["frames"])
     assert model.plan.runtime == runtime

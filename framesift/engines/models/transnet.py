@@ -86,9 +86,13 @@ class ShotModel:
                 precision=p.precision,
                 threads=threads,
             )
+        path = Path(art.path) if art is not None else self.onnx_file()
+        if p.runtime == "openvino":
+            from framesift.engines.runtimes.openvino_runtime import OpenVinoRuntime
+
+            return OpenVinoRuntime(path, device=p.device, precision=p.precision, threads=threads)
         from framesift.engines.runtimes.ort_runtime import OrtRuntime
 
-        path = Path(art.path) if art is not None else self.onnx_file()
         return OrtRuntime(path, device=p.device, precision=p.precision, threads=threads)
 
     def onnx_file(self) -> Path:
