@@ -186,7 +186,12 @@ def run_shards(
                 except died as exc:
                     tries[shard] = tries.get(shard, 0) + 1
                     stats.retried += 1
-                    log.warning("shard %s#%d: worker died (%s); running it again", shard.path, shard.index, type(exc).__name__)
+                    log.warning(
+                        "shard %s#%d: worker died (%s); running it again",
+                        shard.path,
+                        shard.index,
+                        type(exc).__name__,
+                    )
                     if tries[shard] >= MAX_TRIES:
                         raise ClusterError(
                             f"{shard.path}: shard {shard.index + 1}/{shard.count} lost its worker "

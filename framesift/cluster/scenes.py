@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from framesift.analyzers.scene_change import SceneChangeConfig
 from framesift.cluster.shards import Shard, lookback_frames, plan_file, tail_frames
@@ -45,7 +45,7 @@ class _Collect(Sink):
     """Keeps a shard's events at the frames it owns."""
 
     name = "shard"
-    accepts: ClassVar[tuple[type[Event], ...]] = (SourceStatus, SceneChange, SceneSignal)
+    accepts = (SourceStatus, SceneChange, SceneSignal)
 
     def __init__(self, result: SceneShardResult) -> None:
         self.r = result
@@ -162,16 +162,27 @@ def run_on_ray(
             merge(parts.pop(shard.path), sink)
 
     try:
-        stats = run_shards(ray, shards, "framesift.cluster.scenes:run_shard", cfg, engine, manifest=manifest,
-                           on_result=on_result, gpus=gpus)
+        stats = run_shards(
+            ray,
+            shards,
+            "framesift.cluster.scenes:run_shard",
+            cfg,
+            engine,
+            manifest=manifest,
+            on_result=on_result,
+            gpus=gpus,
+        )
     finally:
         bar.close()
     sink.close()
     manifest.clear()
     lines = []
-    for w in sink.written:
+    order = {str(v): i for i, v in enumerate(videos)}
+    for w in sorted(sink.written, key=lambda w: order.get(w.video, len(order))):
         report = w.paths.get("html", w.paths.get("csv", ""))
-        lines.append(f"{w.video}: {w.scenes} scene{'' if w.scenes == 1 else 's'} in {w.frames} frames → {report}")
+        lines.append(
+            f"{w.video}: {w.scenes} scene{'' if w.scenes == 1 else 's'} in {w.frames} frames → {report}"
+        )
     return lines, stats
 
 

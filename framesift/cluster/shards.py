@@ -68,7 +68,16 @@ def lookback_frames(cfg: SceneChangeConfig) -> int:
     its transition window (``max_transition`` + the gradual signal's ``3 × gradual_k`` + the
     flash look-ahead) plus ``min_scene_len`` (a boundary just before the shard still silences the
     next ``min_scene_len`` frames) plus the rolling-statistics ``window``."""
-    return cfg.max_transition + 3 * cfg.gradual_k + GAP + cfg.flash_frames + 1 + cfg.min_scene_len + cfg.window + 8
+    return (
+        cfg.max_transition
+        + 3 * cfg.gradual_k
+        + GAP
+        + cfg.flash_frames
+        + 1
+        + cfg.min_scene_len
+        + cfg.window
+        + 8
+    )
 
 
 def tail_frames(cfg: SceneChangeConfig) -> int:
