@@ -85,10 +85,10 @@ class ShardWorker:
         if cfg.uses_embedder():
             key = json.dumps(engine, sort_keys=True)
             if key not in self._engines:
-                from framesift.config import parse_config
+                from framesift.config.engines import EngineConfig
                 from framesift.engines.factory import build_embedder
 
-                self._engines[key] = build_embedder(parse_config({"sources": [], "engine": engine}).engine)
+                self._engines[key] = build_embedder(EngineConfig.model_validate(engine))
             embedder = self._engines[key]
         return fn(shard, cfg, engine, embedder), self.node()
 
@@ -98,6 +98,7 @@ class Manifest:
 
     def __init__(self, folder: Path, shards: Sequence[Shard], salt: str) -> None:
         self.dir = folder
+        self.salt = salt
         self.keys = {s: s.key(salt) for s in shards}
         folder.mkdir(parents=True, exist_ok=True)
         listing = [{"key": self.keys[s], "path": s.path, "own": [s.own_start, s.own_end]} for s in shards]
@@ -119,6 +120,20 @@ class Manifest:
 
     def save(self, shard: Shard, result: Any) -> None:
         self._atomic(self.dir / f"{self.keys[shard]}.pkl", pickle.dumps(result))
+
+    def _mark_path(self, path: str) -> Path:
+        return self.dir / f"merged-{Shard(path, 0, 1, 0, 0, None, None).key(self.salt)}.json"
+
+    def mark_merged(self, path: str, ids: Sequence[str]) -> None:
+        """``path``'s results are in the store (``ids``): a later run of the same settings skips it."""
+        self._atomic(self._mark_path(path), json.dumps({"path": path, "ids": list(ids)}).encode())
+        for shard, key in self.keys.items():
+            if shard.path == path:
+                with contextlib.suppress(OSError):
+                    (self.dir / f"{key}.pkl").unlink()
+
+    def merged(self, path: str) -> bool:
+        return self._mark_path(path).is_file()
 
     def clear(self) -> None:
         for key in self.keys.values():
