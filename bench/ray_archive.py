@@ -78,7 +78,9 @@ def lists(folder: Path) -> dict[str, bytes]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--generated", type=int, default=6, help="generated clips (more where fewer than 8 in all)")
+    ap.add_argument(
+        "--generated", type=int, default=6, help="generated clips (more where fewer than 8 in all)"
+    )
     ap.add_argument("--copies", type=int, default=12, help="names the trailer appears under")
     ap.add_argument("--shard-seconds", type=float, default=600.0, help="the Ray run's --shard-seconds")
     args = ap.parse_args()
@@ -89,7 +91,9 @@ def main() -> None:
     print(f"archive: {len(clips)} clips, {frames} frames")
     base = [sys.executable, "-m", "framesift", "scenes", *map(str, clips), "--no-progress"]
     local_s = timed([*base, "-o", str(work / "local")])
-    ray_s = timed([*base, "-o", str(work / "ray"), "--ray", "local", "--shard-seconds", str(args.shard_seconds)])
+    ray_s = timed(
+        [*base, "-o", str(work / "ray"), "--ray", "local", "--shard-seconds", str(args.shard_seconds)]
+    )
     same = lists(work / "local") == lists(work / "ray")
     print(f"{'run':<10} {'wall s':>8} {'frames/s':>9}")
     print(f"{'local -j1':<10} {local_s:>8.1f} {frames / local_s:>9.0f}")

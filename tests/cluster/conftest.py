@@ -24,6 +24,8 @@ from framesift.samples_scenes import SceneClipInfo, cuts_timeline, mixed_timelin
 
 REPO = Path(__file__).resolve().parents[2]
 RAY_BIN = str(Path(sys.executable).with_name("ray"))
+# A loopback-only test cluster: no token (Ray's token would be read from and written to ~/.ray).
+AUTH_OFF = {"RAY_AUTH_MODE": "disabled"}
 
 
 def _free_port() -> int:
@@ -38,6 +40,7 @@ def _env() -> dict[str, str]:
         **os.environ,
         "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO),  # workers import this checkout
         "RAY_USAGE_STATS_ENABLED": "0",
+        **AUTH_OFF,
     }
 
 
@@ -118,6 +121,9 @@ class Head:
 def ray_head() -> Iterator[Head]:
     """The head node; this test process is its driver (``ray.init``) for the module."""
     ray = pytest.importorskip("ray")
+    mp = pytest.MonkeyPatch()
+    for k, v in AUTH_OFF.items():
+        mp.setenv(k, v)  # the driver (this process) too
     tmp = Path(tempfile.mkdtemp(prefix="fsray", dir="/tmp"))  # short: Ray's socket paths are limited
     port = _free_port()
     log = tmp / "head.log"
@@ -150,6 +156,7 @@ def ray_head() -> Iterator[Head]:
         ray.shutdown()
         _stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
+        mp.undo()
 
 
 @dataclass
