@@ -54,6 +54,8 @@ def connect(address: str) -> Any:
     if ray.is_initialized():
         return ray
     opts: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if address not in ("local", "auto"):
+        _check_reachable(address)
     try:
         if address == "local":
             ray.init(include_dashboard=False, **opts)
@@ -65,6 +67,25 @@ def connect(address: str) -> Any:
             "`ray start --head`, pass its HOST:PORT, or use --ray local"
         ) from None
     return ray
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """One line, at once, for a ``HOST:PORT`` nobody answers at (Ray itself retries for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(
+            f"--ray {address}: not an address; use local, auto or HOST:PORT (e.g. 10.0.0.5:6379)"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--ray {address}: no Ray head answers there ({exc.strerror or exc}); start one with "
+            "`ray start --head --port PORT`, or use --ray local"
+        ) from None
 
 
 class ShardWorker:

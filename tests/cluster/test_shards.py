@@ -81,3 +81,23 @@ def test_variable_frame_rate_file_is_one_shard(tmp_path: Path) -> None:
     layout = frame_layout(path)
     assert layout is not None and not layout[3]  # off the grid: a time range is not a frame range
     assert [s.whole for s in cs.plan([path], SceneChangeConfig(), shard_seconds=0.1)] == [True]
+
+
+def test_unreachable_or_malformed_ray_address_is_one_line(archive, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    import pytest
+
+    from framesift.cli import main
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address, words in (
+        (f"127.0.0.1:{port}", "no Ray head answers there"),
+        ("nonsense", "not an address"),
+    ):
+        assert main(["scenes", str(archive.short.path), "-o", str(tmp_path), "--ray", address]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0] and address in lines[0], lines
