@@ -174,7 +174,7 @@ def run_on_ray(
         )
     finally:
         bar.close()
-    sink.close()
+        sink.close()
     manifest.clear()
     lines = []
     order = {str(v): i for i, v in enumerate(videos)}
