@@ -253,8 +253,9 @@ class Timeline:
                 img = img + rng.normal(0, self.noise, img.shape).astype(np.float32)
             yield np.clip(img, 0, 255).astype(np.uint8)
 
-    def write(self, path: str | Path, *, codec: str = "libx264") -> SceneClipInfo:
-        """Encode the timeline (H.264, yuv420p) and return the ground truth."""
+    def write(self, path: str | Path, *, codec: str = "libx264", keyint: int | None = None) -> SceneClipInfo:
+        """Encode the timeline (H.264, yuv420p) and return the ground truth; ``keyint``: a keyframe
+        at least every that many frames (the encoder's default otherwise)."""
         path = Path(path)
         rate = Fraction(self.fps)
         out = av.open(str(path), mode="w")
@@ -264,6 +265,8 @@ class Timeline:
             stream.pix_fmt = "yuv420p"
             if codec == "libx264":
                 stream.options = {"preset": "ultrafast", "crf": "20"}
+                if keyint:
+                    stream.options = {**stream.options, "g": str(keyint)}
             for index, img in enumerate(self.render()):
                 frame = av.VideoFrame.from_ndarray(img, format="rgb24")
                 frame.pts = index

@@ -78,6 +78,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--realtime", action="store_true", help="pace files at their frame rate (replay as live)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar / status lines")
     p.add_argument("--metrics-port", type=int, default=None, metavar="N", help="serve /metrics on this port")
+    from framesift.cli.scenes import add_ray_options
+
+    add_ray_options(p)
     p.set_defaults(func=cmd_collect)
 
 
@@ -150,6 +153,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
     engine_meta["model"] = "pixel" if embedder.name == "pixel" else engine_meta["model"]
     frame_sink = FrameStoreSink(store, engine=engine_meta)
     events = JsonlSink(out / "events.jsonl", name="events")
+    if args.ray:
+        if learned:
+            raise ConfigError(f"--scenes {args.scenes} does not run on a Ray cluster yet: use --scenes pixel")
+        return _collect_on_ray(args, ccfg, engine_opts, collector, [frame_sink, events], store, out)
     analyzers: list[Any] = [collector]
     if learned:
         from framesift.analyzers.scene_change import SceneChangeAnalyzer, SceneChangeConfig
@@ -164,6 +171,42 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if stopped_by == signal.SIGINT:
         print("framesift: interrupted (drained and flushed)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _collect_on_ray(
+    args: argparse.Namespace, ccfg: CollectorConfig, engine: dict[str, Any], collector: Any, sinks: list[Any],
+    store: Any, out: Path,
+) -> int:  # fmt: skip
+    from framesift.cli.inputs import check_input
+    from framesift.cluster.collect import run_on_ray
+    from framesift.cluster.ray_exec import print_stats
+
+    for src in args.sources:
+        if "://" in src:
+            raise ConfigError(
+                f"{src}: --ray collects from files (an archive); live sources run with `framesift run`"
+            )
+        check_input(src)
+    if args.realtime or args.fps is not None or args.metrics_port is not None:
+        raise ConfigError("--ray: --realtime, --fps and --metrics-port are for a local run; drop them")
+    if args.shard_seconds <= 0:
+        raise ConfigError(
+            f"--shard-seconds: {args.shard_seconds} is not a duration (a number of seconds > 0)"
+        )
+    tally, stats = run_on_ray(
+        [str(s) for s in args.sources], ccfg, engine, collector, sinks, store,
+        address=args.ray, manifest_dir=out / ".framesift-ray" / "collect",
+        shard_seconds=args.shard_seconds, gpus=args.ray_gpus, quiet=args.no_progress,
+    )  # fmt: skip
+    print_stats(stats)
+    present = f" ({tally['present']} already in the store)" if tally["present"] else ""
+    done = tally["files_done"]
+    skipped = f"; {done} file{'s' if done != 1 else ''} already collected by an earlier run" if done else ""
+    print(
+        f"framesift collect: kept {tally['kept']}{present}{skipped}; stored in {out / 'store'}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

@@ -103,7 +103,12 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("source", help="video file or stream URL (rtsp://, http://)")
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="video file or stream URL (rtsp://, http://); with several, each writes into OUTPUT/NAME/",
+    )
     add_model_args(p)
     p.add_argument("-o", "--output", default="detections", help="output folder (default: ./detections)")
     p.add_argument("--per-frame", action="store_true", help="also write frames.jsonl (every frame's boxes)")
@@ -112,14 +117,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--lost-after", type=float, default=1.0, help="seconds unseen before a track ends")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from framesift.cli.scenes import add_ray_options
+
+    add_ray_options(p)
     p.set_defaults(func=cmd_detect)
 
 
-def detect_config(args: argparse.Namespace, out: Path) -> Any:
-    """The pipeline config ``framesift detect`` runs."""
+def detect_config(args: argparse.Namespace, out: Path, source: str | None = None) -> Any:
+    """The pipeline config ``framesift detect`` runs over ``source`` (default: the only one)."""
     from framesift.cli.inputs import source_config
     from framesift.config import parse_config
 
+    source = source if source is not None else args.sources[0]
     options = {} if args.max_frames is None else {"max_frames": args.max_frames}
     sinks: list[dict[str, Any]] = [
         {"type": "detections", "path": str(out / "detections.jsonl"), "per": "track"}
@@ -140,7 +149,7 @@ def detect_config(args: argparse.Namespace, out: Path) -> Any:
     }
     return parse_config(
         {
-            "sources": [source_config(args.source, id="stream" if "://" in args.source else None, **options)],
+            "sources": [source_config(source, id="stream" if "://" in source else None, **options)],
             "analyzers": [tracker],
             "sinks": sinks,
             "stage": {"max_batch": max(1, args.batch)},
@@ -157,7 +166,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from framesift.pipeline import Pipeline
 
     out = Path(args.output)
-    check_input(args.source)  # before loading models or creating the output folder
+    for src in args.sources:
+        check_input(src)  # before loading models or creating the output folder
+    if args.ray or len(args.sources) > 1:
+        return _detect_many(args, out)
     cfg = detect_config(args, out)
     pipeline = Pipeline(cfg)  # loads the models
     t0 = time.perf_counter()
@@ -172,4 +184,51 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if stopped_by == signal.SIGINT:
         print("framesift: interrupted (drained and flushed)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def output_folders(sources: list[str], out: Path) -> dict[str, Path]:
+    """OUTPUT/NAME per source (the file's stem; ``-2``, ``-3``... where names repeat)."""
+    folders: dict[str, Path] = {}
+    seen: dict[str, int] = {}
+    for src in sources:
+        name = Path(src.split("?")[0].rstrip("/")).stem or "stream"
+        seen[name] = seen.get(name, 0) + 1
+        folders[src] = out / (name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return folders
+
+
+def _detect_many(args: argparse.Namespace, out: Path) -> int:
+    """Several sources (each a pipeline into its own folder), or ``--ray`` (each file a shard)."""
+    from framesift.cluster.runs import FileRuns
+
+    if len(set(args.sources)) != len(args.sources):
+        raise ConfigError("detect: a source is given twice; name each once")
+    folders = output_folders(list(args.sources), out)
+    job = FileRuns({src: detect_config(args, folders[src], src) for src in args.sources})
+    t0 = time.perf_counter()
+    if args.ray:
+        from framesift.cluster.ray_exec import print_stats
+        from framesift.cluster.runs import run_on_ray
+
+        for src in args.sources:
+            if "://" in src:
+                raise ConfigError(
+                    f"{src}: --ray runs files (an archive); live sources run with `framesift run`"
+                )
+        results, stats = run_on_ray(
+            job, address=args.ray, manifest_dir=out / ".framesift-ray" / "detect", gpus=args.ray_gpus,
+            quiet=args.no_progress,
+        )  # fmt: skip
+        print_stats(stats)
+    else:
+        from framesift.cluster.runs import run_shard
+        from framesift.cluster.shards import Shard
+
+        results = [run_shard(Shard(src, 0, 1, 0, 0, None, None), job, {}) for src in args.sources]
+    dt = time.perf_counter() - t0
+    for r in results:
+        print(f"{r.path}: {r.frames} frames, {r.tracks} tracks → {folders[r.path]}", file=sys.stderr)
+    frames = sum(r.frames for r in results)
+    print(f"{frames} frames in {dt:.1f}s ({frames / max(dt, 1e-9):.1f} fps)", file=sys.stderr)
     return EXIT_OK

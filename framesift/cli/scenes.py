@@ -65,7 +65,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "faster on 2 cores (bench/RESULTS.md); more can help on many cores",
     )
     p.add_argument("--no-progress", action="store_true")
+    add_ray_options(p)
     p.set_defaults(func=run)
+
+
+def add_ray_options(p: argparse.ArgumentParser) -> None:
+    """``--ray ADDRESS`` and its shard options (docs/scale.md)."""
+    g = p.add_argument_group("cluster (docs/scale.md)")
+    g.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run on a Ray cluster: local (start one here), auto, or HOST:PORT; needs framesift[ray]",
+    )
+    g.add_argument(
+        "--shard-seconds",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="with --ray: files longer than two shards are cut at keyframes into ranges of about S seconds",
+    )
+    g.add_argument(
+        "--ray-gpus",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="with --ray: GPUs per worker (0.25: four share one)",
+    )
 
 
 def _config(args: argparse.Namespace) -> SceneChangeConfig:
@@ -181,7 +206,9 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs: {args.jobs} is not a number of processes (1 or more)")
     jobs = min(args.jobs, len(videos))
-    if jobs == 1:
+    if args.ray:
+        lines, stopped_by = _run_ray(args, videos, str(out), cfg, engine, opts), None
+    elif jobs == 1:
         lines, stopped_by = process(videos, str(out), cfg, engine, opts, quiet=args.no_progress)
     else:
         lines, stopped_by = _run_pool(videos, out, cfg, engine, opts, jobs, args.no_progress), None
@@ -191,6 +218,40 @@ def run(args: argparse.Namespace) -> int:
         print("framesift: interrupted (drained and flushed)", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _run_ray(
+    args: argparse.Namespace,
+    videos: list[str],
+    out: str,
+    cfg: SceneChangeConfig,
+    engine: dict[str, Any],
+    opts: dict[str, bool],
+) -> list[str]:
+    from framesift.cluster.ray_exec import print_stats
+    from framesift.cluster.scenes import run_on_ray
+
+    if cfg.labels:
+        raise ConfigError(
+            "--labels with --ray: scene labels are not merged across shards yet; run without --ray"
+        )
+    if args.shard_seconds <= 0:
+        raise ConfigError(
+            f"--shard-seconds: {args.shard_seconds} is not a duration (a number of seconds > 0)"
+        )
+    lines, stats = run_on_ray(
+        videos,
+        out,
+        cfg,
+        engine,
+        opts,
+        address=args.ray,
+        shard_seconds=args.shard_seconds,
+        gpus=args.ray_gpus,
+        quiet=args.no_progress,
+    )
+    print_stats(stats)
+    return lines
 
 
 def _init_worker(q: Any) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -74,3 +75,26 @@ def stored_frames(path: str) -> int:
     """The frame count a file's header states (0 when it states none)."""
     with av.open(path) as c:
         return int(c.streams.video[0].frames or 0)
+
+
+def frame_layout(path: str) -> tuple[Fraction, int, list[int], bool] | None:
+    """``(rate, frames, keyframes, constant)`` of a file read from its packets, without decoding:
+    the nominal rate, the frame count, the frame indices of its keyframes (from presentation times,
+    as a seek numbers them) and whether every frame sits on the rate's grid (constant frame rate,
+    so a time range and a frame range name the same frames). None when the file has no rate."""
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        rate = s.average_rate or s.guessed_rate
+        tb = s.time_base
+        if not rate or tb is None:
+            return None
+        packets = sorted((p.pts, p.is_keyframe) for p in c.demux(s) if p.pts is not None)
+        start = s.start_time
+    if not packets:
+        return None
+    origin = start if start is not None else packets[0][0]  # as the decoder's indices count
+    rate = Fraction(rate)
+    slots = [(pts - origin) * tb * rate for pts, _ in packets]
+    constant = all(abs(x - i) < Fraction(1, 4) for i, x in enumerate(slots))
+    keys = [i for i, (_, key) in enumerate(packets) if key]
+    return rate, len(packets), keys, constant
