@@ -6,11 +6,12 @@ candidate and a few spread in time, as JPEG. :func:`select` picks:
 1. one frame per segment, segments ranked by prompt match, then shots before the later content of
    long shots, then by length (log) times novelty against what is already kept (the memory bank:
    a restart's store, other cameras). A segment is skipped when its frame is within the novelty
-   threshold of the bank, or of a frame already chosen (half of it for a shot: a cut
-   already tells it apart);
+   threshold of the bank, or of a frame already chosen (an eighth of it for a shot: a cut
+   already tells it apart, so only a near-duplicate — the same setup recurring — is skipped);
 2. while fewer than ``N`` are chosen, a farthest-point fill over every remaining candidate (the
-   skipped segments' frames and the extras): the one farthest from all chosen frames, ties broken
-   towards the largest gap in time; a candidate nearer than a quarter of the novelty threshold to
+   skipped segments' frames and the extras): the one farthest from all chosen frames, distances
+   capped at the novelty threshold (beyond it every frame is new), ties broken towards the largest
+   gap in time; a candidate nearer than a quarter of the novelty threshold to
    a chosen frame is never taken (fewer than ``N`` frames are then kept, and the run says so).
 
 The pool is bounded: when it holds ``3N`` segments it is cut to the ``2N`` that :func:`select` would
@@ -71,7 +72,7 @@ def select(
         assert seg.best is not None
         e = seg.best.emb
         near = max((float(v @ e) for v in vecs), default=-1.0)
-        apart = threshold / 2 if seg.kind == "shot" else threshold  # shots are distinct by cut
+        apart = threshold / 8 if seg.kind == "shot" else threshold  # a cut already tells shots apart
         if len(chosen) < n and novelty >= threshold and 1.0 - near >= apart:
             matched = rel is not None and prompt_threshold is not None and rel >= prompt_threshold
             reason = "prompt" if matched else seg.kind
@@ -89,7 +90,7 @@ def select(
             if dist < floor:
                 continue
             gap = min((abs(c.time - ch.candidate.time) for ch in chosen), default=math.inf)
-            key = (round(dist, 3), gap)
+            key = (round(min(dist, threshold), 3), gap)  # novel enough: then the widest gap in time
             if key > best_key:
                 best_i, best_key = i, key
         if best_i < 0:

@@ -14,7 +14,6 @@ open segment's best candidate plus :data:`EXTRAS` spread in time.
 
 from __future__ import annotations
 
-import itertools
 import math
 import statistics
 from collections import deque
@@ -30,7 +29,10 @@ MARGIN_CUT = 1  # frames either side of a cut that are never kept
 MARGIN_GRADUAL = 3  # frames either side of a dissolve or fade that are never kept
 JPEG_QUALITY = 92
 CHANGE_WEIGHT = 10.0  # score lost per unit of cosine distance to the neighbouring candidates
-FILL_SLACK = 1.0  # an extra (a total budget's fill) scores at most this much below its segment's best
+FILL_SLACK = 2.0  # an extra (a total budget's fill) scores at most this much below its segment's best
+RAMP = 0.4  # see ramp()
+BLEND_SPAN = 0.2  # see blend()
+HOLD_S = 1.0  # stream seconds a candidate waits before it joins its segment (see ShotTracker._settle)
 
 
 @dataclass
@@ -49,14 +51,16 @@ class Candidate:
     ok: bool
     pixels: np.ndarray | None = None
     jpeg: bytes | None = None
-    change: float = 0.0  # cosine distance to the neighbouring candidates (the larger of the two)
+    change: float = math.inf  # cosine distance to the neighbouring candidates (the nearer of the two)
+    blend: bool = False  # looks like a mix of its neighbours (see blend()): never a fill frame
 
     @property
     def score(self) -> float:
         """Within a segment the sharpest, most contrasted, steadiest frame wins: a frame that differs
         from both neighbours lies in motion or in a transition the detector may have missed."""
         q = self.quality
-        return math.log1p(q["sharpness"]) + 0.5 * math.log1p(q["contrast"]) - CHANGE_WEIGHT * self.change
+        change = self.change if math.isfinite(self.change) else 0.0  # a lone candidate
+        return math.log1p(q["sharpness"]) + 0.5 * math.log1p(q["contrast"]) - CHANGE_WEIGHT * change
 
     def compress(self) -> None:
         """Hold the picture as JPEG (a few hundred KB at 720p) instead of the decoded frame."""
@@ -153,14 +157,26 @@ class Segment:
             return
         assert self.best is not None
         self.extras = [x for x in self.extras if x.score >= self.best.score - FILL_SLACK]
-        if loser.score < self.best.score - FILL_SLACK:
+        if loser.score < self.best.score - FILL_SLACK or loser.blend:
             return
         self.extras.append(loser)
         self.extras.sort(key=lambda x: x.time)
-        if len(self.extras) > extras:  # stay spread in time: drop the one closest to a neighbour
-            times = [x.time for x in self.extras]
-            gaps = [b - a for a, b in itertools.pairwise(times)]
-            del self.extras[1 + int(np.argmin(gaps[1:])) if len(gaps) > 1 else len(self.extras) - 1]
+        if len(self.extras) > extras:  # stay diverse: drop the one most like another held frame
+            del self.extras[self._most_redundant()]
+
+    def _most_redundant(self) -> int:
+        """The extra nearest (cosine, then time) to the best or another extra: a segment that holds
+        two shots the detector did not split keeps a frame of each for the fill."""
+        assert self.best is not None
+        held = [self.best, *self.extras]
+        embs = np.stack([x.emb for x in held])
+        sim = embs @ embs.T
+        np.fill_diagonal(sim, -np.inf)
+        keys = []
+        for i, x in enumerate(self.extras, start=1):
+            gap = min(abs(x.time - y.time) for j, y in enumerate(held) if j != i)
+            keys.append((round(float(sim[i].max()), 2), -gap))
+        return int(max(range(len(keys)), key=keys.__getitem__))
 
     @property
     def length(self) -> float:
@@ -170,6 +186,30 @@ class Segment:
         for c in (self.best, *self.extras):
             if c is not None:
                 c.compress()
+
+
+def ramp(prev: Candidate | None, c: Candidate, nxt: Candidate | None) -> bool:
+    """``c`` lies on a brightness ramp (a fade the scene detector missed or cut short): its
+    neighbours' brightness differs by at least :data:`RAMP` of the brighter one, and ``c``'s lies
+    between them, a fifth of the way from each."""
+    if prev is None or nxt is None:
+        return False
+    a, b, z = prev.quality["brightness"], c.quality["brightness"], nxt.quality["brightness"]
+    lo, hi = min(a, z), max(a, z)
+    span = hi - lo
+    return span >= max(RAMP * hi, 8.0) and lo + 0.2 * span <= b <= hi - 0.2 * span
+
+
+def blend(prev: Candidate | None, c: Candidate, nxt: Candidate | None) -> bool:
+    """``c`` looks like a mix of its neighbours, which differ by at least :data:`BLEND_SPAN`: it
+    lies between them (a fifth of the way from each, nearly on the path) — the middle of a dissolve
+    the detector missed, or fast motion. Such a frame is novel against everything, so it is kept
+    only as a segment's best, never to fill a budget."""
+    if prev is None or nxt is None:
+        return False
+    span = 1.0 - float(np.dot(prev.emb, nxt.emb))
+    a, z = 1.0 - float(np.dot(prev.emb, c.emb)), 1.0 - float(np.dot(c.emb, nxt.emb))
+    return span >= BLEND_SPAN and min(a, z) >= 0.2 * span and a + z <= 1.2 * span
 
 
 class ShotTracker:
@@ -184,6 +224,7 @@ class ShotTracker:
         self.excluded: deque[tuple[int, int]] = deque(maxlen=64)  # frame ranges inside transitions
         self.segment: Segment | None = None
         self.last: Candidate | None = None  # the last settled candidate
+        self.held: deque[Candidate] = deque(maxlen=256)  # settled, not yet in the segment (HOLD_S)
 
     def add(self, c: Candidate | None, current: int) -> list[Segment]:
         """A new candidate (or None: frame ``current`` went by); returns the segments that closed."""
@@ -191,8 +232,9 @@ class ShotTracker:
             if self.pending or self.last is not None:
                 prev = self.pending[-1] if self.pending else self.last
                 assert prev is not None
-                c.change = prev_change = 1.0 - float(np.dot(prev.emb, c.emb))
-                prev.change = max(prev.change, prev_change)
+                d = 1.0 - float(np.dot(prev.emb, c.emb))
+                c.change = d  # the nearer of the two neighbours, once the next one is known:
+                prev.change = min(prev.change, d)  # a frame beside a cut keeps a quiet side
             self.pending.append(c)
         closed: list[Segment] = []
         while self.pending and self.pending[0].index <= current - self.delay_frames:
@@ -206,37 +248,51 @@ class ShotTracker:
         closed: list[Segment] = []
         while self.pending and self.pending[0].index < index:
             closed += self._settle(self.pending.popleft())
-        if self.segment is not None and not self.segment.picked:
-            closed.append(self.segment)
-        self.segment = None
-        return closed
+        return closed + self._close()
 
     def end(self) -> list[Segment]:
         """The source ended: settle what is pending and close the open segment."""
         closed: list[Segment] = []
         while self.pending:
             closed += self._settle(self.pending.popleft())
-        if self.segment is not None and not self.segment.picked:
-            closed.append(self.segment)
-        self.segment = None
-        return closed
+        return closed + self._close()
+
+    def _close(self) -> list[Segment]:
+        seg, self.segment = self.segment, None
+        if seg is None:
+            return []
+        while self.held:
+            seg.add(self.held.popleft(), self.extras)
+        return [] if seg.picked else [seg]
 
     def _inside_transition(self, index: int) -> bool:
         return any(lo <= index <= hi for lo, hi in self.excluded)
 
     def _settle(self, c: Candidate) -> list[Segment]:
-        self.last = c
-        if self._inside_transition(c.index):
+        prev, self.last = self.last, c
+        nxt = self.pending[0] if self.pending else None
+        if self._inside_transition(c.index) or ramp(prev, c, nxt):
             c.ok, c.pixels = False, None
+        c.blend = blend(prev, c, nxt)
         closed: list[Segment] = []
         seg = self.segment
         if seg is None:
             seg = self.segment = Segment("shot", c.time)
-        elif seg.anchor is not None and 1.0 - float(np.dot(seg.anchor, c.emb)) >= self.drift and c.ok:
-            if not seg.picked:
-                closed.append(seg)
-            seg = self.segment = Segment("novel", c.time)
-        seg.add(c, self.extras)
+        elif (
+            (ref := self._reference(seg)) is not None
+            and 1.0 - float(np.dot(ref, c.emb)) >= self.drift
+            and c.ok
+        ):
+            self._drifted(ref, c)
+            # within HOLD_S: a transition the detector missed (a new shot), not a long shot's drift
+            abrupt = bool(self.held) and 1.0 - float(np.dot(self.held[0].emb, c.emb)) >= self.drift
+            closed += self._close()
+            seg = self.segment = Segment("shot" if abrupt else "novel", c.time)
+        if seg.anchor is None and c.ok:
+            seg.anchor = c.emb
+        self.held.append(c)
+        while self.held and self.held[0].time <= c.time - HOLD_S:
+            seg.add(self.held.popleft(), self.extras)
         if (
             self.decide_after_s is not None
             and not seg.picked
@@ -246,3 +302,17 @@ class ShotTracker:
             closed.append(Segment(seg.kind, seg.start, c.time, seg.best, [], seg.anchor))
             seg.picked = True
         return closed
+
+    def _reference(self, seg: Segment) -> np.ndarray | None:
+        """What drift is measured from: the segment's best frame so far, held ones included (steady
+        and sharp, so not the blend a segment opened on after a missed dissolve), else its first."""
+        frames = [x for x in (seg.best, *self.held) if x is not None and x.ok]
+        return max(frames, key=lambda x: x.score).emb if frames else seg.anchor
+
+    def _drifted(self, ref: np.ndarray, new: Candidate) -> None:
+        """The content drifted away from a segment (its reference ``ref``) at ``new``: the held
+        candidates nearer ``new`` than ``ref`` are on their way there, inside a transition the
+        detector may have missed (a dissolve between similar shots), and are never kept."""
+        for x in self.held:
+            if x.ok and float(np.dot(x.emb, new.emb)) > float(np.dot(x.emb, ref)):
+                x.ok, x.pixels = False, None

@@ -27,12 +27,11 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from framesift.analyzers.base import Analyzer
+from framesift.analyzers.scene_gradual import GradualDetector
 from framesift.analyzers.scene_report import SceneReporter
 from framesift.analyzers.scene_signal import (
     GAP,
     Entry,
-    Pending,
-    Run,
     SourceState,
     dist,
     fading,
@@ -126,7 +125,7 @@ class SceneChangeConfig(AnalyzerSpec):
         return 0.15 if self.mode == "clip" else 0.3
 
 
-class SceneChangeAnalyzer(Analyzer):
+class SceneChangeAnalyzer(GradualDetector, Analyzer):
     """Emits :class:`~framesift.events.SceneChange` per source (see the module docstring).
 
     ``needs_embedding`` is True in ``clip`` mode (the pipeline's embedder runs on every frame); in
@@ -135,6 +134,7 @@ class SceneChangeAnalyzer(Analyzer):
     """
 
     name = "scene_change"
+    cfg: SceneChangeConfig
     needs_embedding = True
     produces = (SceneChange, SceneSignal)
 
@@ -283,6 +283,8 @@ class SceneChangeAnalyzer(Analyzer):
             events += self._decide_cut(st, pos, len(st.ring) - 1)
         if self.cfg.gradual and back is not None:
             events += self._gradual_step(st, entry, final=False)
+            if (dip := st.dip_step(self.cfg.max_transition)) is not None:
+                events += self._dip_close(st, *dip)
         if reporter is not None:
             reporter.report(events, final=False)
         return events
@@ -379,78 +381,6 @@ class SceneChangeAnalyzer(Analyzer):
         if float(d[best]) < self.cfg.refine_min_score:
             return None
         return frames[best + 1].index, float(d[best])
-
-    # -- gradual -----------------------------------------------------------------------------------
-
-    def _gradual_step(self, st: SourceState, e: Entry, *, final: bool) -> list[Event]:
-        c = self.cfg
-        thr = robust_threshold(st.dk_hist, c.gradual_threshold_k, c.threshold_ratio, 0.1 * self.gradual_floor)
-        run = st.run
-        if e.dk > thr:
-            if run is None:
-                st.run = Run(e.index, e.index, 0, [e.dk])
-            else:
-                run.last, run.quiet = e.index, 0
-                run.values.append(e.dk)
-                if len(run.values) > c.max_transition + self.k:  # frames analysed, not index span
-                    st.dk_hist.extend(run.values[-c.window :])  # a long movement, not a transition
-                    st.run = None
-            return []
-        if run is None:
-            st.dk_hist.append(e.dk)
-            return []
-        run.quiet += 1
-        run.values.append(e.dk)
-        if run.quiet > GAP:
-            st.run = None
-            return self._gradual_close(st, run, len(st.ring) - 1)
-        return []
-
-    def _gradual_close(self, st: SourceState, run: Run, q_pos: int) -> list[Event]:
-        c = self.cfg
-        q = st.ring[q_pos]
-        p_pos = max(0, st.pos(run.start) - self.k)
-        p_index = st.ring[p_pos].index
-        if q_pos <= p_pos + 1:
-            return []
-        pre = [st.ring[j].emb for j in range(max(0, p_pos - 2), p_pos + 1)]
-        pre_dark = st.ring[p_pos].dark
-        if q.dark:  # into black: wait for the picture
-            if st.pending is None and not pre_dark and st.seen_light:
-                first_change = st.leave(p_pos, q_pos, pre)
-                st.pending = Pending(first_change, pre, p_index)
-            return []
-        pending = st.pending
-        if pre_dark:
-            st.pending = None
-            if pending is None:
-                return []  # the stream opened on black: the first scene fades in
-            pre, start = pending.pre, pending.start
-        else:
-            start = max(st.leave(p_pos, q_pos, pre), p_index)
-        total = min(dist(p, q.emb) for p in pre)
-        if total < self.gradual_floor:
-            return []
-        end = min(st.arrive(p_pos, q_pos, q.emb), run.last)
-        if end < start:
-            start, end = end, start
-        s_pos, e_pos = st.pos(start), st.pos(end)
-        dark_inside = pending is not None or any(st.ring[j].dark for j in range(s_pos, e_pos + 1))
-        if dark_inside:
-            start, end = st.fade_bounds(start, end)
-        elif e_pos > s_pos + 1:
-            # The first and last frames of a mix differ from the shots by less than the noise.
-            start, end = st.ring[max(0, s_pos - 1)].index, st.ring[min(q_pos - 1, e_pos + 1)].index
-        if any(start - 2 <= cut <= end + 2 for cut in st.cuts):
-            return []  # the hard cut already explains this change
-        if st.last_boundary_end is not None and start - st.last_boundary_end < c.min_scene_len:
-            return []
-        if st.pos(end) - st.pos(start) <= 1 and not pre_dark and pending is None:
-            st.cuts.append(start)
-            return [self._emit(st, "cut", start, total, start, start, q_pos)]
-        kind = "fade" if dark_inside else "dissolve"
-        index = st.crossover(start, end, pre, q.emb)
-        return [self._emit(st, kind, index, total, start, end, q_pos)]
 
     # -- events ------------------------------------------------------------------------------------
 

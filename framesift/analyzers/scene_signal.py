@@ -16,6 +16,9 @@ import numpy as np
 from framesift.frame import Frame
 
 GAP = 2  # quiet frames that end a gradual run
+DIP = 0.25  # a run whose darkest frame is this dim next to both sides is a fade through black
+#: A fade through black needs only this share of ``gradual_min_score`` between the shots around it.
+FADE_FLOOR = 1 / 3
 
 
 def robust_threshold(
@@ -98,6 +101,16 @@ class Pending:
     pre_index: int
 
 
+@dataclass
+class Dip:
+    """A fade through black in progress: where the picture began to dim, the black frames so far,
+    and the look before it."""
+
+    start: int
+    last_dark: int
+    pre: list[np.ndarray]
+
+
 class SourceState:
     def __init__(self, source: str, window: int, history: int, frames_kept: int) -> None:
         self.source = source
@@ -113,6 +126,7 @@ class SourceState:
         self.cuts: deque[int] = deque(maxlen=16)
         self.scene_id = 1  # the scene that is open: 1-based, like PySceneDetect's scene list
         self.seen_light = False  # a non-black frame was seen (so a fade-in is a change, not the start)
+        self.dip: Dip | None = None
 
     def pos(self, index: int) -> int:
         """Position in the ring of the last frame at or before ``index`` (0 if none)."""
@@ -147,6 +161,40 @@ class SourceState:
         while j + 1 < len(ring) and ring[j + 1].luma > ring[j].luma * 1.02 + 0.3:
             j += 1
         return start, ring[j].index
+
+    def darkest(self, s_pos: int, e_pos: int, p_pos: int, q_pos: int) -> tuple[int, int] | None:
+        """The darkest stretch of ``s_pos..e_pos`` as frame indices when the picture dips there: black
+        frames, or a mean luma under :data:`DIP` of both the frame before the run (``p_pos``) and the
+        one after it (``q_pos``) — a fade through black, which a mix of two shots never is."""
+        ring = self.ring
+        span = range(s_pos, e_pos + 1)
+        dark = [j for j in span if ring[j].dark]
+        if not dark:
+            low = min(span, key=lambda j: ring[j].luma)
+            if ring[low].luma >= DIP * min(ring[p_pos].luma, ring[q_pos].luma):
+                return None
+            dark = [low]
+        return ring[dark[0]].index, ring[dark[-1]].index
+
+    def dip_step(self, max_transition: int) -> tuple[Dip, int] | None:
+        """Watch the newest frame for fades through black by brightness alone (a pan or motion can
+        hide a fade from the gradual signal): (the fade, its last frame) once the picture is back
+        and has stopped brightening, else None."""
+        ring = self.ring
+        e = ring[-1]
+        if e.dark:
+            if self.dip is not None:
+                self.dip.last_dark = e.index
+            elif len(ring) >= 2 and not ring[-2].dark and self.seen_light:
+                start, _ = self.fade_bounds(e.index, e.index)
+                p = self.pos(start)
+                self.dip = Dip(start, e.index, [ring[j].emb for j in range(max(0, p - 3), p)] or [e.emb])
+            return None
+        dip = self.dip
+        if dip is None or (e.luma > ring[-2].luma * 1.02 + 0.3 and e.index - dip.last_dark <= max_transition):
+            return None
+        self.dip = None
+        return dip, ring[-2].index
 
     def leave(self, p_pos: int, q_pos: int, pre: list[np.ndarray]) -> int:
         """First frame after ``p_pos`` that no longer looks like the frames before the run."""

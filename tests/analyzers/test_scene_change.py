@@ -18,6 +18,7 @@ from framesift.errors import ConfigError
 from framesift.events import SCHEMA, SceneChange
 from framesift.frame import Frame
 from framesift.samples_scenes import (
+    PanShot,
     StaticShot,
     Timeline,
     cuts_timeline,
@@ -306,3 +307,34 @@ def test_labels_in_pixel_mode_with_a_text_capable_pipeline_embedder() -> None:
     got = run(tl, SceneChangeConfig(mode="pixel", labels=list(texts)), embedder=labeller)
     assert [(e.frame_index, e.label) for _, e in got] == [(40, "outdoor")]
     assert labeller.calls < 10  # only the frames after the boundary, at emission
+
+
+def _same_place_fade() -> Timeline:
+    """Two views of one panorama (pixel distance ~0.26, under the mix floor of 0.3) joined by a
+    fade through black, after the first view slowly dims by 1 % a frame for 20 frames."""
+    tl = Timeline()
+    a = PanShot(41, speed=1.5)
+    tl.add(a, 30)
+    for j in range(1, 21):
+        tl.brightness(1.0 - 0.01 * j).add(a, 1)
+    b = PanShot(41, speed=1.5)
+    b.next = 100
+    return tl.brightness(0.8).fade_to(b, 10, 3, 10, 40)
+
+
+def test_a_fade_through_black_between_similar_shots_is_found_with_its_own_bounds() -> None:
+    tl = _same_place_fade()
+    (t,) = tl.transitions
+    got = [e for _, e in run(tl)]
+    assert [e.kind for e in got] == ["fade"], got
+    (e,) = got
+    assert e.transition_start is not None and e.transition_end is not None
+    # the fade starts where the picture dims fast, not where the slow dimming began (frame 30)
+    assert t.start - 3 <= e.transition_start <= t.start and e.transition_end >= t.end - 3, (e, t)
+
+
+def test_lights_off_and_on_over_the_same_view_is_no_boundary() -> None:
+    tl = Timeline()
+    a = StaticShot(42)
+    tl.add(a, 40).fade_to(a, 8, 10, 8, 40)
+    assert run(tl) == []
