@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from framesift.cluster.source_actor import Report, SourceActor
+from framesift.cluster.source_actor import Report, SourceActor, merged_stage, placeholder_info
 from framesift.config import MetricsConfig, PipelineConfig, SourceConfig
 from framesift.errors import ConfigError, NotAccepting, SourceError, SourceIdTaken
 from framesift.events import Event, SourceMoved
 from framesift.pipeline.sinks import SinkSet
-from framesift.pipeline.status import EngineInfo, EventLog, PipelineStatus, SourceInfo, StageInfo
+from framesift.pipeline.status import EventLog, PipelineStatus, SinkInfo, SourceInfo
 
 log = logging.getLogger("framesift.cluster")
 
@@ -33,6 +33,7 @@ BATCH = 512  # events one poll takes from an actor at most
 NODE_CHECK_S = 2.0  # between looks at the cluster's alive nodes
 START_TIMEOUT_S = 120.0  # for actors to be placed and their pipelines started
 STOP_TIMEOUT_S = 30.0
+MAX_MOVES = 5  # restarts of a source in a row (no report between them) before it is marked failed
 
 
 def check_fleet(config: PipelineConfig) -> None:
@@ -71,6 +72,7 @@ class Member:
     report: Report | None = None  # the last poll's answer
     moving: tuple[str, str, int] | None = None  # (from node, reason, lost events) until placed again
     failed: str | None = None
+    moves_in_a_row: int = 0
 
 
 class Fleet:
@@ -110,7 +112,7 @@ class Fleet:
             ids = [source_id_for(cfg) for cfg in self.config.sources]
             with self._lock:
                 for cfg, sid in zip(self.config.sources, ids, strict=True):
-                    self._members[sid] = Member(cfg, *self._spawn(cfg), _placeholder(cfg, "placing"))
+                    self._members[sid] = Member(cfg, *self._spawn(cfg), placeholder_info(cfg, "placing"))
             self._await_ready(list(self._members.items()))
         except BaseException:
             self._finish()
@@ -215,9 +217,15 @@ class Fleet:
             "source %s: %s on node %s; starting it on another node (%d events lost)", sid, reason, old, lost
         )
         self._kill(m.actor)
+        m.moves_in_a_row += 1
+        if m.moves_in_a_row > MAX_MOVES:
+            m.failed = f"lost its actor {MAX_MOVES} times in a row; check the cluster's nodes (ray status)"
+            m.info, m.pending = replace(m.info, state="failed", detail=m.failed), None
+            log.error("source %s: %s", sid, m.failed)
+            return
         (m.actor, m.target), m.node, m.pending, m.report = self._spawn(m.cfg, avoid=m.node), None, None, None
         m.moving = (old, reason, lost)
-        m.info = replace(_placeholder(m.cfg, f"moving from node {old} ({reason})"), node=None)
+        m.info = replace(placeholder_info(m.cfg, f"moving from node {old} ({reason})"), node=None)
 
     def _kill(self, actor: Any) -> None:
         with contextlib.suppress(Exception):
@@ -244,7 +252,7 @@ class Fleet:
         alive = {n["NodeID"] for n in self.ray.nodes() if n["Alive"]}
         with self._lock:
             for sid, m in list(self._members.items()):
-                if m.node is not None and m.node not in alive:
+                if m.node is not None and m.node not in alive and not m.failed:
                     self._relocate(sid, m, "node died")
 
     def _tick(self) -> None:
@@ -288,7 +296,7 @@ class Fleet:
     def _deliver(self, sid: str, m: Member, report: Report) -> None:
         for ev in report.events:
             self._emit(ev)
-        m.report = report
+        m.report, m.moves_in_a_row = report, 0
         if report.status is not None and sid in report.status.sources:
             m.info = replace(report.status.sources[sid], node=m.node)
         if report.error is not None and m.failed is None:
@@ -312,7 +320,7 @@ class Fleet:
                 raise NotAccepting(f"fleet is {self._state}: sources can be added only while it runs")
             if sid in self._members:
                 raise SourceIdTaken(f"source id {sid!r} is already in use (choose another id)")
-            m = Member(cfg, *self._spawn(cfg), _placeholder(cfg, "placing"))
+            m = Member(cfg, *self._spawn(cfg), placeholder_info(cfg, "placing"))
         try:
             self._await_ready([(sid, m)])
         except BaseException:
@@ -360,32 +368,18 @@ class Fleet:
         with self._lock:
             members = list(self._members.items())
         stages = [m.report.status.stage for _, m in members if m.report is not None and m.report.status]
-        names = [a.type_name() for a in self.config.analyzers]
-        stage = StageInfo(
-            batches=sum(s.batches for s in stages),
-            frames=sum(s.frames for s in stages),
-            analyzers=stages[0].analyzers if stages else names,
-            error=next((s.error for s in stages if s.error), None),
-            engine=replace(stages[0].engine, errors=sum(s.engine.errors for s in stages))
-            if stages
-            else EngineInfo(None, "ok", 0, 0),
-            batched_analyzers=stages[0].batched_analyzers if stages else [],
-        )
+        stage = merged_stage(stages, [a.type_name() for a in self.config.analyzers])
+        sinks = self.sinks.infos()
+        for sid, m in members:  # each node's outbox: events held for the driver, and dropped
+            if m.report is not None:
+                counts = {"dropped:queue_full": m.report.dropped}
+                sinks[f"outbox:{sid}"] = SinkInfo(m.report.pending, counts, {"node": m.node}, None)
         now = time.time()
         return PipelineStatus(
             state=self._state,
             uptime_s=round(now - self._started_at, 3) if self._started_at else 0.0,
             sources={sid: m.info for sid, m in members},
             stage=stage,
-            sinks=self.sinks.infos(),
+            sinks=sinks,
             control=self.accepts_sources,
         )
-
-
-def _placeholder(cfg: SourceConfig, detail: str) -> SourceInfo:
-    """The status of a source whose actor has not reported yet."""
-    return SourceInfo(
-        type=cfg.type_name(), live=cfg.live, state="connecting", detail=detail, fps=0.0, frames_decoded=0,
-        frames_skipped=0, frames_staged=0, last_index=-1, last_frame_age_s=None, reconnects=0, queue_depth=0,
-        capacity=cfg.buffer.capacity, on_full=cfg.buffer.on_full or "drop_oldest", drops={}, ended=False,
-    )  # fmt: skip

@@ -11,9 +11,9 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from framesift.config import PipelineConfig
+from framesift.config import PipelineConfig, SourceConfig
 from framesift.events import Event, in_process_stripped
-from framesift.pipeline.status import PipelineStatus
+from framesift.pipeline.status import EngineInfo, PipelineStatus, SourceInfo, StageInfo
 from framesift.sinks.base import Sink
 
 OUTBOX = "fleet_outbox"
@@ -122,3 +122,27 @@ class SourceActor:
             dropped=self.outbox.dropped + queue_full,
             error=error,
         )
+
+
+def placeholder_info(cfg: SourceConfig, detail: str) -> SourceInfo:
+    """The status of a source whose actor has not reported yet."""
+    return SourceInfo(
+        type=cfg.type_name(), live=cfg.live, state="connecting", detail=detail, fps=0.0, frames_decoded=0,
+        frames_skipped=0, frames_staged=0, last_index=-1, last_frame_age_s=None, reconnects=0, queue_depth=0,
+        capacity=cfg.buffer.capacity, on_full=cfg.buffer.on_full or "drop_oldest", drops={}, ended=False,
+    )  # fmt: skip
+
+
+def merged_stage(stages: list[StageInfo], analyzers: list[str]) -> StageInfo:
+    """The stages of several actors as one: counts and engine errors summed, the first error."""
+    if not stages:
+        return StageInfo(0, 0, analyzers, None, EngineInfo(None, "ok", 0, 0), [])
+    first = stages[0]
+    return StageInfo(
+        batches=sum(s.batches for s in stages),
+        frames=sum(s.frames for s in stages),
+        analyzers=first.analyzers,
+        error=next((s.error for s in stages if s.error), None),
+        engine=replace(first.engine, errors=sum(s.engine.errors for s in stages)),
+        batched_analyzers=first.batched_analyzers,
+    )

@@ -163,6 +163,9 @@ def test_dead_node_sources_restart_on_the_head(
         ev = [e for _, e in fleet.events.since(0) if isinstance(e, SourceMoved)]
         assert [(e.source, e.from_node, e.to_node) for e in ev] == [(moved, worker, head)]
         assert ev[0].lost_events >= 0 and "died" in ev[0].reason
+        image = fleet.latest_image(moved)  # the UI's preview, shrunk on the node
+        assert image is not None and image.shape[1] <= 320
+        assert f"outbox:{moved}" in fleet.status().sinks
         listed = http(services.port, "GET", "/sources")["sources"]
         assert {sid: s["node"] for sid, s in listed.items()} == {"cam0": head, "cam1": head}
     finally:
@@ -172,12 +175,44 @@ def test_dead_node_sources_restart_on_the_head(
     assert [(e["source"], e["from_node"], e["to_node"]) for e in written] == [(moved, worker, head)]
 
 
-def test_fleet_refuses_sources_that_end_in_one_line(clip: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"sources": [{"type": "file", "path": "x.mp4"}]}, "a fleet runs live sources"),
+        ({"sinks": [{"type": "frame_store", "path": "store"}]}, "a fleet delivers events only"),
+    ],
+)
+def test_fleet_refuses_what_it_cannot_run_in_one_line(  # type: ignore[no-untyped-def]
+    change: dict[str, Any], words: str, clip: str, tmp_path: Path, capsys
+) -> None:
     from framesift.cli import main
 
-    cfg = fleet_config(clip, "local", tmp_path, 0, ("cam0",))
-    cfg["sources"][0]["realtime"] = cfg["sources"][0]["loop"] = False
-    (tmp_path / "f.yaml").write_text(yaml.safe_dump(cfg))
-    assert main(["run", str(tmp_path / "f.yaml"), "--no-progress"]) == 2
+    (tmp_path / "f.yaml").write_text(
+        yaml.safe_dump({**fleet_config(clip, "local", tmp_path, 0, ("a",)), **change})
+    )
+    assert main(["run", str(tmp_path / "f.yaml"), "--no-progress"]) == 2  # refused before Ray starts
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "a fleet runs live sources" in lines[0], lines
+    assert len(lines) == 1 and words in lines[0], lines
+
+
+def test_outbox_is_bounded_and_ships_events_without_their_frames() -> None:
+    import pickle
+    from fractions import Fraction
+
+    import numpy as np
+
+    from framesift.cluster.source_actor import Outbox
+    from framesift.events import FrameKept, FramePayload, SourceStatus
+
+    box = Outbox(capacity=2)
+    kept = FrameKept(
+        source="a", frame_index=3, pts=3, time_base=Fraction(1, 25), time=0.12, reason="novel",
+        payload=FramePayload(np.zeros((4, 4, 3), np.uint8)),
+    )  # fmt: skip
+    for ev in (kept, SourceStatus(source="a", state="up"), SourceStatus(source="a", state="stalled")):
+        box.write(ev)
+    assert (len(box), box.dropped) == (2, 1)  # the newest is dropped and counted
+    taken = box.take(10)
+    assert len(box) == 0 and [e.type for e in taken] == ["frame_kept", "source_status"]
+    assert taken[0].payload is None and taken[0].to_dict() == kept.to_dict()  # type: ignore[attr-defined]
+    assert pickle.loads(pickle.dumps(taken)) == taken
