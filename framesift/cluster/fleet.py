@@ -73,6 +73,15 @@ class Member:
     moving: tuple[str, str, int] | None = None  # (from node, reason, lost events) until placed again
     failed: str | None = None
     moves_in_a_row: int = 0
+    added: bool = False  # over the control API: its failure does not fail the run
+
+    def fail(self, sid: str, error: str) -> str:
+        """Mark it failed with a one-line reason naming the source; returns that reason."""
+        failed = error if error.startswith(f"source {sid}") else f"source {sid}: {error}"
+        self.failed, self.pending = failed, None
+        self.info = replace(self.info, state="failed", detail=failed)
+        log.error("%s", failed)
+        return failed
 
 
 class Fleet:
@@ -102,16 +111,17 @@ class Fleet:
 
     def start(self) -> None:
         """Open the sinks, place every source's actor and wait until each pipeline started."""
-        from framesift.stream.factory import source_id_for
+        from framesift.pipeline.sources import unique_source_ids
 
         if self._state != "new":
             raise RuntimeError("a Fleet can be started once")
         self._state, self._started_at = "running", time.time()
         try:
+            ids = unique_source_ids(self.config.sources)
             self.sinks.start()
-            ids = [source_id_for(cfg) for cfg in self.config.sources]
             with self._lock:
                 for cfg, sid in zip(self.config.sources, ids, strict=True):
+                    cfg = cfg.model_copy(update={"id": sid})  # its actor's one source: the same id
                     self._members[sid] = Member(cfg, *self._spawn(cfg), placeholder_info(cfg, "placing"))
             self._await_ready(list(self._members.items()))
         except BaseException:
@@ -138,6 +148,9 @@ class Fleet:
         self._finish()
         if self.error is not None:
             raise self.error
+        failed = [m.failed for m in self._members.values() if m.failed and not m.added]
+        if failed:  # as a local run: a configured source's failure fails the run, after the drain
+            raise SourceError(failed[0])
         return True
 
     def stop(self) -> None:
@@ -198,15 +211,20 @@ class Fleet:
         try:
             answers = self.ray.get(refs, timeout=START_TIMEOUT_S)
         except Exception as exc:
+            from ray.exceptions import GetTimeoutError
+
             from framesift.cluster.ray_exec import ClusterError
 
-            raise ClusterError(
-                f"fleet: the sources' actors did not start in {START_TIMEOUT_S:.0f} s ({type(exc).__name__}); "
-                f"each needs {self.cluster.cpus_per_source} CPU (cluster.cpus_per_source): check `ray status`"
-            ) from None
+            why = (
+                f"did not start in {START_TIMEOUT_S:.0f} s; each needs {self.cluster.cpus_per_source} CPU "
+                "(cluster.cpus_per_source)"
+                if isinstance(exc, GetTimeoutError)
+                else f"died while starting ({type(exc).__name__})"
+            )
+            raise ClusterError(f"fleet: a source's actor {why}: check the cluster (ray status)") from None
         for (sid, m), (node, error) in zip(members, answers, strict=True):
             if error is not None:
-                raise SourceError(f"source {sid}: {error}")
+                raise SourceError(m.fail(sid, error))
             m.node, m.info = node, replace(m.info, node=node)
 
     def _relocate(self, sid: str, m: Member, reason: str) -> None:
@@ -219,9 +237,7 @@ class Fleet:
         self._kill(m.actor)
         m.moves_in_a_row += 1
         if m.moves_in_a_row > MAX_MOVES:
-            m.failed = f"lost its actor {MAX_MOVES} times in a row; check the cluster's nodes (ray status)"
-            m.info, m.pending = replace(m.info, state="failed", detail=m.failed), None
-            log.error("source %s: %s", sid, m.failed)
+            m.fail(sid, f"lost its actor {MAX_MOVES} times in a row; check the cluster's nodes (ray status)")
             return
         (m.actor, m.target), m.node, m.pending, m.report = self._spawn(m.cfg, avoid=m.node), None, None, None
         m.moving = (old, reason, lost)
@@ -289,9 +305,7 @@ class Fleet:
             self._emit(SourceMoved(source=sid, from_node=old, to_node=node, reason=reason, lost_events=lost))
             log.warning("source %s moved from node %s to node %s (%d events lost)", sid, old, node, lost)
         if error is not None:
-            m.failed = error
-            m.info = replace(m.info, state="failed", detail=error)
-            log.error("source %s: %s", sid, error)
+            m.fail(sid, error)
 
     def _deliver(self, sid: str, m: Member, report: Report) -> None:
         for ev in report.events:
@@ -300,8 +314,7 @@ class Fleet:
         if report.status is not None and sid in report.status.sources:
             m.info = replace(report.status.sources[sid], node=m.node)
         if report.error is not None and m.failed is None:
-            m.failed = report.error
-            log.error("source %s: %s", sid, report.error)
+            m.fail(sid, report.error)
 
     def _emit(self, event: Event) -> None:
         self.events.append(event)
@@ -320,7 +333,7 @@ class Fleet:
                 raise NotAccepting(f"fleet is {self._state}: sources can be added only while it runs")
             if sid in self._members:
                 raise SourceIdTaken(f"source id {sid!r} is already in use (choose another id)")
-            m = Member(cfg, *self._spawn(cfg), placeholder_info(cfg, "placing"))
+            m = Member(cfg, *self._spawn(cfg), placeholder_info(cfg, "placing"), added=True)
         try:
             self._await_ready([(sid, m)])
         except BaseException:

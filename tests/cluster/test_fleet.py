@@ -46,14 +46,15 @@ def events(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0, log: Path | None = None) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+    tail = "" if log is None or not log.is_file() else f"\n{log.read_text()[-3000:]}"
+    raise AssertionError(f"{what}: not within {timeout:.0f} s{tail}")
 
 
 def http(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def test_fleet_over_two_nodes_one_sink_and_the_control_api(cli_fleet: tuple[int,
             return None
         return doc if len(doc) == 2 and all(s["node"] for s in doc.values()) else None
 
-    sources = wait_for(listed, "GET /sources lists both sources with their nodes")
+    sources = wait_for(listed, "GET /sources lists both sources with their nodes", log=out / "run.log")
     assert {s["node"] for s in sources.values()} == {head, worker}, sources  # one source per node
     # events of both nodes reach the driver's one sink
     cut = wait_for(
