@@ -133,9 +133,10 @@ def test_fleet_over_two_nodes_one_sink_and_the_control_api(cli_fleet: tuple[int,
     assert set(http(port, "GET", "/sources")["sources"]) == {"cam0", "cam1"}
 
 
-def test_dead_node_sources_restart_on_the_head(
-    clip: str, ray_head: Head, ray_worker: WorkerNode, tmp_path: Path
+def test_dead_node_sources_restart_on_the_head(  # type: ignore[no-untyped-def]
+    clip: str, ray_head: Head, ray_worker: WorkerNode, tmp_path: Path, capsys
 ) -> None:
+    from framesift.cli import main
     from framesift.cluster.fleet import Fleet
     from framesift.config import parse_config
     from framesift.events import SourceMoved
@@ -169,6 +170,10 @@ def test_dead_node_sources_restart_on_the_head(
         assert f"outbox:{moved}" in fleet.status().sinks
         listed = http(services.port, "GET", "/sources")["sources"]
         assert {sid: s["node"] for sid, s in listed.items()} == {"cam0": head, "cam1": head}
+        capsys.readouterr()
+        assert main(["sources", "list", "--url", f"http://127.0.0.1:{services.port}"]) == 0
+        table = [line.split() for line in capsys.readouterr().out.splitlines()]
+        assert table[0][-1] == "NODE" and [row[-1] for row in table[1:]] == [head, head], table
     finally:
         fleet.stop()
         services.stop()
