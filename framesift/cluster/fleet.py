@@ -97,7 +97,6 @@ class Fleet:
         self.events = EventLog()
         self.sinks = SinkSet(config.sinks, [], block=False)
         self.accepts_sources = bool(config.metrics.enabled and config.metrics.control)
-        self.moves = 0
         self._members: dict[str, Member] = {}
         self._lock = threading.RLock()
         self._stop_requested = threading.Event()
@@ -167,16 +166,25 @@ class Fleet:
             self._thread.join()
         with self._lock:
             members = list(self._members.items())
-        refs = [m.actor.stop.remote() for _, m in members]
-        if refs:  # all at once: a dead node's actor costs the timeout once, not once per source
-            done = set(self.ray.wait(refs, num_returns=len(refs), timeout=STOP_TIMEOUT_S)[0])
-            for (sid, m), ref in zip(members, refs, strict=True):
-                if ref in done:
-                    with contextlib.suppress(Exception):
-                        self._deliver(sid, m, self.ray.get(ref))
-                self._kill(m.actor)
+        self._drain(members)
         self.sinks.stop()
         self._state = "stopped"
+
+    def _drain(self, members: list[tuple[str, Member]]) -> None:
+        """Stop the members' pipelines; the events of their calls in flight and of the stop go to the
+        sinks. All at once: a dead node's actor costs the timeout once, not once per source."""
+        calls = [
+            (sid, m, [c for c in (m.pending, m.actor.stop.remote()) if c is not None]) for sid, m in members
+        ]
+        every = [ref for _, _, refs in calls for ref in refs]
+        done = set(self.ray.wait(every, num_returns=len(every), timeout=STOP_TIMEOUT_S)[0] if every else [])
+        for sid, m, refs in calls:
+            for ref in refs:  # the call in flight first: an actor answers in order
+                with contextlib.suppress(Exception):
+                    answer = self.ray.get(ref) if ref in done else None
+                    if isinstance(answer, Report):
+                        self._deliver(sid, m, answer)
+            self._kill(m.actor)
 
     # -- placement ---------------------------------------------------------------------------------
 
@@ -301,7 +309,6 @@ class Fleet:
         if m.moving is not None:
             old, reason, lost = m.moving
             m.moving = None
-            self.moves += 1
             self._emit(SourceMoved(source=sid, from_node=old, to_node=node, reason=reason, lost_events=lost))
             log.warning("source %s moved from node %s to node %s (%d events lost)", sid, old, node, lost)
         if error is not None:
@@ -351,15 +358,7 @@ class Fleet:
         """Stop a source: its pipeline drains and its last events reach the sinks; its last status."""
         with self._lock:
             m = self._members.pop(source_id)  # KeyError for an unknown id
-            in_flight = m.pending
-        for call in (in_flight, m.actor.stop.remote()):
-            if call is None:
-                continue
-            with contextlib.suppress(Exception):
-                answer = self.ray.get(call, timeout=STOP_TIMEOUT_S)
-                if isinstance(answer, Report):
-                    self._deliver(source_id, m, answer)
-        self._kill(m.actor)
+        self._drain([(source_id, m)])
         self.sinks.flush(STOP_TIMEOUT_S)
         self.sinks.forget(source_id)
         log.info("source %s removed", source_id)

@@ -102,6 +102,51 @@ def cli_fleet(
         log.close()
 
 
+@pytest.mark.parametrize(
+    ("change", "args", "words"),
+    [
+        ({"sources": [{"type": "file", "path": "x.mp4"}]}, [], "a fleet runs live sources"),
+        ({"sinks": [{"type": "frame_store", "path": "store"}]}, [], "a fleet delivers events only"),
+        ({}, ["--ray", "nonsense"], "--ray nonsense: not an address"),
+        ({}, ["--ray", f"127.0.0.1:{_free_port()}"], "no Ray head answers there"),
+    ],
+)
+def test_fleet_refuses_what_it_cannot_run_in_one_line(  # type: ignore[no-untyped-def]
+    change: dict[str, Any], args: list[str], words: str, clip: str, tmp_path: Path, capsys
+) -> None:
+    from framesift.cli import main
+
+    cfg = {**fleet_config(clip, "127.0.0.1:1", tmp_path, 0, ("a",)), **change}
+    (tmp_path / "f.yaml").write_text(yaml.safe_dump(cfg))
+    # refused before Ray starts (these tests run before the cluster's: this process joins none yet)
+    assert main(["run", str(tmp_path / "f.yaml"), "--no-progress", *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], lines
+
+
+def test_outbox_is_bounded_and_ships_events_without_their_frames() -> None:
+    import pickle
+    from fractions import Fraction
+
+    import numpy as np
+
+    from framesift.cluster.source_actor import Outbox
+    from framesift.events import FrameKept, FramePayload, SourceStatus
+
+    box = Outbox(capacity=2)
+    kept = FrameKept(
+        source="a", frame_index=3, pts=3, time_base=Fraction(1, 25), time=0.12, reason="novel",
+        payload=FramePayload(np.zeros((4, 4, 3), np.uint8)),
+    )  # fmt: skip
+    for ev in (kept, SourceStatus(source="a", state="up"), SourceStatus(source="a", state="stalled")):
+        box.write(ev)
+    assert (len(box), box.dropped) == (2, 1)  # the newest is dropped and counted
+    taken = box.take(10)
+    assert len(box) == 0 and [e.type for e in taken] == ["frame_kept", "source_status"]
+    assert taken[0].payload is None and taken[0].to_dict() == kept.to_dict()  # type: ignore[attr-defined]
+    assert pickle.loads(pickle.dumps(taken)) == taken
+
+
 def test_fleet_over_two_nodes_one_sink_and_the_control_api(cli_fleet: tuple[int, Path], clip: str) -> None:
     port, out = cli_fleet
     head, worker = nodes()
@@ -179,46 +224,3 @@ def test_dead_node_sources_restart_on_the_head(  # type: ignore[no-untyped-def]
         services.stop()
     written = [e for e in events(tmp_path) if e["type"] == "source_moved"]
     assert [(e["source"], e["from_node"], e["to_node"]) for e in written] == [(moved, worker, head)]
-
-
-@pytest.mark.parametrize(
-    ("change", "words"),
-    [
-        ({"sources": [{"type": "file", "path": "x.mp4"}]}, "a fleet runs live sources"),
-        ({"sinks": [{"type": "frame_store", "path": "store"}]}, "a fleet delivers events only"),
-    ],
-)
-def test_fleet_refuses_what_it_cannot_run_in_one_line(  # type: ignore[no-untyped-def]
-    change: dict[str, Any], words: str, clip: str, tmp_path: Path, capsys
-) -> None:
-    from framesift.cli import main
-
-    (tmp_path / "f.yaml").write_text(
-        yaml.safe_dump({**fleet_config(clip, "local", tmp_path, 0, ("a",)), **change})
-    )
-    assert main(["run", str(tmp_path / "f.yaml"), "--no-progress"]) == 2  # refused before Ray starts
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], lines
-
-
-def test_outbox_is_bounded_and_ships_events_without_their_frames() -> None:
-    import pickle
-    from fractions import Fraction
-
-    import numpy as np
-
-    from framesift.cluster.source_actor import Outbox
-    from framesift.events import FrameKept, FramePayload, SourceStatus
-
-    box = Outbox(capacity=2)
-    kept = FrameKept(
-        source="a", frame_index=3, pts=3, time_base=Fraction(1, 25), time=0.12, reason="novel",
-        payload=FramePayload(np.zeros((4, 4, 3), np.uint8)),
-    )  # fmt: skip
-    for ev in (kept, SourceStatus(source="a", state="up"), SourceStatus(source="a", state="stalled")):
-        box.write(ev)
-    assert (len(box), box.dropped) == (2, 1)  # the newest is dropped and counted
-    taken = box.take(10)
-    assert len(box) == 0 and [e.type for e in taken] == ["frame_kept", "source_status"]
-    assert taken[0].payload is None and taken[0].to_dict() == kept.to_dict()  # type: ignore[attr-defined]
-    assert pickle.loads(pickle.dumps(taken)) == taken
