@@ -173,6 +173,8 @@ def test_fleet_over_two_nodes_one_sink_and_the_control_api(cli_fleet: tuple[int,
     wait_for(
         lambda: any(e["source"] == "cam2" and e["type"] == "scene_change" for e in events(out)), "cam2 events"
     )
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:
+        assert b'sink="outbox:cam2"' in resp.read()  # each node's outbox: backlog and drops
     removed = http(port, "DELETE", "/sources/cam2")
     assert removed["removed"] and removed["status"]["node"] in (head, worker)
     assert set(http(port, "GET", "/sources")["sources"]) == {"cam0", "cam1"}
