@@ -91,11 +91,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"cluster": ClusterConfig.model_validate(cluster)})
     setup_logging(*log_settings(args, cfg.log.level, cfg.log.format))
     if cfg.cluster is not None:
-        from framesift.cluster.fleet import Fleet, check_fleet
-        from framesift.cluster.ray_exec import connect
+        from framesift.cluster.fleet import Fleet
 
-        check_fleet(cfg)
-        runnable: Runnable = Fleet(cfg, connect(cfg.cluster.ray))
+        runnable: Runnable = Fleet(cfg)  # refuses what a fleet cannot run before it joins the cluster
     else:
         runnable = Pipeline(cfg)
     stopped_by = run_pipeline(runnable, progress=not args.no_progress, status_interval_s=args.status_interval)

@@ -52,13 +52,6 @@ def check_fleet(config: PipelineConfig) -> None:
             )
 
 
-def died_errors() -> tuple[type[BaseException], ...]:
-    """Ray's errors for an actor (its process or its node) that is gone."""
-    from ray.exceptions import RayActorError, WorkerCrashedError
-
-    return (RayActorError, WorkerCrashedError)
-
-
 @dataclass
 class Member:
     """One source of the fleet and the actor that runs it."""
@@ -88,11 +81,15 @@ class Fleet:
     """The driver of a fleet: places the sources' actors, polls them, runs the sinks, restarts the
     sources of a dead node elsewhere; :class:`SourceControl` for the HTTP API and the UI."""
 
-    def __init__(self, config: PipelineConfig, ray: Any, *, poll_s: float = POLL_S) -> None:
+    def __init__(self, config: PipelineConfig, ray: Any = None, *, poll_s: float = POLL_S) -> None:
+        """Check ``config`` (ConfigError), then join the cluster ``cluster.ray`` names (or use ``ray``,
+        the module, already connected)."""
+        from framesift.cluster.ray_exec import connect
+
         if config.cluster is None:
             raise ConfigError("a fleet needs cluster: {ray: ADDRESS} in the config, or --ray ADDRESS")
         check_fleet(config)
-        self.config, self.ray, self.poll_s = config, ray, poll_s
+        self.config, self.ray, self.poll_s = config, ray or connect(config.cluster.ray), poll_s
         self.cluster = config.cluster
         self.events = EventLog()
         self.sinks = SinkSet(config.sinks, [], block=False)
@@ -104,7 +101,7 @@ class Fleet:
         self._state = "new"
         self._started_at = 0.0
         self.error: BaseException | None = None
-        self._actor_cls = ray.remote(num_cpus=self.cluster.cpus_per_source, max_restarts=0)(SourceActor)
+        self._actor_cls = self.ray.remote(num_cpus=self.cluster.cpus_per_source, max_restarts=0)(SourceActor)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -236,9 +233,10 @@ class Fleet:
             m.node, m.info = node, replace(m.info, node=node)
 
     def _relocate(self, sid: str, m: Member, reason: str) -> None:
-        """Start ``sid`` again on another node; what its old node held undelivered is lost."""
-        lost = m.report.pending if m.report is not None else 0
-        old = m.node or "?"
+        """Start ``sid`` again on another node; what its old node held undelivered is lost. An actor
+        lost again before it reported keeps the move's first node and count."""
+        old, _, lost = m.moving or (m.node or m.target or "?", reason, 0)
+        lost += m.report.pending if m.report is not None else 0
         log.warning(
             "source %s: %s on node %s; starting it on another node (%d events lost)", sid, reason, old, lost
         )
@@ -249,7 +247,7 @@ class Fleet:
             return
         (m.actor, m.target), m.node, m.pending, m.report = self._spawn(m.cfg, avoid=m.node), None, None, None
         m.moving = (old, reason, lost)
-        m.info = replace(placeholder_info(m.cfg, f"moving from node {old} ({reason})"), node=None)
+        m.info = placeholder_info(m.cfg, f"moving from node {old} ({reason})")
 
     def _kill(self, actor: Any) -> None:
         with contextlib.suppress(Exception):
@@ -295,10 +293,13 @@ class Fleet:
 
     def _answer(self, sid: str, m: Member) -> None:
         """Take the answer of ``m``'s call in flight (under the lock)."""
+        from framesift.cluster.ray_exec import died_errors
+
+        died = died_errors()
         ref, m.pending = m.pending, None
         try:
             answer = self.ray.get(ref)
-        except died_errors() as exc:
+        except died as exc:
             self._relocate(sid, m, f"its actor died ({type(exc).__name__})")
             return
         if isinstance(answer, Report):
