@@ -426,6 +426,37 @@ class ErrorEvent(Event):
     count: Annotated[int, Doc("occurrences folded into this event (frames dropped)", minimum=0)] = 1
 
 
+@dataclass(frozen=True, kw_only=True)
+class SourceMoved(Event):
+    """A fleet (``framesift run --ray``) restarted a source on another node because its node died.
+
+    ``lost_events`` counts the events the dead node had queued for the sinks but not delivered, as
+    of the last counters it reported (a lower bound: events made after that report are unknown).
+    """
+
+    type: ClassVar[str] = "source_moved"
+    from_node: Annotated[str, Doc("Ray node id the source ran on")]
+    to_node: Annotated[str, Doc("Ray node id it runs on now")]
+    reason: Annotated[str, Doc("why it moved (the node died, its worker process died)")]
+    lost_events: Annotated[
+        int, Doc("events queued on the dead node but not delivered, by its last report", minimum=0)
+    ] = 0
+
+
+def in_process_stripped(event: Event) -> Event:
+    """``event`` without its in-process fields (images, embeddings, frames: reset to their
+    defaults), so it can travel between processes; the event itself when it has none set."""
+    changes: dict[str, Any] = {}
+    for f in event_fields(type(event)):
+        if f.written or not f.declared.init:
+            continue
+        value, d = getattr(event, f.name), f.declared
+        if value is None or (isinstance(value, (dict, list, tuple)) and not value):
+            continue
+        changes[f.name] = d.default_factory() if d.default_factory is not dataclasses.MISSING else d.default
+    return dataclasses.replace(event, **changes) if changes else event
+
+
 def _registry() -> dict[str, type[Event]]:
     out: dict[str, type[Event]] = {}
     for obj in list(globals().values()):

@@ -177,6 +177,9 @@ def _samples() -> dict[str, Event]:
         ),
         ev.ZoneOccupancy(**common, zone="dock-door", count=2, classes={"person": 1, "forklift": 1}),
         ev.ErrorEvent(source="pipeline", stage="engine", message="CUDA out of memory", count=0),
+        ev.SourceMoved(
+            source="dock-3", from_node="6f1c0e9b", to_node="a93d7e5c", reason="node died", lost_events=3
+        ),
     ]
     return {e.type: e for e in samples}
 

@@ -24,6 +24,13 @@ def register(subparsers: Any) -> None:
         "3 input unreadable, 130 interrupted by Ctrl-C.",
     )
     p.add_argument("config", help="pipeline config file (YAML), e.g. configs/file.yaml")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="run the live sources as a fleet on a Ray cluster: local, auto or HOST:PORT "
+        "(overrides the config's cluster.ray; docs/scale.md)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar / status lines")
     p.add_argument(
         "--metrics-port", type=int, default=None, metavar="N", help="override metrics.port (0 = free)"
@@ -69,7 +76,8 @@ def log_settings(args: argparse.Namespace, level: str, fmt: str) -> tuple[str, s
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from framesift.cli.runner import run_pipeline
+    from framesift.cli.runner import Runnable, run_pipeline
+    from framesift.config import ClusterConfig
     from framesift.errors import ConfigError
     from framesift.pipeline import Pipeline
 
@@ -78,9 +86,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not 0 <= args.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port: {args.metrics_port} is not a port (0..65535)")
         cfg = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"port": args.metrics_port})})
+    if args.ray is not None:
+        cluster = {"ray": args.ray} if cfg.cluster is None else {**cfg.cluster.model_dump(), "ray": args.ray}
+        cfg = cfg.model_copy(update={"cluster": ClusterConfig.model_validate(cluster)})
     setup_logging(*log_settings(args, cfg.log.level, cfg.log.format))
-    pipeline = Pipeline(cfg)
-    stopped_by = run_pipeline(pipeline, progress=not args.no_progress, status_interval_s=args.status_interval)
+    if cfg.cluster is not None:
+        from framesift.cluster.fleet import Fleet
+
+        runnable: Runnable = Fleet(cfg)  # refuses what a fleet cannot run before it joins the cluster
+    else:
+        runnable = Pipeline(cfg)
+    stopped_by = run_pipeline(runnable, progress=not args.no_progress, status_interval_s=args.status_interval)
     if stopped_by == signal.SIGINT:
         print("framesift: interrupted (drained and flushed)", file=sys.stderr)
         return EXIT_INTERRUPTED

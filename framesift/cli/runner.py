@@ -11,15 +11,31 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from framesift.pipeline import Pipeline
+from framesift.config import PipelineConfig
+from framesift.pipeline.status import SourceControl
 from framesift.progress import Progress
 from framesift.stream.headers import total_frames
 
 log = logging.getLogger("framesift.cli")
 
 _MALLOC_TUNED = False
+
+
+class Runnable(SourceControl, Protocol):
+    """What :func:`run_pipeline` runs: a :class:`~framesift.pipeline.Pipeline`, or a fleet of them
+    on a Ray cluster (:class:`~framesift.cluster.fleet.Fleet`)."""
+
+    config: PipelineConfig
+
+    def start(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> bool: ...
+
+    def request_stop(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def tune_malloc() -> bool:
@@ -47,7 +63,7 @@ def tune_malloc() -> bool:
     return ok
 
 
-def progress_for(pipeline: Pipeline, *, interval_s: float = 10.0, stream: TextIO | None = None) -> Progress:
+def progress_for(pipeline: Runnable, *, interval_s: float = 10.0, stream: TextIO | None = None) -> Progress:
     """A progress display for ``pipeline``: a bar over the files' frame counts, or status lines."""
     sources = pipeline.config.sources
     files_only = all(not s.live for s in sources)
@@ -55,7 +71,7 @@ def progress_for(pipeline: Pipeline, *, interval_s: float = 10.0, stream: TextIO
     return Progress(pipeline.status, files_only=files_only, total=total, interval_s=interval_s, stream=stream)
 
 
-def run_pipeline(pipeline: Pipeline, *, progress: bool = True, status_interval_s: float = 10.0) -> int | None:
+def run_pipeline(pipeline: Runnable, *, progress: bool = True, status_interval_s: float = 10.0) -> int | None:
     """Start ``pipeline`` with its services, wait until its sources end or a signal asks for a drain,
     then stop it in order. Returns the signal that stopped it (SIGINT/SIGTERM), or None. Worker
     failures are raised after the drain."""

@@ -122,20 +122,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
         return EXIT_OK
-    rows = [("ID", "TYPE", "STATE", "FPS", "DECODED", "RECONNECTS", "DROPS")]
-    for sid, s in doc.get("sources", {}).items():
+    sources = doc.get("sources", {})
+    fleet = any(s.get("node") for s in sources.values())  # a fleet (run --ray): where each one runs
+    rows = [("ID", "TYPE", "STATE", "FPS", "DECODED", "RECONNECTS", "DROPS") + (("NODE",) if fleet else ())]
+    for sid, s in sources.items():
         drops = ",".join(f"{k}={v}" for k, v in sorted(s.get("drops", {}).items())) or "-"
-        rows.append(
-            (
-                sid,
-                s["type"],
-                s["state"],
-                f"{s['fps']:.1f}",
-                str(s["frames_decoded"]),
-                str(s["reconnects"]),
-                drops,
-            )
+        row = (
+            sid,
+            s["type"],
+            s["state"],
+            f"{s['fps']:.1f}",
+            str(s["frames_decoded"]),
+            str(s["reconnects"]),
+            drops,
         )
+        rows.append(row + ((s.get("node") or "-",) if fleet else ()))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

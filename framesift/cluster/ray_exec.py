@@ -88,6 +88,13 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+def died_errors() -> tuple[type[BaseException], ...]:
+    """Ray's errors for an actor (its process or its node) that is gone."""
+    from ray.exceptions import RayActorError, WorkerCrashedError
+
+    return (RayActorError, WorkerCrashedError)
+
+
 class ShardWorker:
     """A Ray actor: runs shards with the engines it built on its first shard, reused after."""
 
@@ -192,9 +199,9 @@ def run_shards(
             on_result(s, saved)
     if not todo:
         return stats
-    from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
+    from ray.exceptions import RayTaskError
 
-    died = (RayActorError, WorkerCrashedError)
+    died = died_errors()
     actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(ShardWorker)
 
     def spawn() -> list[Any]:

@@ -33,6 +33,7 @@ __all__ = [
     "AnalyzerConfig",
     "AnalyzerSpec",
     "BufferConfig",
+    "ClusterConfig",
     "EngineConfig",
     "LogConfig",
     "MetricsConfig",
@@ -64,6 +65,16 @@ class StageConfig(Strict):
     stale_after_ms: float | None = Field(2000.0, gt=0, description="live frames older than this are dropped")
 
 
+class ClusterConfig(Strict):
+    """A fleet: the live sources spread over a Ray cluster's nodes (``framesift run --ray``)."""
+
+    ray: str = Field(description="the cluster: local, auto or HOST:PORT (as --ray)")
+    cpus_per_source: float = Field(0.5, gt=0, le=64, description="Ray CPUs each source's actor reserves")
+    event_queue: int = Field(
+        4096, ge=16, le=1_000_000, description="events a node holds for the driver at most (more are dropped)"
+    )
+
+
 class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["plain", "json"] = "plain"
@@ -76,6 +87,7 @@ class PipelineSettings(Strict):
     stage: StageConfig = StageConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
+    cluster: ClusterConfig | None = None
 
 
 if TYPE_CHECKING:  # the checker sees the plugin bases; at run time each is the union of its plugins

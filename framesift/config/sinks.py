@@ -23,6 +23,8 @@ class SinkSpec(PluginSpec):
     """
 
     kind: ClassVar[str] = "sink"
+    #: it writes images that travel only in process (frames, kept-frame payloads): not in a fleet
+    needs_frames: ClassVar[bool] = False
 
     name: str | None = None
     queue_size: int = Field(1024, ge=1, le=1_000_000)

@@ -103,6 +103,23 @@ class SourceRun:
         return wrapped
 
 
+def unique_source_ids(configs: list[SourceConfig]) -> list[str]:
+    """The id of each source: configured ids must be unique, derived ones get ``-2``, ``-3``...
+    suffixes; ConfigError (one line) for a configured id used twice."""
+    seen: dict[str, int] = {}
+    out = []
+    for cfg in configs:
+        sid = source_id_for(cfg)
+        if sid in seen:
+            if cfg.id is not None:
+                raise ConfigError(f"sources: id {sid!r} is used twice (ids must be unique)")
+            seen[sid] += 1
+            sid = f"{sid}-{seen[sid]}"
+        seen.setdefault(sid, 1)
+        out.append(sid)
+    return out
+
+
 class SourceSet:
     """The pipeline's sources by id. ``runs`` is replaced, never resized (copy-on-write), so readers
     on other threads iterate it without a lock; ``lock`` serialises adding and removing."""
@@ -123,16 +140,8 @@ class SourceSet:
         self.lock = threading.RLock()
 
     def build(self, configs: list[SourceConfig]) -> None:
-        """One run per config; ids must be unique (derived ids get ``-2``, ``-3``... suffixes)."""
-        seen: dict[str, int] = {}
-        for cfg in configs:
-            sid = source_id_for(cfg)
-            if sid in seen:
-                if cfg.id is not None:
-                    raise ConfigError(f"sources: id {sid!r} is used twice (ids must be unique)")
-                seen[sid] += 1
-                sid = f"{sid}-{seen[sid]}"
-            seen.setdefault(sid, 1)
+        """One run per config, with the ids of :func:`unique_source_ids`."""
+        for cfg, sid in zip(configs, unique_source_ids(configs), strict=True):
             self.add(self.make(cfg, sid))
 
     def make(self, cfg: SourceConfig, sid: str) -> SourceRun:

@@ -113,6 +113,7 @@ class SourceInfo:
     on_full: str
     drops: dict[str, int]
     ended: bool
+    node: str | None = None  # the Ray node it runs on (a fleet); None in a local run
 
 
 @dataclass(frozen=True)

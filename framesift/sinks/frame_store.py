@@ -31,6 +31,7 @@ class FrameStoreSinkConfig(SinkSpec):
 
     type: Literal["frame_store"] = "frame_store"
     implementation: ClassVar[str] = "FrameStoreSink"
+    needs_frames: ClassVar[bool] = True
 
     path: str = Field(description="store directory (created)")
     format: Literal["jpeg", "png", "webp"] = "jpeg"

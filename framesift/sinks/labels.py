@@ -21,6 +21,7 @@ class LabelsSinkConfig(SinkSpec):
 
     type: Literal["labels"] = "labels"
     implementation: ClassVar[str] = "LabelsSink"
+    needs_frames: ClassVar[bool] = True
 
     dir: str = Field(description="dataset folder (created)")
     format: Literal["coco", "yolo"] = "coco"

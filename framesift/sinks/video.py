@@ -32,6 +32,7 @@ class VideoSinkConfig(SinkSpec):
 
     type: Literal["video"] = "video"
     implementation: ClassVar[str] = "VideoSink"
+    needs_frames: ClassVar[bool] = True
 
     path: str = Field(description="output file; '{source}' is replaced by the source id")
     codec: str = "libx264"

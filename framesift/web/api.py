@@ -50,6 +50,7 @@ class SourceStatus(BaseModel):
     on_full: str
     drops: dict[str, int]
     ended: bool
+    node: str | None = None
 
 
 class SourceList(BaseModel):
