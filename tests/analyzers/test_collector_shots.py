@@ -4,11 +4,14 @@ transitions, on generated clips with known shots, cuts, dissolves and fades."""
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from framesift.analyzers.collector import Collector, CollectorConfig
+from framesift.analyzers.collector_shots import Candidate, ShotTracker, blend, ramp
 from framesift.cli import main
 from framesift.config import parse_config
 from framesift.engines.models.pixel import PixelEmbedder
@@ -198,3 +201,39 @@ def test_collect_reads_the_learned_shot_detector(tmp_path: Path) -> None:
     assert any(e["type"] == "scene_change" for e in events)
     kept = [e for e in events if e["type"] == "frame_kept"]
     assert len(kept) == 4 and FrameStore(out / "store", readonly=True).count() == 4
+
+
+def _cand(i: int, emb: list[float], brightness: float = 100.0) -> Candidate:
+    v = np.asarray(emb, np.float32)
+    q = {"brightness": brightness, "contrast": 40.0, "sharpness": 200.0}
+    return Candidate(i, i / 4, i / 4, i, Fraction(1, 4), 0.0, v / np.linalg.norm(v), q, True)
+
+
+def test_a_brightness_ramp_and_a_mix_of_neighbours_are_told_from_steady_frames() -> None:
+    a, b = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
+    # a fade the detector cut short: 0 → 30 → 80 is a ramp; 100 → 98 → 101 and a step are not
+    assert ramp(_cand(0, a, 0.0), _cand(1, a, 30.0), _cand(2, b, 80.0))
+    assert not ramp(_cand(0, a, 100.0), _cand(1, a, 98.0), _cand(2, a, 101.0))
+    assert not ramp(_cand(0, a, 20.0), _cand(1, a, 80.0), _cand(2, a, 80.0))
+    # the middle of a dissolve lies between its neighbours; a frame just after a cut does not
+    assert blend(_cand(0, a), _cand(1, [1.0, 1.0, 0.0]), _cand(2, b))
+    assert not blend(_cand(0, a), _cand(1, b), _cand(2, b))
+    assert not blend(_cand(0, a), _cand(1, a), _cand(2, a))
+    assert not blend(None, _cand(1, a), _cand(2, b))
+
+
+def test_a_drift_leaves_the_frames_on_their_way_to_the_new_content_out() -> None:
+    a = np.array([1.0, 0.0, 0.0])
+    b = np.array([0.3, 1.0, 0.0]) / np.linalg.norm([0.3, 1.0, 0.0])
+    mix = 0.45 * a + 0.55 * b  # a missed dissolve: under the drift from a, but nearer b
+    tracker = ShotTracker(delay_frames=0, drift=0.35, decide_after_s=None, extras=2)
+    closed = []
+    for i, emb in enumerate([a] * 8 + [mix] * 2 + [b] * 8):
+        closed += tracker.add(_cand(i, list(emb)), i + 10)
+    closed += tracker.end()
+    first, second = closed
+    assert first.best is not None and second.best is not None
+    assert float(first.best.emb @ a) > 0.99 and float(second.best.emb @ b) > 0.99
+    assert second.kind == "shot"  # the content changed within a second: a new shot, not a long shot's drift
+    held = [first.best, *first.extras, second.best, *second.extras]
+    assert [x.index for x in held if x.index in (8, 9)] == []
