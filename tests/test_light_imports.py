@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,25 @@ def test_pixel_pipeline_does_not_import_torch(make_clip, tmp_path: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout, proc.stdout
+
+
+def test_collect_without_cached_clip_weights_does_not_import_torch(make_clip, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``framesift collect`` (engine ``auto``) on a machine without CLIP weights: the weight check
+    looks at the caches' folders first and never imports open_clip (3 s) to find nothing."""
+    clip = make_clip("c.mp4", segments=(10, 10), width=160, height=120)
+    code = (
+        "import sys\nfrom framesift.cli import main\n"
+        "rc = main(['collect', sys.argv[1], '-o', 'out', '--budget', '2', '--no-progress'])\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'open_clip') if m in sys.modules), rc)\n"
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hf")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(clip.path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY [] 0" in proc.stdout, proc.stdout + proc.stderr

@@ -34,6 +34,10 @@ def _pixel() -> Embedder:
 
 def find_local_clip_weights(model: str = AUTO_MODEL) -> str | None:
     """The first pretrained tag of ``model`` whose weights are already in open_clip's caches (no network)."""
+    from framesift.engines.models.clip_weights import weight_caches_hold_clip
+
+    if not weight_caches_hold_clip():
+        return None
     try:
         import open_clip  # noqa: F401
 

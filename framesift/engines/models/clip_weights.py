@@ -36,6 +36,28 @@ def check_model_name(name: str) -> None:
     )
 
 
+def weight_caches_hold_clip(cache_dir: str | None = None) -> bool:
+    """Whether open_clip's URL cache holds a file, or the Hugging Face hub cache a repository named
+    like CLIP: without either there are no cached weights, and importing open_clip (seconds) can be
+    skipped."""
+    clip_dir = cache_dir or os.path.expanduser("~/.cache/clip")
+    try:
+        if any(os.path.isfile(os.path.join(clip_dir, n)) for n in os.listdir(clip_dir)):
+            return True
+    except OSError:
+        pass
+    try:
+        from huggingface_hub import constants
+
+        hub = str(constants.HF_HUB_CACHE)
+    except ImportError:
+        return False  # open_clip then reads only its URL cache
+    try:
+        return any("clip" in name.lower() for name in os.listdir(hub))
+    except OSError:
+        return False
+
+
 def cached_pretrained_path(model: str, tag: str, cache_dir: str | None = None) -> str | None:
     """Local path of open_clip's weights for (model, tag) when already downloaded, else None.
 
