@@ -84,9 +84,9 @@ def measure(image: Any) -> dict[str, float]:
     of a frame, on a grey copy 320 pixels wide so that the figures do not depend on the resolution."""
     img = np.asarray(image)
     h, w = img.shape[:2]
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img  # grey first: a third to shrink
     if w > 320:
-        img = cv2.resize(img, (320, max(1, round(h * 320 / w))), interpolation=cv2.INTER_AREA)
-    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+        gray = cv2.resize(gray, (320, max(1, round(h * 320 / w))), interpolation=cv2.INTER_AREA)
     mean, std = cv2.meanStdDev(gray)
     return {
         "brightness": round(float(mean[0, 0]), 3),
