@@ -139,8 +139,8 @@ def run_on_ray(
     for shard in shards:  # chunk order: the local run's order
         writer.add_part(Path(job.parts[shard.index]))
     counts = writer.close()
-    shutil.rmtree(folder / "parts", ignore_errors=True)
-    manifest.clear()
+    manifest.clear()  # before the parts: a saved chunk always has its part
+    shutil.rmtree(folder, ignore_errors=True)
     with_parent = out / ".framesift-ray"
     if with_parent.is_dir() and not any(with_parent.iterdir()):
         with_parent.rmdir()
