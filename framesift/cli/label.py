@@ -82,22 +82,18 @@ def default_output(folder: Path, fmt: str) -> Path:
     return base.with_name(f"{base.name}-labels-{fmt}")
 
 
-def cmd_label(args: argparse.Namespace) -> int:
-    from framesift.cli.runner import run_pipeline
-    from framesift.config import parse_config
-    from framesift.pipeline import Pipeline
-    from framesift.sinks.labels import LabelsSink
-
+def label_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    """The pipeline config ``label`` runs (as a dict: every chunk of ``--ray`` restricts its source)
+    and the dataset folder. With ``--ray`` every path is absolute: workers run elsewhere."""
     folder = Path(args.store)
     _check_ray_options(args)
-    if args.ray:  # workers run elsewhere: every path absolute
+    if args.ray:
         folder = folder.absolute()
     source = label_source(folder, args.source)  # bad input fails before models load
     out = Path(args.output) if args.output else default_output(folder, args.fmt)
-    if args.ray:
-        out = out.absolute()
     engines = engine_configs(args)
     if args.ray:
+        out = out.absolute()
         for key in ("model", "calibration"):
             value = engines["detector"].get(key)
             if isinstance(value, str) and Path(value).exists():
@@ -119,6 +115,16 @@ def cmd_label(args: argparse.Namespace) -> int:
         "stage": {"max_batch": max(1, args.batch)},
         "metrics": {"enabled": False},
     }
+    return raw, out
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from framesift.cli.runner import run_pipeline
+    from framesift.config import parse_config
+    from framesift.pipeline import Pipeline
+    from framesift.sinks.labels import LabelsSink
+
+    raw, out = label_config(args)
     cfg = parse_config(raw, where="label")  # one line per bad option, before any model loads
     if args.ray:
         return _label_on_ray(args, raw, cfg, out)

@@ -96,6 +96,23 @@ def input_ident(source: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
+def prepare(config: dict[str, Any], total: int, chunk: int) -> tuple[list[Shard], Any, LabelChunks]:
+    """The chunks, the manifest (``OUTPUT/.framesift-ray/label``) and the job: each chunk's part folder
+    is ``parts/KEY`` beside the manifest. A saved chunk whose part is not a closed dataset runs again."""
+    from framesift.cluster.ray_exec import Manifest
+
+    source, sink = config["sources"][0], config["sinks"][0]
+    shards = plan(source["path"], total, chunk)
+    salt = json.dumps([config, input_ident(source), chunk], sort_keys=True, default=str)
+    manifest = Manifest(Path(sink["dir"]) / ".framesift-ray" / "label", shards, salt)
+    job = LabelChunks(config, {s.index: str(manifest.dir / "parts" / manifest.keys[s]) for s in shards})
+    closed = "annotations.json" if sink["format"] == "coco" else "data.yaml"  # written last
+    for s in shards:
+        if not (Path(job.parts[s.index]) / closed).is_file():
+            (manifest.dir / f"{manifest.keys[s]}.pkl").unlink(missing_ok=True)
+    return shards, manifest, job
+
+
 def run_on_ray(
     config: dict[str, Any],
     *,
@@ -107,17 +124,14 @@ def run_on_ray(
 ) -> tuple[dict[str, int], Any]:
     """Label ``total`` frames in chunks on the cluster and merge them into the sink's folder; returns
     the dataset's counts (images, annotations) and the run's stats."""
-    from framesift.cluster.ray_exec import Manifest, RunStats, connect, run_shards
+    from framesift.cluster.ray_exec import RunStats, connect, run_shards
     from framesift.labels import LabelWriter
     from framesift.progress import Bar
 
-    source, sink = config["sources"][0], config["sinks"][0]
+    sink = config["sinks"][0]
     out = Path(sink["dir"])
-    shards = plan(source["path"], total, chunk)
-    salt = json.dumps([config, input_ident(source), chunk], sort_keys=True, default=str)
-    folder = out / ".framesift-ray" / "label"
-    manifest = Manifest(folder, shards, salt)
-    job = LabelChunks(config, {s.index: str(folder / "parts" / manifest.keys[s]) for s in shards})
+    shards, manifest, job = prepare(config, total, chunk)
+    folder = manifest.dir
     results: dict[int, ChunkResult] = {}
     stats = RunStats()
     if shards:

@@ -95,13 +95,21 @@ def test_label_store_on_ray_in_chunks_equals_local(  # type: ignore[no-untyped-d
     err = capsys.readouterr().err
     assert "ray: 3 shards on" in err, err
     check_equal(on_ray, local_coco)
-    # YOLO: the same files as a local run's
+    # a folder of images as YOLO: the same files as a local run's
+    import cv2
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(7):
+        cv2.imwrite(str(images / f"f{i}.png"), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
     local_yolo, ray_yolo = tmp_path / "local-yolo", tmp_path / "ray-yolo"
-    assert main([*label_args(store, onnx_model, "yolo"), "-o", str(local_yolo)]) == 0
-    args = [*label_args(store, onnx_model, "yolo"), "-o", str(ray_yolo), "--ray", ray_head.address]
-    assert main([*args, "--chunk", "6"]) == 0
+    assert main([*label_args(images, onnx_model, "yolo"), "-o", str(local_yolo)]) == 0
+    args = [*label_args(images, onnx_model, "yolo"), "-o", str(ray_yolo), "--ray", ray_head.address]
+    assert main([*args, "--chunk", "3"]) == 0
+    assert "ray: 3 shards on" in capsys.readouterr().err
     assert dataset(ray_yolo) == dataset(local_yolo)
-    assert len(list((ray_yolo / "labels").iterdir())) == FRAMES
+    assert len(list((ray_yolo / "labels").iterdir())) == 7
 
 
 def test_killed_worker_node_chunk_runs_again_and_dataset_equals_local(  # type: ignore[no-untyped-def]
@@ -138,6 +146,27 @@ def test_killed_worker_node_chunk_runs_again_and_dataset_equals_local(  # type: 
     assert code == 0, err
     assert ray_worker.proc.poll() is not None  # the node is gone
     assert "re-run after a worker died" in err, err
+    check_equal(on_ray, local_coco)
+
+
+def test_interrupted_run_resumes_from_its_saved_chunks(  # type: ignore[no-untyped-def]
+    store: Path, onnx_model: str, local_coco: Path, ray_head, tmp_path: Path, capsys
+) -> None:
+    from framesift.cli import build_parser
+    from framesift.cli.label import label_config
+    from framesift.cluster import label as cl
+
+    on_ray = tmp_path / "ray"
+    args = [*label_args(store, onnx_model), "-o", str(on_ray), "--ray", ray_head.address, "--chunk", "5"]
+    config, _ = label_config(build_parser().parse_args(args))
+    shards, manifest, job = cl.prepare(config, FRAMES, 5)
+    # what an interrupted run left: its first chunk saved, the second one's part half written
+    manifest.save(shards[0], cl.run_chunk(shards[0], job, {}))
+    Path(job.parts[1], "images").mkdir(parents=True)
+    manifest.save(shards[1], cl.ChunkResult(1, 5, 0))
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "ray: 2 shards on 1 node(s), 1 resumed from the manifest" in err, err
     check_equal(on_ray, local_coco)
 
 
