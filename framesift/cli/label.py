@@ -4,6 +4,10 @@ Auto-labels the kept frames of a frame store (``framesift collect -o DIR`` outpu
 — or, when DIR holds no store, every image in the folder — with YOLO-World boxes (and SAM masks with
 ``--segment``), and writes a COCO or YOLO dataset. It runs the pipeline: a ``store`` (or ``images``)
 source → the ``detect`` analyzer → the ``labels`` sink.
+
+With ``--ray ADDRESS`` the frames are labelled in chunks of ``--chunk N`` on a Ray cluster and merged
+into one dataset equal to a local run's; the store and the output must be on shared storage
+(docs/scale.md).
 """
 
 from __future__ import annotations
