@@ -96,6 +96,11 @@ class LabelWriter:
             detections=item.detections, image=buf.tobytes(),
         )  # fmt: skip
 
+    def add_part(self, part: Path) -> None:
+        """Take in the dataset another writer of the same settings wrote into ``part`` (see
+        :meth:`framesift.store.dataset.DatasetWriter.add_part`)."""
+        self.writer.add_part(part)
+
     def close(self) -> dict[str, int]:
         """Write the index files; returns counts (images, annotations)."""
         counts = self.writer.close()

@@ -210,6 +210,44 @@ class DatasetWriter:
         self.labels += len(lines)
         atomic_write(self.out / "labels" / f"{stem}.txt", "".join(f"{line}\n" for line in lines).encode())
 
+    def add_part(self, part: Path) -> None:
+        """Take in the dataset another writer of the same settings wrote into ``part`` (closed): its
+        images and YOLO label files are placed here (hard-linked or copied), its COCO entries appended
+        with their ids renumbered after this writer's, as if its images had been added here."""
+        if self.fmt == "coco":
+            doc = json.loads((part / "annotations.json").read_bytes())
+            val_doc = json.loads((part / "annotations" / "instances_val.json").read_bytes())
+            val = {im["id"] for im in val_doc["images"]}
+            ids: dict[int, int] = {}
+            for im in doc["images"]:
+                self._take(part, im["file_name"])
+                ids[im["id"]] = len(self.images) + 1
+                split = "val" if im["id"] in val else "train"
+                self.images.append({**im, "id": ids[im["id"]]})
+                self._split[ids[im["id"]]] = split
+                self.counts[split] += 1
+            for a in doc["annotations"]:
+                self.annotations.append(
+                    {**a, "id": len(self.annotations) + 1, "image_id": ids[a["image_id"]]}
+                )
+                self.labels += 1
+            return
+        for split in SPLITS:
+            for line in (part / f"{split}.txt").read_text().splitlines():
+                file_name = line.removeprefix("./images/")
+                self._take(part, file_name)
+                label = f"{Path(file_name).stem}.txt"
+                place(part / "labels" / label, self.out / "labels" / label)
+                self.labels += len((part / "labels" / label).read_text().splitlines())
+                self._lists[split].append(line)
+                self.counts[split] += 1
+
+    def _take(self, part: Path, file_name: str) -> None:
+        if file_name in self._names:
+            raise ConfigError(f"image name {file_name!r} is in two parts of the dataset")
+        self._names.add(file_name)
+        place(part / "images" / file_name, self.out / "images" / file_name)
+
     def close(self) -> dict[str, int]:
         """Write the index files; returns counts (train, val, images, annotations)."""
         if self.fmt == "coco":

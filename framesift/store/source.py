@@ -33,6 +33,15 @@ class StoreSourceConfig(SourceSpec):
 
     path: str
     source: str | None = Field(None, description="only the frames recorded from this source")
+    offset: int = Field(
+        0, ge=0, description="skip the first N frames of the store (oldest first, after `source`)"
+    )
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="read at most N frames from `offset` on: the store's frames [offset, offset + limit), "
+        "counted before unreadable images are skipped (label --ray's chunks)",
+    )
 
     def input(self) -> str:
         return self.path
@@ -40,9 +49,15 @@ class StoreSourceConfig(SourceSpec):
     def frame_count(self) -> int | None:
         try:
             with FrameStore(resolve_store_dir(self.path), readonly=True) as store:
-                return store.count(self.source)
+                return window_count(store.count(self.source), self.offset, self.limit)
         except Exception:  # the source's own open() reports an unreadable store
             return None
+
+
+def window_count(total: int, offset: int, limit: int | None) -> int:
+    """How many of ``total`` entries ``[offset, offset + limit)`` holds."""
+    n = max(0, total - offset)
+    return n if limit is None else min(n, limit)
 
 
 class StoreSource(Source):
@@ -63,7 +78,9 @@ class StoreSource(Source):
         store = FrameStore(root, readonly=True)
         store.open()
         self._store = store
-        self._records = store.records(source=self.cfg.source)
+        records = store.records(source=self.cfg.source)
+        end = None if self.cfg.limit is None else self.cfg.offset + self.cfg.limit
+        self._records = records[self.cfg.offset : end]
 
     def frames(self) -> Iterator[Frame]:
         store = self._store

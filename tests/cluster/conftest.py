@@ -167,6 +167,26 @@ class WorkerNode:
         """Kill the node's processes at once (SIGKILL to its process group), as a lost machine."""
         _stop(self.proc, signal.SIGKILL)
 
+    def kill_all(self) -> None:
+        """:meth:`kill`, and the node's actors too: Ray starts each worker process in a process group
+        of its own (within the node's session), where it may finish its task after its node is gone."""
+        own = [pid for pid in _session(self.proc.pid) if pid != os.getpid()]
+        self.kill()
+        for pid in own:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _session(sid: int) -> list[int]:
+    """The processes of session ``sid`` (Linux ``/proc``)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:  # after the name: state, ppid, pgrp, session
+                pids.append(int(stat.parent.name))
+    return pids
+
 
 @pytest.fixture
 def ray_worker(ray_head: Head) -> Iterator[WorkerNode]:

@@ -43,12 +43,20 @@ class ImagesSourceConfig(SourceSpec):
         description="images with more pixels (width x height, read from the file header) are skipped "
         "with a warning",
     )
+    offset: int = Field(0, ge=0, description="skip the first N images (sorted by name); frame indices stay")
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="read at most N images from `offset` on: images [offset, offset + limit) of the "
+        "sorted listing, counted before unreadable ones are skipped (label --ray's chunks)",
+    )
 
     def input(self) -> str:
         return self.path
 
     def frame_count(self) -> int | None:
-        n = len(list_images(self.path))
+        n = max(0, len(list_images(self.path)) - self.offset)
+        n = n if self.limit is None else min(n, self.limit)
         return n if self.max_frames is None else min(n, self.max_frames)
 
 
@@ -317,7 +325,9 @@ class ImagesSource(Source):
 
     def frames(self) -> Iterator[Frame]:
         sampler = FpsSampler(self.cfg.target_fps)
-        for i, path in enumerate(self._files):
+        end = len(self._files) if self.cfg.limit is None else self.cfg.offset + self.cfg.limit
+        for i in range(self.cfg.offset, min(end, len(self._files))):
+            path = self._files[i]
             self.poll()
             if self._stop.is_set():
                 return
