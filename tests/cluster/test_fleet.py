@@ -201,7 +201,7 @@ def test_dead_node_sources_restart_on_the_head(  # type: ignore[no-untyped-def]
         assert sorted(on.values()) == sorted([head, worker]), on
         moved = next(sid for sid, node in on.items() if node == worker)
         wait_for(lambda: fleet.status().sources[moved].frames_staged > 0, "frames on the worker node")
-        ray_worker.kill()
+        ray_worker.kill_all()
         t0 = time.monotonic()
         sources = wait_for(
             lambda: (s := fleet.status().sources)[moved].node == head and s[moved].frames_staged > 0 and s,

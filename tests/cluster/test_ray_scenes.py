@@ -37,7 +37,7 @@ def test_killed_worker_node_shard_runs_again_and_results_equal_local(  # type: i
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed.is_set():
             if manifest.is_dir() and any(manifest.glob("*.pkl")):
-                ray_worker.kill()
+                ray_worker.kill_all()
                 killed.set()
                 return
             time.sleep(0.02)
