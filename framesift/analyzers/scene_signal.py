@@ -60,8 +60,10 @@ def signal_batch(
     from framesift.engines.models.pixel import PixelEmbedder
 
     if isinstance(primary, PixelEmbedder) and all(isinstance(f.image, np.ndarray) for f in frames):
-        grids = [primary.small(np.asarray(f.image)) for f in frames]
-        return primary.embed_small(np.stack(grids)), [grid_dark(g, level) for g in grids]
+        grids = np.stack([primary.small(np.asarray(f.image)) for f in frames])
+        luma = grids.mean(axis=3)  # (N, 18, 32) float64, as grid_dark: the darkness of all at once
+        darks = zip((luma.max(axis=(1, 2)) < level).tolist(), luma.mean(axis=(1, 2)).tolist(), strict=True)
+        return primary.embed_small(grids), [(bool(d), float(m)) for d, m in darks]
     return primary.embed_images(frames), [None] * len(frames)
 
 
