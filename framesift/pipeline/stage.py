@@ -169,12 +169,13 @@ class Stage:
     # -- analyzers ---------------------------------------------------------------------------------
 
     def _analyze(self, batch: list[Frame]) -> None:
+        # batched analyzers first: the scene signal's 32x18 grids then serve the pixel embedder too
+        resting = {id(a) for a, health in self._batched if not self._run_batched(a, health, batch)}
         embeddings: list[Any] | None = None
         if self.needs_embedding:
             embeddings = self._embed_wanted(batch)
             if embeddings is None:
                 return
-        resting = {id(a) for a, health in self._batched if not self._run_batched(a, health, batch)}
         for i, frame in enumerate(batch):
             for a in self.analyzers:
                 if id(a) in resting:

@@ -338,3 +338,17 @@ def test_lights_off_and_on_over_the_same_view_is_no_boundary() -> None:
     a = StaticShot(42)
     tl.add(a, 40).fade_to(a, 8, 10, 8, 40)
     assert run(tl) == []
+
+
+def test_the_scene_signal_leaves_its_grid_for_the_pipelines_pixel_embedder() -> None:
+    from framesift.analyzers.scene_signal import signal_batch
+    from framesift.engines.models.pixel import GRID_KEY, PixelEmbedder
+
+    pixel = PixelEmbedder()
+    images = list(cuts_timeline().render())[:6]
+    frames = [Frame("cam", i, i, TB, 0.0, img) for i, img in enumerate(images)]
+    signal, _ = signal_batch(pixel, frames, 24.0)
+    assert all(GRID_KEY in f.meta for f in frames)
+    fresh = [Frame("cam", i, i, TB, 0.0, img) for i, img in enumerate(images)]
+    np.testing.assert_array_equal(pixel.embed_images(frames), signal)  # from the grids
+    np.testing.assert_array_equal(pixel.embed_images(fresh), signal)  # shrunk again: the same

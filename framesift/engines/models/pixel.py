@@ -22,8 +22,10 @@ import cv2
 import numpy as np
 
 from framesift.engines.base import Embedder, ImageLike, as_images
+from framesift.frame import Frame
 
 GRID_W, GRID_H = 32, 18
+GRID_KEY = "pixel_grid"  # Frame.meta key of a frame's 32x18 grid, left there by the scene signal
 HUE_BINS = 16
 SAT_LEVELS = 2  # saturated pixels: mid / high saturation, times hue bin
 GREY_SAT = 40  # pixels below this saturation (0..255) fall in one "grey" bin, hue ignored
@@ -97,10 +99,18 @@ class PixelEmbedder(Embedder):
         return cv2.resize(rows, (GRID_W, GRID_H), interpolation=cv2.INTER_AREA)
 
     def embed_images(self, images: Sequence[ImageLike]) -> np.ndarray:
-        arrays = as_images(images)
-        if not arrays:
+        """Embeddings of frames or arrays; a frame whose 32x18 grid is already in its ``meta`` (the
+        scene detector's signal made it) is not shrunk again."""
+        if not images:
             return np.zeros((0, self.dim), np.float32)
-        small = np.stack([self.small(np.asarray(a)) for a in arrays])  # (N, 18, 32, 3) uint8
+        small = np.stack(
+            [
+                grid
+                if isinstance(it, Frame) and (grid := it.meta.get(GRID_KEY)) is not None
+                else self.small(np.asarray(img))
+                for it, img in zip(images, as_images(images), strict=True)
+            ]
+        )  # (N, 18, 32, 3) uint8
         return self.embed_small(small)
 
     def embed_small(self, small: np.ndarray) -> np.ndarray:
