@@ -3,6 +3,7 @@ fades through black seen by brightness alone."""
 
 from __future__ import annotations
 
+import abc
 from typing import Protocol
 
 from framesift.analyzers.scene_signal import (
@@ -34,7 +35,7 @@ class GradualSettings(Protocol):
     def min_scene_len(self) -> int: ...
 
 
-class GradualDetector:
+class GradualDetector(abc.ABC):
     """The gradual half of the scene detector (a mixin: the analyzer provides the settings, the
     ``k``-frame lag, the floor and :meth:`_emit`)."""
 
@@ -42,10 +43,11 @@ class GradualDetector:
     k: int
     gradual_floor: float
 
+    @abc.abstractmethod
     def _emit(
         self, st: SourceState, kind: str, index: int, score: float, start: int, end: int, now_pos: int
     ) -> SceneChange:
-        raise NotImplementedError
+        """A SceneChange for a boundary at ``index`` after a transition ``start..end``."""
 
     # -- gradual -----------------------------------------------------------------------------------
 

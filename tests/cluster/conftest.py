@@ -12,8 +12,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,29 @@ class WorkerNode:
         for pid in own:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+    @contextlib.contextmanager
+    def killed_when(self, ready: Callable[[], bool], poll: float = 0.01) -> Iterator[threading.Event]:
+        """Within the block, :meth:`kill_all` the node from a thread as soon as ``ready()`` (at most
+        120 s); the event says whether it happened. The thread is stopped and joined on exit."""
+        done, killed = threading.Event(), threading.Event()
+
+        def watch() -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not done.is_set():
+                if ready():
+                    self.kill_all()
+                    killed.set()
+                    return
+                time.sleep(poll)
+
+        watcher = threading.Thread(target=watch, name="kill-worker-node")
+        watcher.start()
+        try:
+            yield killed
+        finally:
+            done.set()
+            watcher.join()
 
 
 def _session(sid: int) -> list[int]:

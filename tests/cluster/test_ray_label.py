@@ -5,8 +5,6 @@ equal to a local run's; the worker node killed mid-run, its chunk run again, not
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +115,6 @@ def test_killed_worker_node_chunk_runs_again_and_dataset_equals_local(  # type: 
 ) -> None:
     on_ray = tmp_path / "ray"
     manifest = on_ray / ".framesift-ray" / "label"
-    killed = threading.Event()
 
     def running() -> int:
         """Chunks under way: part folders (made when a chunk's pipeline opens) not yet saved."""
@@ -125,23 +122,11 @@ def test_killed_worker_node_chunk_runs_again_and_dataset_equals_local(  # type: 
         dirs = list(parts.iterdir()) if parts.is_dir() else []
         return sum(not (manifest / f"{d.name}.pkl").exists() for d in dirs)
 
-    def kill_when_running() -> None:  # one actor per node: two chunks under way, one is the worker's
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed.is_set():
-            if manifest.is_dir() and any(manifest.glob("*.pkl")) and running() >= 2:
-                ray_worker.kill_all()
-                killed.set()
-                return
-            time.sleep(0.01)
-
-    killer = threading.Thread(target=kill_when_running, name="kill-worker-node")
-    killer.start()
-    try:
-        args = [*label_args(store, onnx_model), "-o", str(on_ray), "--ray", ray_head.address, "--chunk", "3"]
-        code = main(args)
-    finally:
-        killed.set()
-        killer.join()
+    # one actor per node: two chunks under way, one is the worker's
+    with ray_worker.killed_when(lambda: manifest.is_dir() and any(manifest.glob("*.pkl")) and running() >= 2):
+        code = main(
+            [*label_args(store, onnx_model), "-o", str(on_ray), "--ray", ray_head.address, "--chunk", "3"]
+        )
     err = capsys.readouterr().err
     assert code == 0, err
     assert ray_worker.proc.poll() is not None  # the node is gone

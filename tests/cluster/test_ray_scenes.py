@@ -4,8 +4,6 @@ interrupted run resumes from its manifest."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -31,24 +29,9 @@ def test_killed_worker_node_shard_runs_again_and_results_equal_local(  # type: i
     assert scenes([*archive.paths, "-o", str(local)]) == 0
     capsys.readouterr()
     manifest = on_ray / ".framesift-ray" / "scenes"
-    killed = threading.Event()
-
-    def kill_when_running() -> None:  # once shards are finishing, both nodes are mid-shard
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed.is_set():
-            if manifest.is_dir() and any(manifest.glob("*.pkl")):
-                ray_worker.kill_all()
-                killed.set()
-                return
-            time.sleep(0.02)
-
-    killer = threading.Thread(target=kill_when_running, name="kill-worker-node")
-    killer.start()
-    try:
+    # once shards are finishing, both nodes are mid-shard
+    with ray_worker.killed_when(lambda: manifest.is_dir() and any(manifest.glob("*.pkl")), poll=0.02):
         code = scenes([*archive.paths, "-o", str(on_ray), "--ray", ray_head.address, "--shard-seconds", "2"])
-    finally:
-        killed.set()
-        killer.join()
     err = capsys.readouterr().err
     assert code == 0, err
     assert ray_worker.proc.poll() is not None  # the node is gone
