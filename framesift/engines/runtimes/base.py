@@ -70,6 +70,23 @@ def to_numpy(x: Tensor) -> np.ndarray:
     return np.asarray(t.cpu().numpy())
 
 
+def host_outputs(
+    specs: Sequence[TensorSpec], outs: Sequence[np.ndarray], as_torch: bool
+) -> dict[str, Tensor]:
+    """A host runtime's outputs by name: float16 widened to float32, as torch tensors (sharing the
+    memory) with ``as_torch``, else the arrays."""
+    result: dict[str, Tensor] = {}
+    for spec, o in zip(specs, outs, strict=True):
+        arr = o.astype(np.float32, copy=False) if o.dtype == np.float16 else o
+        if as_torch:
+            import torch
+
+            result[spec.name] = torch.from_numpy(arr)
+        else:
+            result[spec.name] = arr
+    return result
+
+
 @functools.cache
 def _numpy_floats() -> frozenset[Any]:
     """torch float types numpy can hold (looked up on first use: importing this module stays light)."""

@@ -25,7 +25,7 @@ import numpy as np
 from framesift.engines.cache import EngineCache, EngineKey, device_descriptor
 from framesift.engines.isa import isa_descriptor
 from framesift.engines.quantize import Int8Build, gate, quantize_model
-from framesift.engines.runtimes.base import Runtime, Tensor, TensorSpec, to_numpy
+from framesift.engines.runtimes.base import Runtime, Tensor, TensorSpec, host_outputs, to_numpy
 from framesift.errors import EngineError
 
 log = logging.getLogger("framesift.engines.openvino")
@@ -182,16 +182,7 @@ class OpenVinoRuntime(Runtime):
         with self._lock:
             self._request.infer(arrays)
             outs = [np.array(self._request.get_output_tensor(i).data) for i in range(len(self._outputs))]
-        result: dict[str, Tensor] = {}
-        for spec, o in zip(self._outputs, outs, strict=True):
-            arr = o.astype(np.float32, copy=False) if o.dtype == np.float16 else o
-            if as_torch:
-                import torch
-
-                result[spec.name] = torch.from_numpy(arr)
-            else:
-                result[spec.name] = arr
-        return result
+        return host_outputs(self._outputs, outs, as_torch)
 
     def close(self) -> None:
         self._request = None

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from framesift.engines.runtimes.base import Precision, Runtime, Tensor, TensorSpec, to_numpy
+from framesift.engines.runtimes.base import Precision, Runtime, Tensor, TensorSpec, host_outputs, to_numpy
 from framesift.errors import EngineError
 
 log = logging.getLogger("framesift.engines.onnxruntime")
@@ -118,16 +118,7 @@ class OrtRuntime(Runtime):
                 for s in self._inputs
             }
             outs = self._session.run([o.name for o in self._outputs], arrays)
-        result: dict[str, Tensor] = {}
-        for spec, o in zip(self._outputs, outs, strict=True):
-            arr = o.astype(np.float32, copy=False) if o.dtype == np.float16 else o
-            if as_torch:
-                import torch
-
-                result[spec.name] = torch.from_numpy(arr)
-            else:
-                result[spec.name] = arr
-        return result
+        return host_outputs(self._outputs, outs, as_torch)
 
     def _run_bound(self, feeds: Mapping[str, Tensor]) -> list[np.ndarray]:
         """IO binding: device tensors are bound in place (no host round trip for inputs)."""
