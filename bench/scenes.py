@@ -13,8 +13,9 @@ clips, and ``framesift scenes -j 2`` (two worker processes) against ``-j 1`` (on
 video a source) on four clips.
 
 ``--transnet`` runs only the TransNetV2 benchmark (bench/scenes_transnet.py) and ends with
-``RESULT fps_ratio_fp32=... [fps_ratio_bf16=...] cpu_fps_ratio_fp32=... [...] f1_pixel=... f1_transnet=...
-f1_ensemble=...``.
+``RESULT fps_ratio_fp32=... [fps_ratio_bf16=...] [fps_ratio_int8=...] cpu_fps_ratio_fp32=... [...]
+f1_pixel=... f1_transnet=... f1_ensemble=... [f1_transnet_int8=...]`` (int8: OpenVINO and NNCF
+installed; the INT8 engine is built, untimed, before the timed rounds).
 
 Ends with ``RESULT f1_framesift=... f1_pyscenedetect_best=... fps_ratio_vs_content=...
 cli_fps_ratio_vs_content=... jobs2_vs_jobs1=...``.

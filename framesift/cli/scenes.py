@@ -50,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--transnet-weights", metavar="PATH", help="TransNetV2 weights (.pth or .onnx) for transnet/ensemble"
     )
+    p.add_argument(
+        "--transnet-precision",
+        choices=["auto", "fp32", "bf16", "fp16", "int8"],
+        default=None,
+        help="TransNetV2's precision (default auto; int8: opt-in, OpenVINO, calibrated and gated, docs/scenes.md)",
+    )
     p.add_argument("--checkpoint", metavar="PATH", help="local open_clip weights for hybrid/clip/labels")
     p.add_argument("--model", default="ViT-B-32", help="open_clip architecture of --checkpoint")
     p.add_argument("--min-scene-len", type=int, default=None, metavar="FRAMES")
@@ -101,8 +107,16 @@ def _config(args: argparse.Namespace) -> SceneChangeConfig:
         opts["min_scene_len"] = args.min_scene_len
     if args.threshold is not None:
         opts["min_score"] = args.threshold
-    if getattr(args, "transnet_weights", None):
-        opts["transnet"] = {"weights": args.transnet_weights}
+    transnet = {
+        k: v
+        for k, v in (
+            ("weights", getattr(args, "transnet_weights", None)),
+            ("precision", getattr(args, "transnet_precision", None)),
+        )
+        if v
+    }
+    if transnet:
+        opts["transnet"] = transnet
     from framesift.config import validate_model
 
     return validate_model(SceneChangeConfig, opts, where="scenes")

@@ -179,7 +179,8 @@ MODELS: dict[str, ModelRules] = {
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
     # TransNetV2: torch fp16 on CUDA; on the CPU torch bf16 where the CPU has native bf16 (2.6x fp32),
-    # else ONNX Runtime fp32 (its probabilities equal the reference's within 1e-6)
+    # else ONNX Runtime fp32 (its probabilities equal the reference's within 1e-6); INT8 on OpenVINO,
+    # opt-in
     "transnet": ModelRules(
         label="TransNetV2",
         order=(
@@ -194,7 +195,7 @@ MODELS: dict[str, ModelRules] = {
             ("onnxruntime", "cuda"): ("fp32", "fp16"),
             ("torch", "cpu"): ("fp32", "bf16"),
             ("onnxruntime", "cpu"): ("fp32",),
-            ("openvino", "cpu"): ("fp32",),
+            ("openvino", "cpu"): ("fp32", "int8"),
         },
         cpu_bf16=True,
         artefact_hint="or give the .pth weights so framesift exports them for the runtime you want",

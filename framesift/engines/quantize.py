@@ -59,24 +59,25 @@ def generated_frames(n: int, width: int = 640, height: int = 360, seed: int = 0)
     return [render_frame(i, i, 3 * i, width, height, seed=seed) for i in range(n)]
 
 
-def _decoded(path: str, n: int) -> list[np.ndarray]:
-    """``n`` frames spread over the video at ``path`` (decoded by framesift's file source)."""
+def decoded_frames(path: str, n: int, *, shot: bool = False, consecutive: bool = False) -> list[np.ndarray]:
+    """``n`` frames of the video at ``path`` (decoded by framesift's file source): spread over the
+    video, or its first ``n`` (``consecutive``); TransNetV2's 48x27 frames where ``shot``."""
     from framesift.stream.factory import build_source
     from framesift.stream.sources.file import FileSourceConfig
 
     if not Path(path).is_file():
         raise ConfigError(f"calibration video {path!r} not found: give a video file, or leave it unset")
-    src = build_source(FileSourceConfig(path=path))
+    src = build_source(FileSourceConfig(path=path, shot_frames=shot, max_frames=n if consecutive else None))
     frames: list[np.ndarray] = []
     src.open()
     try:
         for frame in src.frames():
-            frames.append(np.asarray(frame.image))
+            frames.append(np.asarray(frame.meta["shot"] if shot else frame.image))
     finally:
         src.close()
     if not frames:
         raise ConfigError(f"calibration video {path!r} has no decodable frames: give another video")
-    step = max(1, len(frames) // n)
+    step = 1 if consecutive else max(1, len(frames) // n)
     return frames[::step][:n]
 
 
@@ -87,7 +88,7 @@ def calibration_set(given: str | Sequence[np.ndarray] | None, n: int = DEFAULT_F
     if given is None:
         frames, source = generated_frames(want), "generated (framesift.samples)"
     elif isinstance(given, (str, Path)):
-        frames, source = _decoded(str(given), want), Path(given).name
+        frames, source = decoded_frames(str(given), want), Path(given).name
     else:
         frames, source = [np.asarray(f) for f in given], "given"
     if len(frames) < 2:

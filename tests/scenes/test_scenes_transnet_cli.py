@@ -56,3 +56,17 @@ def test_unknown_weights_file_is_one_line(tmp_path: Path, capsys: pytest.Capture
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert any(str(missing) in line and "no such file" in line for line in err)
+
+
+def test_int8_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--transnet-precision int8``: the INT8 engine (calibrated, gated, cached) finds the cut."""
+    pytest.importorskip("nncf")
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("FRAMESIFT_CACHE", str(tmp_path / "cache"))
+    a = write_clip(tmp_path / "a.mp4", segments=(40, 40), width=320, height=240)
+    argv = ["scenes", str(a.path), "--mode", "transnet", "--transnet-precision", "int8", "-o", str(tmp_path)]
+    assert main([*argv, "--no-progress"]) == 0
+    assert "a.mp4: 2 scenes" in capsys.readouterr().out
+    assert list((tmp_path / "cache").rglob("model.xml"))  # the INT8 IR, in the engine cache

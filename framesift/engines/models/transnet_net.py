@@ -69,8 +69,10 @@ def resolve_weights(weights: str | None) -> Path:
     return found
 
 
-def build_network(weights: str | Path | None = None) -> Any:
-    """The network in eval mode with the weights at ``weights`` (default: the package's)."""
+def build_network(weights: str | Path | None = None, *, conv3d: bool = False) -> Any:
+    """The network in eval mode with the weights at ``weights`` (default: the package's); with
+    ``conv3d`` its (2+1)D convolutions stay 3D operations (the form OpenVINO runs fastest; the same
+    results within float rounding)."""
     import torch
 
     path = resolve_weights(None if weights is None else str(weights))
@@ -80,6 +82,9 @@ def build_network(weights: str | Path | None = None) -> Any:
         net.load_state_dict(state)
     except Exception as exc:
         raise ConfigError(f"transnet weights: {path} is not a TransNetV2 state dict ({exc})") from None
+    for m in net.modules():
+        if hasattr(m, "conv3d"):
+            m.conv3d = conv3d
     return net.eval()
 
 
@@ -124,10 +129,16 @@ def _classes() -> dict[str, Any]:
             self.Conv3D_8 = Conv3DConfigurable(cin, filters, 8, use_bias=False)
             self.bn = nn.BatchNorm3d(filters * 4, eps=1e-3)
             self.activation = activation
+            self.conv3d = False  # set by build_network(conv3d=True)
 
         def forward(self, x: Any) -> Any:
-            # As 2D convolutions (faster than Conv3d on CPUs): the four branches' 3x3 spatial convs
-            # as one over frames folded into the batch, then each 3-tap temporal conv over (T, H*W).
+            if self.conv3d:  # the package's own form: OpenVINO runs it without layout reorders
+                y = torch.cat([self.Conv3D_1(x), self.Conv3D_2(x), self.Conv3D_4(x), self.Conv3D_8(x)], 1)
+                y = self.bn(y)
+                return F.relu(y) if self.activation else y
+            # As 2D convolutions (faster than Conv3d in torch and ONNX Runtime on CPUs): the four
+            # branches' 3x3 spatial convs as one over frames folded into the batch, then each 3-tap
+            # temporal conv over (T, H*W).
             b, c, t, h, w = x.shape
             branches: tuple[Any, ...] = (self.Conv3D_1, self.Conv3D_2, self.Conv3D_4, self.Conv3D_8)
             spatial = torch.cat([br.layers[0].weight[:, :, 0] for br in branches], 0)
@@ -160,6 +171,8 @@ def _classes() -> dict[str, Any]:
                 if shortcut is None:
                     shortcut = x
             x = F.relu(x) + shortcut
+            if self.DDCNN[0].conv3d:
+                return F.avg_pool3d(x, (1, 2, 2))
             b, c, t, h, w = x.shape  # AvgPool3d((1, 2, 2)) as a 2D pool (runs in bf16 too)
             return F.avg_pool2d(x.reshape(b, c * t, h, w), 2).reshape(b, c, t, h // 2, w // 2)
 

@@ -34,30 +34,28 @@ IR_FILE = "model.xml"
 # the precision a device computes in, as OpenVINO names it (int8 IRs carry their own FakeQuantize ops;
 # the layers left in float run in fp32)
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+COMPILED_DIR = "openvino-compiled"  # OpenVINO's own cache of compiled models, in the engine cache
 _NP_TYPES = {"f32": np.float32, "f16": np.float16, "i64": np.int64, "i32": np.int32}
 
 
 def import_openvino() -> Any:
-    """``import openvino`` with its import-time telemetry declined (unless the user opted in)."""
-    import sys
+    """``import openvino`` with its telemetry declined (unless the user opted in): patched on every
+    call, since another package (NNCF) may have imported openvino first; telemetry starts only when
+    a model is converted."""
+    try:
+        from openvino_telemetry.utils import opt_in_checker as oic
+    except Exception:  # another telemetry package version, or none: nothing to decline
+        pass
+    else:
+        check = oic.OptInChecker.check
+        if not getattr(check, "framesift", False):
 
-    if "openvino" not in sys.modules:
-        try:
-            from openvino_telemetry.utils import opt_in_checker as oic
-        except Exception:  # another telemetry package version, or none: nothing to decline
-            pass
-        else:
-            check = oic.OptInChecker.check
-            if not getattr(check, "framesift", False):
+            def declined(self: Any, *args: Any, **kw: Any) -> Any:
+                accepted = oic.ConsentCheckResult.ACCEPTED
+                return accepted if check(self, *args, **kw) == accepted else oic.ConsentCheckResult.DECLINED
 
-                def declined(self: Any, *args: Any, **kw: Any) -> Any:
-                    accepted = oic.ConsentCheckResult.ACCEPTED
-                    return (
-                        accepted if check(self, *args, **kw) == accepted else oic.ConsentCheckResult.DECLINED
-                    )
-
-                declined.framesift = True  # type: ignore[attr-defined]
-                oic.OptInChecker.check = declined
+            declined.framesift = True  # type: ignore[attr-defined]
+            oic.OptInChecker.check = declined
     import openvino
 
     return openvino
@@ -131,7 +129,10 @@ class OpenVinoRuntime(Runtime):
         device: str = "cpu",
         precision: str = "fp32",
         threads: int | None = None,
+        compile_cache: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``compile_cache``: a folder where OpenVINO keeps compiled models (a later load skips the
+        compilation: 0.4 s → 0.06 s for TransNetV2)."""
         ov = import_openvino()
         super().__init__(device=device, precision=precision)  # type: ignore[arg-type]
         model: Any = model_path  # a path, or an in-memory ov.Model (INT8 gates compare before saving)
@@ -144,6 +145,8 @@ class OpenVinoRuntime(Runtime):
             "INFERENCE_PRECISION_HINT": _HINTS.get(precision, "f32"),
             "PERFORMANCE_HINT": "LATENCY",  # one request at a time, all threads on it
         }
+        if compile_cache is not None:
+            config["CACHE_DIR"] = str(compile_cache)
         if device == "cpu":
             from framesift.threads import thread_plan
 
@@ -238,7 +241,10 @@ def openvino_engine(
 
         ir = cache.get_or_build(key, IR_FILE, build)
         log.info("%s: INT8 engine (calibration: %s)", label, int8.calibration.describe())
-    return OpenVinoRuntime(ir, device=device, precision=precision, threads=threads), ir
+    compiled = cache.root / COMPILED_DIR
+    return OpenVinoRuntime(
+        ir, device=device, precision=precision, threads=threads, compile_cache=compiled
+    ), ir
 
 
 class OpenVinoSession:
