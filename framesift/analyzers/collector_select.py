@@ -10,8 +10,10 @@ candidate and a few spread in time, as JPEG. :func:`select` picks:
    already tells it apart, so only a near-duplicate — the same setup recurring — is skipped);
 2. while fewer than ``N`` are chosen, a farthest-point fill over every remaining candidate (the
    skipped segments' frames and the extras): the one farthest from all chosen frames, distances
-   capped at the novelty threshold (beyond it every frame is new), ties broken towards the largest
-   gap in time; a candidate nearer than a quarter of the novelty threshold to
+   capped at the novelty threshold (beyond it every frame is new) and scaled down for a candidate
+   less than :data:`FILL_SPREAD_S` from a chosen frame (the same shot a moment later adds little;
+   a shot the detector did not split off lies seconds away), ties broken towards the largest gap
+   in time; a candidate nearer than a quarter of the novelty threshold to
    a chosen frame is never taken (fewer than ``N`` frames are then kept, and the run says so).
 
 The pool is bounded: when it holds ``3N`` segments it is cut to the ``2N`` that :func:`select` would
@@ -28,6 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from framesift.analyzers.collector_shots import Candidate, Segment
+
+#: The fill scales a candidate's distance by its gap in time to a chosen frame, up to this (seconds).
+FILL_SPREAD_S = 2.0
 
 
 @dataclass
@@ -90,7 +95,8 @@ def select(
             if dist < floor:
                 continue
             gap = min((abs(c.time - ch.candidate.time) for ch in chosen), default=math.inf)
-            key = (round(min(dist, threshold), 3), gap)  # novel enough: then the widest gap in time
+            near_in_time = min(1.0, gap / FILL_SPREAD_S)  # a frame beside a kept one adds little
+            key = (round(min(dist, threshold) * near_in_time, 3), gap)  # then the widest gap in time
             if key > best_key:
                 best_i, best_key = i, key
         if best_i < 0:

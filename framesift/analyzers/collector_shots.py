@@ -165,8 +165,9 @@ class Segment:
             del self.extras[self._most_redundant()]
 
     def _most_redundant(self) -> int:
-        """The extra nearest (cosine, then time) to the best or another extra: a segment that holds
-        two shots the detector did not split keeps a frame of each for the fill."""
+        """The extra nearest (cosine to a tenth, then time) to the best or another extra: a segment
+        that holds two shots the detector did not split keeps a frame of each for the fill, and
+        similar frames are told apart by their distance in time."""
         assert self.best is not None
         held = [self.best, *self.extras]
         embs = np.stack([x.emb for x in held])
@@ -175,7 +176,7 @@ class Segment:
         keys = []
         for i, x in enumerate(self.extras, start=1):
             gap = min(abs(x.time - y.time) for j, y in enumerate(held) if j != i)
-            keys.append((round(float(sim[i].max()), 2), -gap))
+            keys.append((round(float(sim[i].max()), 1), -gap))
         return int(max(range(len(keys)), key=keys.__getitem__))
 
     @property

@@ -237,3 +237,31 @@ def test_a_drift_leaves_the_frames_on_their_way_to_the_new_content_out() -> None
     assert second.kind == "shot"  # the content changed within a second: a new shot, not a long shot's drift
     held = [first.best, *first.extras, second.best, *second.extras]
     assert [x.index for x in held if x.index in (8, 9)] == []
+
+
+def test_the_fill_prefers_a_frame_far_in_time_to_one_beside_a_kept_frame() -> None:
+    """Two leftover candidates equally unlike what is kept (below the novelty threshold): the one a
+    quarter second from a kept frame of its own shot loses to the one seconds away (a shot the
+    detector did not split off); far enough apart in time, the more different one wins."""
+    from framesift.analyzers.collector_select import Segment, select
+
+    def seg(start: int, best: Candidate, *extras: Candidate) -> Segment:
+        s = Segment("shot", start / 4, best=best)
+        s.extras = list(extras)
+        return s
+
+    a, b = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
+    beside = _cand(1, [1.0, 0.6, 0.0])  # 0.25 s from the kept frame 0, a little more different
+    away = _cand(12, [0.55, 1.0, 0.0])  # 2 s from the kept frame 20
+    segments = [seg(0, _cand(0, a), beside), seg(20, _cand(20, b), away)]
+    kw = {
+        "bank_similarity": lambda e: -2.0,
+        "relevance": lambda e: None,
+        "threshold": 0.35,
+        "prompt_threshold": None,
+    }
+    chosen = select(segments, 3, **kw)  # type: ignore[arg-type]
+    assert [c.candidate.index for c in chosen] == [0, 20, 12] and chosen[2].reason == "fill"
+    far = _cand(60, [1.0, 0.6, 0.0])  # as different as ``beside``, 10 s from everything kept
+    segments = [seg(0, _cand(0, a), far), seg(20, _cand(20, b), away)]
+    assert [c.candidate.index for c in select(segments, 3, **kw)][2] == 60  # type: ignore[arg-type]
