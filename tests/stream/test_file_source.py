@@ -184,3 +184,26 @@ def test_close_while_iterating_ends_cleanly(make_clip, decoder) -> None:
             t.start()
             t.join()
     assert n == 3
+
+
+def test_full_size_colour_conversion_matches_swscale(make_clip, tmp_path) -> None:
+    """4:2:0 BT.601 frames convert in one OpenCV call with swscale's colours (within 3 levels);
+    frames flagged BT.709 or full range are left to swscale, which reads those flags."""
+    import av
+
+    from framesift.stream.scale import full_rgb
+
+    info = make_clip(segments=(3,), width=160, height=120)
+    with av.open(str(info.path)) as c:
+        f = next(c.decode(video=0))
+    for fmt in ("rgb24", "bgr24"):
+        fast = full_rgb(f, fmt)
+        assert fast is not None
+        assert np.abs(fast.astype(int) - f.to_ndarray(format=fmt).astype(int)).max() <= 3
+    assert full_rgb(f, "gray") is None
+    src = read_all(FileSourceConfig(path=str(info.path)))[0].image  # the source takes this path
+    assert np.abs(src.astype(int) - f.to_ndarray(format="rgb24").astype(int)).max() <= 3
+    f.colorspace = 1  # BT.709
+    assert full_rgb(f) is None
+    f.colorspace, f.color_range = 2, 2  # unspecified, full range (JPEG)
+    assert full_rgb(f) is None
