@@ -163,10 +163,8 @@ def run_on_ray(
     stays: the same command again skips it (its keeps are in the store), so an archive job can be
     re-run until every file is in. Returns ``{"kept", "present", "files_done"}`` and the stats."""
     import json
-    import sys
 
     from framesift.cluster.ray_exec import Manifest, connect, run_shards
-    from framesift.progress import Bar
 
     salt = json.dumps(["collect", ccfg.model_dump(mode="json"), engine], sort_keys=True)
     shards = plan(paths, shard_seconds)
@@ -177,14 +175,12 @@ def run_on_ray(
     parts: dict[str, list[CollectShardResult]] = {}
     counts = {s.path: s.count for s in shards}
     tally = {"kept": 0, "present": 0, "files_done": len(done)}
-    bar = Bar(total=len(shards), unit="shard", desc="collect (ray)", disable=quiet or None, file=sys.stderr)
     for sink in sinks:
         sink.open()
 
     def on_result(shard: Shard, result: CollectShardResult) -> None:
         got = parts.setdefault(shard.path, [])
         got.append(result)
-        bar.update(1)
         if len(got) < counts[shard.path]:
             return
         events = merge(parts.pop(shard.path), collector)
@@ -203,10 +199,9 @@ def run_on_ray(
     try:
         stats = run_shards(
             ray, shards, "framesift.cluster.collect:run_shard", ccfg, engine, manifest=manifest,
-            on_result=on_result, gpus=gpus,
+            on_result=on_result, gpus=gpus, progress="collect (ray)", quiet=quiet,
         )  # fmt: skip
     finally:
-        bar.close()
         for sink in sinks:
             sink.close()
     return tally, stats

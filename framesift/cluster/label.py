@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,7 +125,6 @@ def run_on_ray(
     the dataset's counts (images, annotations) and the run's stats."""
     from framesift.cluster.ray_exec import RunStats, connect, run_shards
     from framesift.labels import LabelWriter
-    from framesift.progress import Bar
 
     sink = config["sinks"][0]
     out = Path(sink["dir"])
@@ -136,19 +134,14 @@ def run_on_ray(
     stats = RunStats()
     if shards:
         ray = connect(address)
-        bar = Bar(total=len(shards), unit="chunk", desc="ray", disable=quiet or None, file=sys.stderr)
 
         def on_result(shard: Shard, result: ChunkResult) -> None:
             results[shard.index] = result
-            bar.update(1)
 
-        try:
-            stats = run_shards(
-                ray, shards, "framesift.cluster.label:run_chunk", job, {},
-                manifest=manifest, on_result=on_result, gpus=gpus,
-            )  # fmt: skip
-        finally:
-            bar.close()
+        stats = run_shards(
+            ray, shards, "framesift.cluster.label:run_chunk", job, {}, manifest=manifest,
+            on_result=on_result, gpus=gpus, progress="ray", unit="chunk", quiet=quiet,
+        )  # fmt: skip
     writer = LabelWriter(out, sink["classes"], fmt=sink["format"], mask_format=sink["masks"])
     for shard in shards:  # chunk order: the local run's order
         writer.add_part(Path(job.parts[shard.index]))

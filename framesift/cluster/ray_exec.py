@@ -185,9 +185,41 @@ def run_shards(
     cpus: float = 1.0,
     gpus: float = 0.0,
     workers: int | None = None,
+    progress: str | None = None,
+    unit: str = "shard",
+    quiet: bool = True,
 ) -> RunStats:
     """Run ``task`` (``module:function(shard, cfg, engine, embedder)``) over ``shards`` on actors;
-    ``on_result(shard, result)`` is called here, once per shard, in completion order."""
+    ``on_result(shard, result)`` is called here, once per shard, in completion order. With
+    ``progress`` (its label), a bar on stderr counts the shards in ``unit`` (hidden with ``quiet``)."""
+    if progress is None:
+        return _run_shards(ray, shards, task, cfg, engine, manifest, on_result, cpus, gpus, workers)
+    from framesift.progress import Bar
+
+    bar = Bar(total=len(shards), unit=unit, desc=progress, disable=quiet or None, file=sys.stderr)
+
+    def counted(shard: Shard, result: Any) -> None:
+        on_result(shard, result)
+        bar.update(1)
+
+    try:
+        return _run_shards(ray, shards, task, cfg, engine, manifest, counted, cpus, gpus, workers)
+    finally:
+        bar.close()
+
+
+def _run_shards(
+    ray: Any,
+    shards: Sequence[Shard],
+    task: str,
+    cfg: Any,
+    engine: dict[str, Any],
+    manifest: Manifest,
+    on_result: Callable[[Shard, Any], None],
+    cpus: float,
+    gpus: float,
+    workers: int | None,
+) -> RunStats:
     stats = RunStats()
     todo: deque[Shard] = deque()
     for s in sorted(shards, key=_weight, reverse=True):  # largest first: the last ones finish together

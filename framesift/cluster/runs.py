@@ -49,10 +49,8 @@ def run_on_ray(
 ) -> tuple[list[RunResult], Any]:
     """Every file of ``job`` as one shard on the cluster; results in the job's order."""
     import json
-    import sys
 
     from framesift.cluster.ray_exec import Manifest, connect, run_shards
-    from framesift.progress import Bar
 
     shards = [Shard(p, 0, 1, 0, 0, None, None) for p in job.configs]
     salt = json.dumps(
@@ -61,24 +59,13 @@ def run_on_ray(
     manifest = Manifest(manifest_dir, shards, salt)
     ray = connect(address)
     results: dict[str, RunResult] = {}
-    bar = Bar(total=len(shards), unit="file", desc="ray", disable=quiet or None, file=sys.stderr)
 
     def on_result(shard: Shard, result: RunResult) -> None:
         results[shard.path] = result
-        bar.update(1)
 
-    try:
-        stats = run_shards(
-            ray,
-            shards,
-            "framesift.cluster.runs:run_shard",
-            job,
-            {},
-            manifest=manifest,
-            on_result=on_result,
-            gpus=gpus,
-        )
-    finally:
-        bar.close()
+    stats = run_shards(
+        ray, shards, "framesift.cluster.runs:run_shard", job, {}, manifest=manifest,
+        on_result=on_result, gpus=gpus, progress="ray", unit="file", quiet=quiet,
+    )  # fmt: skip
     manifest.clear()
     return [results[p] for p in job.configs], stats

@@ -139,10 +139,8 @@ def run_on_ray(
     """``framesift scenes --ray``: shard ``videos``, run the shards on the cluster, merge each file
     as its last shard arrives and write its files. Returns a summary line per video and the run's
     :class:`~framesift.cluster.ray_exec.RunStats`."""
-    import sys
 
     from framesift.cluster.ray_exec import Manifest, connect, run_shards
-    from framesift.progress import Bar
 
     shards = plan(videos, cfg, shard_seconds)
     salt = json_salt(cfg, engine)
@@ -152,12 +150,10 @@ def run_on_ray(
     sink.open()
     parts: dict[str, list[SceneShardResult]] = {}
     counts = {s.path: s.count for s in shards}
-    bar = Bar(total=len(shards), unit="shard", desc="scenes (ray)", disable=quiet or None, file=sys.stderr)
 
     def on_result(shard: Shard, result: SceneShardResult) -> None:
         got = parts.setdefault(shard.path, [])
         got.append(result)
-        bar.update(1)
         if len(got) == counts[shard.path]:
             merge(parts.pop(shard.path), sink)
 
@@ -171,9 +167,10 @@ def run_on_ray(
             manifest=manifest,
             on_result=on_result,
             gpus=gpus,
+            progress="scenes (ray)",
+            quiet=quiet,
         )
     finally:
-        bar.close()
         sink.close()
     manifest.clear()
     lines = []
