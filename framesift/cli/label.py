@@ -40,12 +40,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--source", default=None, help="only frames of this source (frame store)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g = p.add_argument_group("cluster (docs/scale.md)")
-    g.add_argument(
-        "--ray",
-        metavar="ADDRESS",
-        help="run on a Ray cluster: local (start one here), auto, or HOST:PORT; needs framesift[ray]. "
-        "The store and the output must be on storage every node shares",
+    from framesift.cli.scenes import add_ray_options
+
+    g = add_ray_options(
+        p, shards=False, note=". The store and the output must be on storage every node shares"
     )
     g.add_argument(
         "--chunk",
@@ -53,13 +51,6 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="N",
         help=f"with --ray: frames per chunk (each chunk is one task; default {DEFAULT_CHUNK})",
-    )
-    g.add_argument(
-        "--ray-gpus",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="with --ray: GPUs per worker (0.25: four share one)",
     )
     p.set_defaults(func=cmd_label)
 

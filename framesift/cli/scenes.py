@@ -75,21 +75,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_ray_options(p: argparse.ArgumentParser) -> None:
-    """``--ray ADDRESS`` and its shard options (docs/scale.md)."""
+def add_ray_options(p: argparse.ArgumentParser, *, shards: bool = True, note: str = "") -> Any:
+    """``--ray ADDRESS``, ``--ray-gpus`` and, with ``shards``, ``--shard-seconds`` (docs/scale.md);
+    ``note`` ends ``--ray``'s help. Returns the argument group, for a command's own options."""
     g = p.add_argument_group("cluster (docs/scale.md)")
     g.add_argument(
         "--ray",
         metavar="ADDRESS",
-        help="run on a Ray cluster: local (start one here), auto, or HOST:PORT; needs framesift[ray]",
+        help="run on a Ray cluster: local (start one here), auto, or HOST:PORT; needs framesift[ray]" + note,
     )
-    g.add_argument(
-        "--shard-seconds",
-        type=float,
-        default=600.0,
-        metavar="S",
-        help="with --ray: files longer than two shards are cut at keyframes into ranges of about S seconds",
-    )
+    if shards:
+        g.add_argument(
+            "--shard-seconds",
+            type=float,
+            default=600.0,
+            metavar="S",
+            help="with --ray: files longer than two shards are cut at keyframes into ranges of about S seconds",
+        )
     g.add_argument(
         "--ray-gpus",
         type=float,
@@ -97,6 +99,7 @@ def add_ray_options(p: argparse.ArgumentParser) -> None:
         metavar="F",
         help="with --ray: GPUs per worker (0.25: four share one)",
     )
+    return g
 
 
 def _config(args: argparse.Namespace) -> SceneChangeConfig:
