@@ -3,7 +3,8 @@
 Each entry is a directory ``<root>/<digest>/`` holding the artefact files and ``manifest.json``: the
 full key, and the size and SHA-256 of every file. An entry is used only when its manifest's key equals
 the requested key and every checksum matches; anything else (stale, foreign, truncated, corrupt) is
-rebuilt, never loaded. Builders take a file lock per key, build into a temporary directory beside the
+rebuilt, never loaded (a file's checksum is recomputed whenever its size, times or inode change:
+:func:`file_sha256`). Builders take a file lock per key, build into a temporary directory beside the
 entry, and publish it with an atomic rename, so concurrent builders (threads or processes) leave one
 valid entry.
 """
@@ -80,12 +81,54 @@ def device_descriptor(device: str) -> str:
     return f"cpu:{platform.machine()}:{model}"
 
 
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
+HASHES_DIR = ".hashes"  # in the cache root: one small record per file hashed (path, stat, SHA-256)
+MAX_HASH_RECORDS = 1000
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    # ctime changes on every write and cannot be set back, unlike mtime
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 22, *, remember: bool = True) -> str:
+    """SHA-256 of a file, remembered across runs (``remember``) while the file's size, times and
+    inode stay the same (weights and engines of 30-100 MB took 0.1 s to hash on every model load)."""
+    p = Path(path).resolve()
+    before = _stamp(p.stat())
+    record = default_cache_dir() / HASHES_DIR / f"{hashlib.sha256(str(p).encode()).hexdigest()[:32]}.json"
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        known = json.loads(record.read_text())
+        digest = known.get("sha256")
+        if known.get("path") == str(p) and known.get("stamp") == before and _is_hex64(digest):
+            return str(digest)
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(p, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    if remember and _stamp(p.stat()) == before:  # unchanged while it was read
+        with contextlib.suppress(OSError):
+            record.parent.mkdir(parents=True, exist_ok=True)
+            _prune(record.parent)
+            tmp = record.with_name(f".{record.name}.{os.getpid()}.{threading.get_ident()}")
+            tmp.write_text(json.dumps({"path": str(p), "stamp": before, "sha256": digest}))
+            os.replace(tmp, record)
+    return digest
+
+
+def _prune(folder: Path) -> None:
+    """Keeps the records folder bounded: past :data:`MAX_HASH_RECORDS`, the older half goes."""
+    records = list(folder.glob("*.json"))
+    if len(records) < MAX_HASH_RECORDS:
+        return
+    records.sort(key=lambda r: r.stat().st_mtime_ns)
+    for r in records[: len(records) // 2]:
+        with contextlib.suppress(OSError):
+            r.unlink()
+
+
+def _is_hex64(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
@@ -131,7 +174,7 @@ class EngineCache:
                 if not (tmp / filename).is_file():
                     raise EngineError(f"engine build wrote no {filename} for {key.model}", engine=key.runtime)
                 files = {
-                    p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
+                    p.name: {"size": p.stat().st_size, "sha256": file_sha256(p, remember=False)}
                     for p in sorted(tmp.iterdir())
                     if p.is_file()
                 }

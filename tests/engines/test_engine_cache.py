@@ -3,6 +3,7 @@ concurrent builders (threads and processes) leave one valid entry."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -12,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from framesift.engines.cache import EngineCache, EngineKey, default_cache_dir, device_descriptor
+from framesift.engines.cache import (
+    HASHES_DIR,
+    EngineCache,
+    EngineKey,
+    default_cache_dir,
+    device_descriptor,
+    file_sha256,
+)
 from framesift.errors import EngineError
 
 
@@ -228,3 +236,43 @@ def _ck(path: Path) -> EngineKey:
     m = json.loads((path.parent / "manifest.json").read_text())["key"]
     m.pop("format")
     return EngineKey(**m)
+
+
+def test_file_hash_is_remembered_until_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRAMESIFT_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "weights.pth"
+    f.write_bytes(b"A" * 10_000)
+    true_a = hashlib.sha256(b"A" * 10_000).hexdigest()
+    assert file_sha256(f) == true_a
+    (record,) = (tmp_path / "cache" / HASHES_DIR).glob("*.json")
+    known = json.loads(record.read_text())
+    assert known["sha256"] == true_a and known["path"] == str(f.resolve())
+    # the record answers while the file is unchanged (a planted digest proves it was not re-read)
+    record.write_text(json.dumps({**known, "sha256": "0" * 64}))
+    assert file_sha256(f) == "0" * 64
+    # same size, other bytes: the stamp differs, the file is hashed again
+    f.write_bytes(b"B" * 10_000)
+    assert file_sha256(f) == hashlib.sha256(b"B" * 10_000).hexdigest()
+    # a damaged or hostile record is ignored
+    for junk in ("{not json", json.dumps([1, 2]), json.dumps({**known, "sha256": "../../x"})):
+        record.write_text(junk)
+        assert file_sha256(f) == hashlib.sha256(b"B" * 10_000).hexdigest()
+    # files the cache is building are hashed without a record (their folder is renamed)
+    g = tmp_path / "tmp.onnx"
+    g.write_bytes(b"C")
+    file_sha256(g, remember=False)
+    assert len(list((tmp_path / "cache" / HASHES_DIR).glob("*.json"))) == 1
+
+
+def test_hash_records_stay_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import framesift.engines.cache as cache_mod
+
+    monkeypatch.setenv("FRAMESIFT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache_mod, "MAX_HASH_RECORDS", 8)
+    for i in range(30):
+        f = tmp_path / f"f{i}.bin"
+        f.write_bytes(bytes([i]) * 100)
+        assert file_sha256(f) == hashlib.sha256(bytes([i]) * 100).hexdigest()
+    assert len(list((tmp_path / "cache" / HASHES_DIR).glob("*.json"))) <= 8

@@ -286,3 +286,21 @@ def test_int8_is_opt_in_and_runs_on_openvino_only(machine: Callable[..., None]) 
     )
     machine(*CPU_ONLY)
     _refused("yolo_world", "precision int8 needs openvino, which is not available here", precision="int8")
+
+
+def test_transnet_bf16_runs_on_openvino_with_amx(machine: Callable[..., None]) -> None:
+    """With AMX, OpenVINO runs TransNetV2 in bf16 (its 3D form, measured 2.6x torch bf16); on other
+    native-bf16 CPUs, and without OpenVINO, torch does."""
+    machine(*CPU_ONLY, "openvino-cpu", bf16="AMX")
+    p = plan_engine("transnet")
+    assert (p.runtime, p.device, p.precision) == ("openvino", "cpu", "bf16")
+    assert "native bf16 (AMX): openvino runs bf16" in p.reason
+    assert _plan("transnet", precision="bf16") == ("openvino", "cpu", "bf16")
+    assert _plan("transnet", precision="fp32") == ("onnxruntime", "cpu", "fp32")
+    assert _plan("transnet", runtime="torch") == ("torch", "cpu", "bf16")
+    assert _plan("clip") == ("torch", "cpu", "bf16")  # other models keep torch
+    machine(*CPU_ONLY, "openvino-cpu", bf16="AVX512-BF16")
+    assert _plan("transnet") == ("torch", "cpu", "bf16")
+    assert _plan("transnet", precision="bf16") == ("torch", "cpu", "bf16")
+    machine(*CPU_ONLY, bf16="AMX")
+    assert _plan("transnet") == ("torch", "cpu", "bf16")
