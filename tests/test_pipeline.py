@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -324,3 +325,35 @@ def test_embedder_runs_on_batches_for_analyzers_that_need_it(make_clip: Callable
     assert sum(emb.batches) == 60 and max(emb.batches) <= 8 and max(emb.batches) > 1
     assert all(e is not None and e.shape == (3,) for e in rec.embeddings)
     assert rec.seen == plain.seen == {"a": list(range(30)), "b": list(range(30))}
+
+
+class HoldsUntilEnd(Recorder):
+    """Emits one event per source only when the source ends (as a scene detector's look-ahead does)."""
+
+    def on_end(self, source_id: str) -> Iterable[Event]:
+        super().on_end(source_id)
+        return [ErrorEvent(source=source_id, stage="test", message="held until the end")]
+
+
+def test_a_sources_last_status_follows_the_events_its_analyzers_held(
+    make_clip: Callable[..., ClipInfo],
+) -> None:
+    clip = make_clip(segments=(30,), width=160, height=120)
+    sink = ListSink()
+    rec = HoldsUntilEnd(hold=True)  # the stage waits on the first frame while capture reaches eof
+    p = Pipeline(
+        config({"type": "file", "path": str(clip.path), "buffer": {"capacity": 64}}),
+        analyzers=[rec],
+        sinks=[sink],
+    )
+    p.start()
+    assert rec.holding.wait(10)
+    deadline = time.monotonic() + 10
+    while p.sources.runs["clip"].state != "eof" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert p.sources.runs["clip"].state == "eof"  # capture is done, the stage has not ended it
+    rec.release.set()
+    p.join()
+    p.stop()
+    kinds = [(e["type"], e.get("state") or e.get("message")) for e in sink.events]
+    assert kinds[-2:] == [("error", "held until the end"), ("source_status", "eof")]

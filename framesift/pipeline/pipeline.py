@@ -72,6 +72,7 @@ class Pipeline:
         self._wake = threading.Event()
         self._state = "new"  # new → running → stopping → stopped
         self._finish_lock = threading.Lock()
+        self._status_lock = threading.Lock()  # a source's terminal status vs. the stage ending it
         self._started_at = 0.0
         self.events = EventLog()
         self.stage = Stage(
@@ -83,6 +84,7 @@ class Pipeline:
             own_embedder=own,
             engine_backoff_s=engine_backoff_s,
             keep_waiting=self._keep_waiting,
+            on_ended=self._source_flushed,
         )
         model = any(a.runs_detector() for a in config.analyzers) or (
             embedder is not None and not embedder.model_id.startswith("pixel")
@@ -175,6 +177,8 @@ class Pipeline:
             try:
                 self.sources.stop_capture(stage_alive=self.stage.alive)  # 1. capture stops
                 self.stage.drain()  # 2. the stage drains the buffers, analyzers' on_end
+                for sid in list(self.sources.runs):  # statuses still held (a stage that failed)
+                    self._source_flushed(sid)
                 self.stage.close_engine()
                 self.sinks.stop()  # 3. sinks deliver what is queued and close
             finally:
@@ -280,9 +284,27 @@ class Pipeline:
     def _on_status(self, run: SourceRun, ev: SourceStatus) -> None:
         run.state, run.detail = ev.state, ev.detail
         log.log(_status_level(ev.state, run.live), "source %s: %s", run.id, _describe(ev))
-        self.events.append(ev)
-        self.sinks.submit(ev)
+        with self._status_lock:
+            # A source's last status follows every event of its frames: analyzers may still hold
+            # some (a scene detector's look-ahead), so it waits until the stage has ended the source.
+            hold = (ev.state in TERMINAL_STATES or run.held_status is not None) and not run.flushed
+            hold = hold and bool(self.stage.analyzers)
+            if hold:
+                run.held_status = [*(run.held_status or []), ev]
+        if not hold:
+            self.emit(ev)
         self._wake.set()
+
+    def _source_flushed(self, source_id: str) -> None:
+        """The stage has ended a source: its held statuses go out, after its last events."""
+        run = self.sources.runs.get(source_id)
+        if run is None:
+            return
+        with self._status_lock:
+            run.flushed = True
+            held, run.held_status = run.held_status or [], None
+        for ev in held:
+            self.emit(ev)
 
     # -- introspection -----------------------------------------------------------------------------
 
@@ -318,6 +340,9 @@ class Pipeline:
             control=self.accepts_sources,
             latency=latency,
         )
+
+
+TERMINAL_STATES = frozenset({"eof", "stopped", "failed"})
 
 
 def _status_level(state: str, live: bool) -> int:

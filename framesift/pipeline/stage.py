@@ -54,7 +54,10 @@ class Stage:
         own_embedder: bool = False,
         engine_backoff_s: tuple[float, float] = ENGINE_BACKOFF_S,
         keep_waiting: Callable[[], bool] = lambda: False,
+        on_ended: Callable[[str], None] = lambda sid: None,
     ) -> None:
+        """``on_ended(source_id)``: after a source's analyzers have flushed what they held for it."""
+        self._on_ended = on_ended
         # producers before their consumers: a consumer sees the events of the frames it has seen
         self.analyzers = sorted(analyzers, key=lambda a: bool(a.consumes))
         self.embedder = embedder
@@ -165,6 +168,7 @@ class Stage:
         run.ended = True
         for a in self.analyzers:
             self._emit(self._routed(a, a.on_end(sid)), None)
+        self._on_ended(sid)
 
     # -- analyzers ---------------------------------------------------------------------------------
 
