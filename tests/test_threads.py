@@ -21,7 +21,7 @@ def test_small_machines_share_cores_between_a_model_and_decoding(monkeypatch: py
     assert thread_plan(cores=8).decode == 2 and thread_plan(cores=8).spin
     assert thread_plan(cores=32).decode == 0  # FFmpeg's choice on big machines
     no_model = thread_plan(model=False, cores=2)
-    assert no_model.decode == 0 and no_model.spin and "no model" in no_model.reason
+    assert no_model.decode == 0 and no_model.spin and "no model on every frame" in no_model.reason
     monkeypatch.setenv("FRAMESIFT_THREADS", "1")
     assert thread_plan(cores=2).inference == 1 and "FRAMESIFT_THREADS" in thread_plan(cores=2).reason
     assert thread_plan().cores == cpu_cores()
