@@ -51,7 +51,9 @@ def thread_plan(*, model: bool = True, cores: int | None = None) -> ThreadPlan:
     inference = int(env) if env.isdigit() and int(env) > 0 else n
     set_by = " (FRAMESIFT_THREADS)" if inference != n else ""
     if not model:
-        return ThreadPlan(n, inference, 0, True, f"{n} cores, no model on every frame: decoders take FFmpeg's thread count")
+        return ThreadPlan(
+            n, inference, 0, True, f"{n} cores, no model on every frame: decoders take FFmpeg's thread count"
+        )
     if n <= SMALL:
         return ThreadPlan(
             n,

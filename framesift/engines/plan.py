@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from framesift.engines.isa import bf16_cap, int8_kernels
+from framesift.engines.isa import bf16_cap, cpu_flags, int8_kernels
 from framesift.engines.runtimes import RuntimeInfo, runtime_infos
 from framesift.engines.runtimes.base import Precision
 from framesift.errors import ConfigError
@@ -236,8 +236,14 @@ class EnginePlan:
 
 
 def cpu_bf16_kind() -> str | None:
-    """``"AMX"`` or ``"AVX512-BF16"``: this CPU's native bf16 matrix instructions as torch sees them;
-    None without them (or without torch)."""
+    """``"AMX"`` or ``"AVX512-BF16"``: this CPU's native bf16 matrix instructions, from its flags in
+    /proc/cpuinfo (Linux lists AMX only where the kernel enables it; no torch import, 1-2 s), else as
+    torch sees them; None without them."""
+    flags = cpu_flags()
+    if flags:
+        if {"amx_bf16", "amx_tile"} <= flags:
+            return "AMX"
+        return "AVX512-BF16" if "avx512_bf16" in flags else None
     try:
         import torch
 

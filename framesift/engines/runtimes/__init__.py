@@ -8,9 +8,13 @@ probes; a new runtime is a name here, a probe in :func:`runtime_infos`, and rows
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 
 from framesift.engines.runtimes.base import Precision, Runtime, TensorSpec, to_numpy
 
@@ -60,8 +64,6 @@ ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "
 
 def installed_ort_distributions() -> list[str]:
     """The ONNX Runtime distributions installed here (by their metadata)."""
-    from importlib import metadata
-
     found = []
     for name in ORT_DISTRIBUTIONS:
         try:
@@ -86,14 +88,35 @@ def ort_clash(installed: list[str]) -> str | None:
     )
 
 
+def nvidia_device_present() -> bool:
+    """Whether an NVIDIA GPU may be visible: on Linux, its driver's device nodes (or WSL's GPU
+    device); elsewhere assumed."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(
+        os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg")
+    )
+
+
+def _torch_info() -> tuple[bool, str, bool, str]:
+    """(torch usable, version or why not, CUDA usable, why not). Without an NVIDIA device, an
+    installed torch is not imported here (1-2 s): the plan may pick another runtime."""
+    if "torch" not in sys.modules and not nvidia_device_present():
+        if importlib.util.find_spec("torch") is None:
+            why = "torch not installed (ModuleNotFoundError: No module named 'torch')"
+            return False, why, False, why
+        return True, metadata.version("torch"), False, "no NVIDIA GPU here (no /dev/nvidia*)"
+    torch, tver = _version("torch")
+    cuda_ok = bool(torch is not None and torch.cuda.is_available())  # type: ignore[attr-defined]
+    return torch is not None, tver, cuda_ok, "no CUDA GPU visible to torch" if torch is not None else tver
+
+
 @cache
 def runtime_infos() -> tuple[RuntimeInfo, ...]:
     """Probe every runtime/device pair once per process (imports only; no model is built)."""
     infos: list[RuntimeInfo] = []
-    torch, tver = _version("torch")
-    cuda_ok = bool(torch is not None and torch.cuda.is_available())  # type: ignore[attr-defined]
-    no_cuda = "no CUDA GPU visible to torch" if torch is not None else tver
-    infos.append(RuntimeInfo("torch", "cpu", torch is not None, tver))
+    torch_ok, tver, cuda_ok, no_cuda = _torch_info()
+    infos.append(RuntimeInfo("torch", "cpu", torch_ok, tver))
     infos.append(RuntimeInfo("torch", "cuda", cuda_ok, tver if cuda_ok else no_cuda))
     ort, over = _version("onnxruntime")
     infos.append(RuntimeInfo("onnxruntime", "cpu", ort is not None, over))
