@@ -96,7 +96,7 @@ class ModelRules:
     order: tuple[tuple[str, str], ...]
     cpu_bf16: bool = False  # auto → bf16 on torch-cpu where the CPU has native bf16
     # the CPU runtimes that run bf16 under auto, by the CPU's kind of bf16 (the first available wins)
-    bf16_runtimes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {})
+    bf16_runtimes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     artefact_hint: str = "or give the weights so framesift exports them for the runtime you want"
 
     @property
@@ -182,8 +182,8 @@ MODELS: dict[str, ModelRules] = {
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
     # TransNetV2: torch fp16 on CUDA; on the CPU bf16 where the CPU has native bf16 (torch: 2.6x fp32;
-    # OpenVINO with AMX: 2.6x torch bf16), else ONNX Runtime fp32 (its probabilities equal the reference's within 1e-6); INT8 on OpenVINO,
-    # opt-in
+    # OpenVINO with AMX: 2.6x torch bf16), else ONNX Runtime fp32 (its probabilities equal the
+    # reference's within 1e-6); INT8 on OpenVINO, opt-in
     "transnet": ModelRules(
         label="TransNetV2",
         order=(

@@ -287,10 +287,10 @@ class Pipeline:
         with self._status_lock:
             # A source's last status follows every event of its frames: analyzers may still hold
             # some (a scene detector's look-ahead), so it waits until the stage has ended the source.
-            hold = (ev.state in TERMINAL_STATES or run.held_status is not None) and not run.flushed
-            hold = hold and bool(self.stage.analyzers)
+            terminal = ev.state in TERMINAL_STATES or bool(run.held_status)  # and what follows one
+            hold = terminal and not run.flushed and bool(self.stage.analyzers)
             if hold:
-                run.held_status = [*(run.held_status or []), ev]
+                run.held_status.append(ev)
         if not hold:
             self.emit(ev)
         self._wake.set()
@@ -302,7 +302,7 @@ class Pipeline:
             return
         with self._status_lock:
             run.flushed = True
-            held, run.held_status = run.held_status or [], None
+            held, run.held_status = run.held_status, []
         for ev in held:
             self.emit(ev)
 

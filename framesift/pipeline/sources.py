@@ -45,7 +45,7 @@ class SourceRun:
     last_index: int = -1
     ended: bool = False
     flushed: bool = False  # the stage has ended it and its analyzers have flushed what they held
-    held_status: list[SourceStatus] | None = None  # terminal statuses waiting for that
+    held_status: list[SourceStatus] = field(default_factory=list)  # terminal statuses waiting for that
     started: bool = False
     added: bool = False  # added over the control API while running
     last_frame: Frame | None = None  # the latest staged frame (one reference; for previews)
