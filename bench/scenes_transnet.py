@@ -186,7 +186,10 @@ def run(workdir: Path, rounds: int = 3) -> list[str]:
     from framesift.engines.plan import cpu_bf16_kind
     from framesift.scenes import detect_scenes
 
+    from framesift.engines.plan import plan_engine
+
     lines = []
+    print(f"precision auto here: {plan_engine('transnet').summary()}")
     clips = speed_clips(workdir)
     precisions = ["fp32"] + (["bf16"] if cpu_bf16_kind() else []) + (["int8"] if int8_available() else [])
     if "int8" in precisions:  # built once into the engine cache (calibration and gate): not timed

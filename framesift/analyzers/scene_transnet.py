@@ -68,7 +68,11 @@ class TransnetOptions(BaseModel):
     )
     device: str = "auto"
     precision: str = Field(
-        "auto", description="auto, fp32, bf16, fp16 or int8 (opt-in: OpenVINO, calibrated and gated)"
+        "auto",
+        description=(
+            "auto, fp32, bf16, fp16 or int8 (OpenVINO, calibrated and gated; auto picks it for the "
+            "package's weights on CPUs with VNNI and no native bf16)"
+        ),
     )
     calibration: str | None = Field(
         None, description="precision int8: a video whose first 800 frames calibrate; None: generated clips"

@@ -54,7 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--transnet-precision",
         choices=["auto", "fp32", "bf16", "fp16", "int8"],
         default=None,
-        help="TransNetV2's precision (default auto; int8: opt-in, OpenVINO, calibrated and gated, docs/scenes.md)",
+        help=(
+            "TransNetV2's precision (default auto: bf16 with native bf16, else int8 with VNNI, else "
+            "fp32; int8: OpenVINO, calibrated and gated; fp32: the reference's exact output; docs/scenes.md)"
+        ),
     )
     p.add_argument("--checkpoint", metavar="PATH", help="local open_clip weights for hybrid/clip/labels")
     p.add_argument("--model", default="ViT-B-32", help="open_clip architecture of --checkpoint")

@@ -271,3 +271,23 @@ def test_bf16_goes_to_torch_under_auto_and_is_refused_by_onnxruntime() -> None:
         emb.close()
     with pytest.raises(ConfigError, match="bf16 is not supported by onnxruntime"):
         ClipEmbedder(TINY, torch_model=tiny_model(), runtime="onnxruntime", device="cpu", precision="bf16")
+
+
+def test_openvino_failure_at_inference_is_one_line() -> None:
+    """OpenVINO's errors are chains of ``Exception from <file>:<line>:`` lines: the engine error
+    keeps the cause, on one line."""
+    if available_runtimes()["openvino"].startswith("unavailable"):
+        pytest.skip("openvino is not installed")
+    from framesift.engines.runtimes.openvino_runtime import OpenVinoRuntime, import_openvino
+
+    ov = import_openvino()  # telemetry declined (a plain import starts its thread)
+
+    x = ov.opset13.parameter([2, 3], ov.Type.f32, name="x")
+    model = ov.Model([ov.opset13.relu(x)], [x], "tiny")
+    rt = OpenVinoRuntime(model, device="cpu", threads=1)
+    assert rt.run({"x": np.ones((2, 3), np.float32)})
+    with pytest.raises(EngineError) as err:
+        rt.run({"x": np.ones((4, 5), np.float32)})
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("openvino: model failed on CPU: ")
+    assert "Exception from" not in msg and len(msg) > len("openvino: model failed on CPU: ") + 10

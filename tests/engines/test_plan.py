@@ -17,9 +17,10 @@ ALL = ("torch-cpu", "torch-cuda", "onnxruntime-cpu", "onnxruntime-cuda", "tensor
 
 @pytest.fixture
 def machine(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """``machine("torch-cpu", ..., bf16="AMX")``: only those runtimes available, that CPU."""
+    """``machine("torch-cpu", ..., bf16="AMX", int8="AVX512-VNNI")``: only those runtimes available,
+    that CPU."""
 
-    def set_up(*available: str, bf16: str | None = None) -> None:
+    def set_up(*available: str, bf16: str | None = None, int8: str = "AVX2 without VNNI") -> None:
         infos = []
         for key in ALL:
             runtime, device = key.rsplit("-", 1)
@@ -27,6 +28,7 @@ def machine(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
             infos.append(RuntimeInfo(runtime, device, ok, "1.0" if ok else f"{key} missing here"))
         monkeypatch.setattr(plan, "runtime_infos", lambda: tuple(infos))
         monkeypatch.setattr(plan, "cpu_bf16_kind", lambda: bf16)
+        monkeypatch.setattr(plan, "int8_kernels", lambda: int8)
 
     return set_up
 
@@ -304,3 +306,29 @@ def test_transnet_bf16_runs_on_openvino_with_amx(machine: Callable[..., None]) -
     assert _plan("transnet", precision="bf16") == ("torch", "cpu", "bf16")
     machine(*CPU_ONLY, bf16="AMX")
     assert _plan("transnet") == ("torch", "cpu", "bf16")
+
+
+def test_transnet_shipped_weights_run_int8_with_vnni_and_no_bf16(machine: Callable[..., None]) -> None:
+    """Without native bf16 but with VNNI, auto runs TransNetV2's shipped weights in INT8 on OpenVINO
+    (their INT8 quality is measured); not other weights, an explicit runtime or precision, plain AVX2
+    (the gate refuses it there), a native-bf16 CPU, or where OpenVINO is missing."""
+    machine(*CPU_ONLY, "openvino-cpu", int8="AVX512-VNNI")
+    p = plan_engine("transnet")
+    assert (p.runtime, p.device, p.precision) == ("openvino", "cpu", "int8")
+    assert "INT8 kernels with AVX512-VNNI" in p.reason and "precision: fp32" in p.reason
+    assert _plan("transnet", shipped_weights=False) == ("onnxruntime", "cpu", "fp32")
+    assert _plan("transnet", precision="fp32") == ("onnxruntime", "cpu", "fp32")
+    assert _plan("transnet", runtime="onnxruntime") == ("onnxruntime", "cpu", "fp32")
+    assert _plan("transnet", runtime="openvino") == ("openvino", "cpu", "fp32")
+    assert _plan("yolo_world") == ("onnxruntime", "cpu", "fp32")  # auto never picks INT8 for others
+    assert _plan("clip") == ("onnxruntime", "cpu", "fp32")
+    machine(*CPU_ONLY, "openvino-cpu", int8="AVX-VNNI")
+    assert _plan("transnet") == ("openvino", "cpu", "int8")
+    machine(*CPU_ONLY, "openvino-cpu")  # AVX2 without VNNI
+    assert _plan("transnet") == ("onnxruntime", "cpu", "fp32")
+    machine(*CPU_ONLY, "openvino-cpu", bf16="AVX512-BF16", int8="AVX512-VNNI")
+    assert _plan("transnet") == ("torch", "cpu", "bf16")
+    machine(*CPU_ONLY, int8="AVX512-VNNI")
+    assert _plan("transnet") == ("onnxruntime", "cpu", "fp32")
+    machine(*GPU, int8="AVX512-VNNI")
+    assert _plan("transnet") == ("torch", "cuda", "fp16")

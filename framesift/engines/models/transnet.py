@@ -28,6 +28,7 @@ from framesift.engines.models.transnet_net import (
     WIDTH,
     WINDOW,
     build_network,
+    package_weights,
     resolve_weights,
 )
 from framesift.engines.plan import Artefact, EnginePlan, plan_engine
@@ -75,12 +76,18 @@ class ShotModel:
         calibration: str | None = None,
     ) -> None:
         art = Artefact.of(weights) if weights and weights.endswith(".onnx") else None
+        self.weights = str(resolve_weights(weights)) if art is None else art.path
+        shipped = package_weights()
         self.plan: EnginePlan = plan_engine(
-            "transnet", runtime=runtime, device=device, precision=precision, artefact=art
+            "transnet",
+            runtime=runtime,
+            device=device,
+            precision=precision,
+            artefact=art,
+            shipped_weights=shipped is not None and Path(self.weights).resolve() == shipped.resolve(),
         )
         self.max_batch = max_batch
         self.cache = EngineCache(cache_dir)
-        self.weights = str(resolve_weights(weights)) if art is None else art.path
         self.calibration = calibration  # after an INT8 build: what calibrated it
         log.info("TransNetV2: %s", self.plan.summary())
         self.runtime: Runtime = self._load(art, threads)

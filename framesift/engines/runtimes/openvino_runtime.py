@@ -154,11 +154,12 @@ class OpenVinoRuntime(Runtime):
         try:
             graph = core.read_model(str(path)) if is_path else model
             self._compiled = core.compile_model(graph, ov_device(device), config)
-        except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except Exception as exc:
             raise EngineError(
-                f"openvino: cannot compile {path.name} for {ov_device(device)}: {first}", engine=self.name
+                f"openvino: cannot compile {path.name} for {ov_device(device)}: {_last_line(exc)}",
+                engine=self.name,
             ) from exc
+        self._name = path.name
         self._request = self._compiled.create_infer_request()
         self._lock = threading.Lock()
         self._inputs = [
@@ -183,13 +184,29 @@ class OpenVinoRuntime(Runtime):
             for s in self._inputs
         }
         with self._lock:
-            self._request.infer(arrays)
+            try:
+                self._request.infer(arrays)
+            except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
+                raise EngineError(
+                    f"openvino: {self._name} failed on {ov_device(self.device)}: {_last_line(exc)}",
+                    engine=self.name,
+                ) from exc
             outs = [np.array(self._request.get_output_tensor(i).data) for i in range(len(self._outputs))]
         return host_outputs(self._outputs, outs, as_torch)
 
     def close(self) -> None:
         self._request = None
         self._compiled = None
+
+
+def _last_line(exc: BaseException) -> str:
+    """The message of an OpenVINO exception: its text is a chain of ``Exception from <file>:<line>:``
+    lines, the cause last."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith("Exception from ")]
+    if useful:
+        return useful[-1]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _shape(port: Any) -> tuple[int | str | None, ...]:
@@ -224,6 +241,12 @@ def openvino_engine(
         spec = int8
 
         def build(out: Path) -> None:  # quantise, gate, and only then publish
+            log.info(
+                "%s: building the INT8 engine once (calibration: %s; then a gate against fp32; "
+                "10-40 s), kept in the engine cache",
+                label,
+                spec.calibration.describe(),
+            )
             ov = import_openvino()
             fp32 = ov.convert_model(str(onnx_path))
             quantised = quantize_model(
@@ -265,8 +288,9 @@ class OpenVinoSession:
         except EngineError:
             raise
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EngineError(f"OpenVINO model {self.path.name} failed: {first}", engine="openvino") from exc
+            raise EngineError(
+                f"OpenVINO model {self.path.name} failed: {_last_line(exc)}", engine="openvino"
+            ) from exc
         return [np.asarray(out[n]) for n in self.output_names]
 
     def close(self) -> None:
