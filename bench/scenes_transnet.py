@@ -183,10 +183,8 @@ def run(workdir: Path, rounds: int = 3) -> list[str]:
     best wall time of each method per clip, and CPU seconds (the steadier figure on a shared
     machine); then F1 on the montages."""
     from framesift.analyzers.scene_change import SceneChangeConfig
-    from framesift.engines.plan import cpu_bf16_kind
+    from framesift.engines.plan import cpu_bf16_kind, plan_engine
     from framesift.scenes import detect_scenes
-
-    from framesift.engines.plan import plan_engine
 
     lines = []
     print(f"precision auto here: {plan_engine('transnet').summary()}")
