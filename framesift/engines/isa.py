@@ -19,7 +19,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-__all__ = ["CAP_VARS", "active_caps", "bf16_cap", "cpu_flags", "int8_kernels", "isa_descriptor"]
+__all__ = [
+    "CAP_VARS",
+    "active_caps",
+    "bf16_cap",
+    "cpu_bf16_kind",
+    "cpu_flags",
+    "int8_kernels",
+    "isa_descriptor",
+]
 
 CAP_VARS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "OV_CPU_MAX_ISA")
 
@@ -116,3 +124,25 @@ def isa_descriptor(env: Mapping[str, str] | None = None) -> str:
     caps = active_caps(env)
     capped = ",".join(f"{k}={v}" for k, v in sorted(caps.items()))
     return f"isa:{'+'.join(flags) or 'unknown'}" + (f";caps:{capped}" if capped else "")
+
+
+def cpu_bf16_kind() -> str | None:
+    """``"AMX"`` or ``"AVX512-BF16"``: this CPU's native bf16 matrix instructions, from its flags in
+    /proc/cpuinfo (Linux lists AMX only where the kernel enables it; no torch import, 1-2 s), else as
+    torch sees them; None without them."""
+    flags = cpu_flags()
+    if flags:
+        if {"amx_bf16", "amx_tile"} <= flags:
+            return "AMX"
+        return "AVX512-BF16" if "avx512_bf16" in flags else None
+    try:
+        import torch
+
+        cpu = torch.cpu
+        if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+            return "AMX"
+        if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+            return "AVX512-BF16"
+    except Exception:
+        pass
+    return None

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from framesift.engines.isa import bf16_cap, cpu_flags, int8_kernels
+from framesift.engines.isa import bf16_cap, cpu_bf16_kind, int8_kernels
 from framesift.engines.runtimes import RuntimeInfo, runtime_infos
 from framesift.engines.runtimes.base import Precision
 from framesift.errors import ConfigError
@@ -242,28 +242,6 @@ class EnginePlan:
         return f"{self.runtime} on {self.device}, {self.precision} ({self.reason})"
 
 
-def cpu_bf16_kind() -> str | None:
-    """``"AMX"`` or ``"AVX512-BF16"``: this CPU's native bf16 matrix instructions, from its flags in
-    /proc/cpuinfo (Linux lists AMX only where the kernel enables it; no torch import, 1-2 s), else as
-    torch sees them; None without them."""
-    flags = cpu_flags()
-    if flags:
-        if {"amx_bf16", "amx_tile"} <= flags:
-            return "AMX"
-        return "AVX512-BF16" if "avx512_bf16" in flags else None
-    try:
-        import torch
-
-        cpu = torch.cpu
-        if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
-            return "AMX"
-        if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
-            return "AVX512-BF16"
-    except Exception:
-        pass
-    return None
-
-
 def _or(items: Sequence[str]) -> str:
     return " or ".join(items)
 
@@ -441,7 +419,7 @@ def _shipped_int8(
     rules: ModelRules, infos: Mapping[tuple[str, str], RuntimeInfo], device: str, bf16: str | None
 ) -> str | None:
     """The VNNI kernels that run ``rules``' shipped weights in INT8 under auto on this CPU (no native
-    bf16, OpenVINO available), or None."""
+    bf16, OpenVINO and NNCF installed), or None."""
     if not rules.shipped_int8 or device != "cpu" or bf16 is not None:
         return None
     if (
@@ -450,7 +428,15 @@ def _shipped_int8(
     ):
         return None
     kernels = int8_kernels()
-    return kernels if kernels.startswith(("AVX512-VNNI", "AVX-VNNI")) else None
+    vnni = kernels.startswith(("AVX512-VNNI", "AVX-VNNI"))
+    return kernels if vnni and _nncf_installed() else None
+
+
+def _nncf_installed() -> bool:
+    """NNCF, which builds INT8 engines, is installed (found without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("nncf") is not None
 
 
 def _refusal(

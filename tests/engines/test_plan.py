@@ -29,6 +29,7 @@ def machine(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         monkeypatch.setattr(plan, "runtime_infos", lambda: tuple(infos))
         monkeypatch.setattr(plan, "cpu_bf16_kind", lambda: bf16)
         monkeypatch.setattr(plan, "int8_kernels", lambda: int8)
+        monkeypatch.setattr(plan, "_nncf_installed", lambda: True)
 
     return set_up
 
@@ -311,7 +312,7 @@ def test_transnet_bf16_runs_on_openvino_with_amx(machine: Callable[..., None]) -
 def test_transnet_shipped_weights_run_int8_with_vnni_and_no_bf16(machine: Callable[..., None]) -> None:
     """Without native bf16 but with VNNI, auto runs TransNetV2's shipped weights in INT8 on OpenVINO
     (their INT8 quality is measured); not other weights, an explicit runtime or precision, plain AVX2
-    (the gate refuses it there), a native-bf16 CPU, or where OpenVINO is missing."""
+    (the gate refuses it there), a native-bf16 CPU, where OpenVINO is missing, or on CUDA."""
     machine(*CPU_ONLY, "openvino-cpu", int8="AVX512-VNNI")
     p = plan_engine("transnet")
     assert (p.runtime, p.device, p.precision) == ("openvino", "cpu", "int8")
@@ -332,3 +333,12 @@ def test_transnet_shipped_weights_run_int8_with_vnni_and_no_bf16(machine: Callab
     assert _plan("transnet") == ("onnxruntime", "cpu", "fp32")
     machine(*GPU, int8="AVX512-VNNI")
     assert _plan("transnet") == ("torch", "cuda", "fp16")
+
+
+def test_transnet_auto_keeps_fp32_without_nncf(
+    machine: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenVINO alone (no NNCF to build the INT8 engine): auto does not pick INT8."""
+    machine(*CPU_ONLY, "openvino-cpu", int8="AVX512-VNNI")
+    monkeypatch.setattr(plan, "_nncf_installed", lambda: False)
+    assert _plan("transnet") == ("onnxruntime", "cpu", "fp32")
