@@ -126,12 +126,16 @@ def quantize_model(
     )
 
 
+class Int8Refused(EngineError):
+    """An INT8 engine's parity gate failed on these weights and calibration frames."""
+
+
 def gate(label: str, ok: bool, measured: str, calibration: Calibration) -> None:
     """Refuse an INT8 engine in one line where its parity gate failed."""
     if ok:
         log.info("%s int8: parity gate passed (%s; calibration: %s)", label, measured, calibration.describe())
         return
-    raise EngineError(
+    raise Int8Refused(
         f"{label}: INT8 engine refused: {measured} against fp32 on {len(calibration.held_out)} held-out "
         f"frames (calibration: {calibration.describe()}); use precision: fp32 (or auto), or calibrate on "
         "your own footage",

@@ -75,3 +75,35 @@ def test_a_video_calibrates_and_a_failed_gate_refuses_in_one_line(
         )
     assert "\n" not in str(err.value)
     assert not list((tmp_path / "cache").rglob("*.xml"))  # nothing published
+    # the refusal is remembered: the same weights and calibration are not quantised again
+    assert list((tmp_path / "cache").glob(".int8-refused-*"))
+    from framesift.engines.runtimes import openvino_runtime
+
+    def no_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("quantised again")
+
+    monkeypatch.setattr(openvino_runtime, "quantize_model", no_build)
+    with pytest.raises(EngineError, match=r"INT8 engine refused: probabilities max \|diff\|") as again:
+        transnet.ShotModel(
+            device="cpu", precision="int8", cache_dir=tmp_path / "cache", calibration=str(clip)
+        )
+    assert str(again.value) == str(err.value)
+
+
+def test_auto_runs_fp32_where_the_int8_gate_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where auto picks INT8 (VNNI, no native bf16) and the gate refuses it, the model runs fp32 and
+    says why; it does not fail."""
+    from framesift.engines import plan
+    from framesift.engines.models import transnet
+
+    monkeypatch.setattr(plan, "cpu_bf16_kind", lambda: None)
+    monkeypatch.setattr(plan, "int8_kernels", lambda: "AVX512-VNNI")
+    monkeypatch.setattr(transnet, "INT8_MAX_DIFF", 1e-9)
+    model = transnet.ShotModel(device="cpu", cache_dir=tmp_path)
+    assert (model.plan.runtime, model.plan.precision) == ("onnxruntime", "fp32")
+    said = [r.getMessage() for r in caplog.records if "INT8 engine refused" in r.getMessage()]
+    assert said and said[0].endswith("precision auto runs fp32 instead")
+    single, _ = model.predict(np.zeros((1, 100, 27, 48, 3), np.uint8))
+    assert single.shape == (1, 100)

@@ -32,7 +32,7 @@ from framesift.engines.models.transnet_net import (
     resolve_weights,
 )
 from framesift.engines.plan import Artefact, EnginePlan, plan_engine
-from framesift.engines.quantize import Calibration, Int8Build, decoded_frames
+from framesift.engines.quantize import Calibration, Int8Build, Int8Refused, decoded_frames
 from framesift.engines.runtimes.base import Runtime, TensorSpec
 from framesift.errors import ConfigError
 
@@ -90,7 +90,14 @@ class ShotModel:
         self.cache = EngineCache(cache_dir)
         self.calibration = calibration  # after an INT8 build: what calibrated it
         log.info("TransNetV2: %s", self.plan.summary())
-        self.runtime: Runtime = self._load(art, threads)
+        try:
+            self.runtime: Runtime = self._load(art, threads)
+        except Int8Refused as exc:
+            if precision != "auto":
+                raise
+            log.warning("%s; precision auto runs fp32 instead", exc)
+            self.plan = plan_engine("transnet", runtime=runtime, device=device, precision="fp32")
+            self.runtime = self._load(art, threads)
 
     def _load(self, art: Artefact | None, threads: int | None) -> Runtime:
         p = self.plan

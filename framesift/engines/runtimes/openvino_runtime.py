@@ -13,6 +13,7 @@ offline, often at stations, so :func:`import_openvino` declines it unless the us
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -24,7 +25,7 @@ import numpy as np
 
 from framesift.engines.cache import EngineCache, EngineKey, device_descriptor
 from framesift.engines.isa import isa_descriptor
-from framesift.engines.quantize import Int8Build, gate, quantize_model
+from framesift.engines.quantize import Int8Build, Int8Refused, gate, quantize_model
 from framesift.engines.runtimes.base import Runtime, Tensor, TensorSpec, host_outputs, to_numpy
 from framesift.errors import EngineError
 
@@ -262,12 +263,31 @@ def openvino_engine(
             gate(label, ok, measured, spec.calibration)
             ov.save_model(quantised, str(out), compress_to_fp16=False)
 
-        ir = cache.get_or_build(key, IR_FILE, build)
+        ir = _int8_ir(cache, key, build)
         log.info("%s: INT8 engine (calibration: %s)", label, int8.calibration.describe())
     compiled = cache.root / COMPILED_DIR
     return OpenVinoRuntime(
         ir, device=device, precision=precision, threads=threads, compile_cache=compiled
     ), ir
+
+
+def _int8_ir(cache: EngineCache, key: EngineKey, build: Callable[[Path], None]) -> Path:
+    """The cached INT8 IR of ``key``, built on a miss; a refusal by the parity gate is remembered
+    (a marker beside the cache's entries), so the same weights and calibration are not quantised
+    again only to be refused."""
+    marker = cache.root / f".int8-refused-{key.digest}"
+    if marker.is_file():
+        try:
+            said = marker.read_text(encoding="utf-8", errors="replace").strip().splitlines()[0][:600]
+        except (OSError, IndexError):
+            said = ""
+        raise Int8Refused(said or f"{key.model}: INT8 engine refused earlier", engine="openvino")
+    try:
+        return cache.get_or_build(key, IR_FILE, build)
+    except Int8Refused as exc:
+        with contextlib.suppress(OSError):
+            marker.write_text(str(exc), encoding="utf-8")
+        raise
 
 
 class OpenVinoSession:
