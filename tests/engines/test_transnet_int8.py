@@ -100,8 +100,11 @@ def test_auto_runs_fp32_where_the_int8_gate_refuses(
 
     monkeypatch.setattr(plan, "cpu_bf16_kind", lambda: None)
     monkeypatch.setattr(plan, "int8_kernels", lambda: "AVX512-VNNI")
+    from framesift.samples import write_clip
+
     monkeypatch.setattr(transnet, "INT8_MAX_DIFF", 1e-9)
-    model = transnet.ShotModel(device="cpu", cache_dir=tmp_path)
+    clip = write_clip(tmp_path / "cal.mp4", segments=(100, 100), width=96, height=64).path
+    model = transnet.ShotModel(device="cpu", cache_dir=tmp_path / "cache", calibration=str(clip))
     assert (model.plan.runtime, model.plan.precision) == ("onnxruntime", "fp32")
     said = [r.getMessage() for r in caplog.records if "INT8 engine refused" in r.getMessage()]
     assert said and said[0].endswith("precision auto runs fp32 instead")
