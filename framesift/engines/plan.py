@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 from framesift.engines.isa import bf16_cap, cpu_bf16_kind, int8_kernels
+from framesift.engines.quantize import nncf_installed
 from framesift.engines.runtimes import RuntimeInfo, runtime_infos
 from framesift.engines.runtimes.base import Precision
 from framesift.errors import ConfigError
@@ -186,8 +187,8 @@ MODELS: dict[str, ModelRules] = {
         artefact_hint="or give a SAM model name (vit_t, vit_b, ...) to export it",
     ),
     # TransNetV2: torch fp16 on CUDA; on the CPU bf16 where the CPU has native bf16 (torch: 2.6x fp32;
-    # OpenVINO with AMX: 2.6x torch bf16), else ONNX Runtime fp32 (its probabilities equal the
-    # reference's within 1e-6); INT8 on OpenVINO, opt-in
+    # OpenVINO with AMX: 2.6x torch bf16), else for the package's weights INT8 on OpenVINO where
+    # the CPU has VNNI, else ONNX Runtime fp32 (its probabilities equal the reference's within 1e-6)
     "transnet": ModelRules(
         label="TransNetV2",
         order=(
@@ -373,7 +374,7 @@ def plan_engine(
     if capped and want_precision is None and d == "cpu":
         why.append(f"no bf16: {capped}")
     if chosen_precision == "int8" and d == "cpu" and want_precision is not None:
-        why.append(f"int8 kernels: {int8_kernels()}")  # opt-in, but for measured shipped weights
+        why.append(f"int8 kernels: {int8_kernels()}")  # auto's own INT8 names them above
     if precision == "auto" and not (runtime == "auto" and (native_bf16 or vnni)):
         if art is not None and art.precision is not None:
             why.append(f"{chosen_precision}: the precision of {art.name}")
@@ -429,14 +430,7 @@ def _shipped_int8(
         return None
     kernels = int8_kernels()
     vnni = kernels.startswith(("AVX512-VNNI", "AVX-VNNI"))
-    return kernels if vnni and _nncf_installed() else None
-
-
-def _nncf_installed() -> bool:
-    """NNCF, which builds INT8 engines, is installed (found without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("nncf") is not None
+    return kernels if vnni and nncf_installed() else None
 
 
 def _refusal(

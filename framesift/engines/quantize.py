@@ -98,6 +98,13 @@ def calibration_set(given: str | Sequence[np.ndarray] | None, n: int = DEFAULT_F
     return Calibration(tuple(frames[:-hold]), tuple(frames[-hold:]), source)
 
 
+def nncf_installed() -> bool:
+    """NNCF, which :func:`quantize_model` needs, is installed (found without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("nncf") is not None
+
+
 def quantize_model(
     model: Any,
     feeds: Sequence[dict[str, np.ndarray]],

@@ -29,7 +29,7 @@ def machine(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         monkeypatch.setattr(plan, "runtime_infos", lambda: tuple(infos))
         monkeypatch.setattr(plan, "cpu_bf16_kind", lambda: bf16)
         monkeypatch.setattr(plan, "int8_kernels", lambda: int8)
-        monkeypatch.setattr(plan, "_nncf_installed", lambda: True)
+        monkeypatch.setattr(plan, "nncf_installed", lambda: True)
 
     return set_up
 
@@ -340,5 +340,5 @@ def test_transnet_auto_keeps_fp32_without_nncf(
 ) -> None:
     """OpenVINO alone (no NNCF to build the INT8 engine): auto does not pick INT8."""
     machine(*CPU_ONLY, "openvino-cpu", int8="AVX512-VNNI")
-    monkeypatch.setattr(plan, "_nncf_installed", lambda: False)
+    monkeypatch.setattr(plan, "nncf_installed", lambda: False)
     assert _plan("transnet") == ("onnxruntime", "cpu", "fp32")
