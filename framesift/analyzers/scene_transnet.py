@@ -200,7 +200,7 @@ class TransnetSceneAnalyzer(Analyzer):
             if st.fed == 0:
                 for _ in range(PAD):
                     self._feed(st, img, f.source_id, ready)
-            dark = is_dark(f.image, self.cfg.dark_level)[0]
+            dark = is_dark(img, self.cfg.dark_level)[0]
             st.waiting.append(_Entry(f.index, f.pts, f.time_base, dark))
             self._feed(st, img, f.source_id, ready)
             st.fed_index = f.index

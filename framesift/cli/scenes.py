@@ -175,7 +175,8 @@ def process(
     from framesift.scenes.detect import scene_pipeline
 
     sink = _report_sink(Path(out), opts, cfg.mode)
-    pipeline = Pipeline(scene_pipeline(videos, cfg, engine=engine), sinks=[sink])
+    pictures = not (opts["no_html"] and opts["no_thumbnails"])
+    pipeline = Pipeline(scene_pipeline(videos, cfg, engine=engine, pictures=pictures), sinks=[sink])
     stopped_by = None
     if tick is None:
         stopped_by = run_pipeline(pipeline, progress=not quiet)

