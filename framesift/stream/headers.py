@@ -1,5 +1,5 @@
-"""What a file's container says, read without decoding: how many frames a source will deliver
-(progress bar totals), the frame size, the keyframes."""
+"""What a file's container says, read without decoding but for the first frame (its rotation):
+how many frames a source will deliver (progress bar totals), the frame size, the keyframes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from fractions import Fraction
 from typing import Any
 
 import av
+import av.error
+
+from framesift.stream.orient import quarter_turns
 
 
 def expected_frames(cfg: Any) -> int | None:
@@ -52,13 +55,22 @@ def total_frames(configs: list[Any]) -> int | None:
 
 
 def frame_size(path: str) -> tuple[int, int] | None:
-    """``(width, height)`` of a file's first video stream, or None when it cannot be read."""
+    """``(width, height)`` of a file's first video stream as it is shown (turned by its display
+    matrix, read from the first frame), or None when it cannot be read."""
     if not os.path.isfile(path):
         return None
     try:
         with av.open(path) as c:
-            cc = c.streams.video[0].codec_context
-            return (int(cc.width), int(cc.height)) if cc.width and cc.height else None
+            stream = c.streams.video[0]
+            cc = stream.codec_context
+            if not (cc.width and cc.height):
+                return None
+            size = (int(cc.width), int(cc.height))
+            try:
+                first = next(c.decode(stream), None)
+            except av.error.FFmpegError:  # a broken start: the source counts and skips it
+                return size
+            return size[::-1] if first is not None and quarter_turns(first) % 2 else size
     except Exception:  # unreadable files are reported by the source that opens them
         return None
 

@@ -27,6 +27,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from framesift.errors import SourceError
+from framesift.stream.orient import coded_target
 from framesift.stream.pyav_source import PyAVConfig, PyAVSource
 from framesift.stream.sampling import output_size
 
@@ -82,12 +83,12 @@ class PyAVCudaSource(PyAVSource):
         self._warned_cpu = False
         return stream
 
-    def _convert(self, f: VideoFrame) -> Any:
+    def _convert(self, f: VideoFrame, turns: int = 0) -> Any:
         if f.format.name != "cuda":  # downloaded surface or software fallback: the CPU path
-            return super()._convert(f)
+            return super()._convert(f, turns)
         sw = f.sw_format.name if f.sw_format is not None else "?"
         if sw not in GPU_SURFACES:  # 4:4:4 and others: let FFmpeg download and convert
-            return super()._convert(f)
+            return super()._convert(f, turns)
         import torch.utils.dlpack
 
         from framesift.stream.gpu_color import matrix_for, nv12_to_image
@@ -96,14 +97,15 @@ class PyAVCudaSource(PyAVSource):
         # legacy default stream, which orders them before torch's work on any blocking stream.
         y = torch.utils.dlpack.from_dlpack(f.planes[0].__dlpack__())
         uv = torch.utils.dlpack.from_dlpack(f.planes[1].__dlpack__())
-        return nv12_to_image(
+        img = nv12_to_image(
             y,
             uv,
             pixel_format=self.cfg.pixel_format,
-            size=output_size(f.width, f.height, self.cfg.width, self.cfg.height),
+            size=output_size(f.width, f.height, *coded_target(self.cfg.width, self.cfg.height, turns)),
             matrix=matrix_for(f.colorspace),
             full_range=f.color_range == 2,  # AVCOL_RANGE_JPEG
         )
+        return torch.rot90(img, turns, (0, 1)).contiguous() if turns else img
 
     def _frame_meta(self, f: VideoFrame, image: Any) -> dict[str, Any]:
         cc = self._cc

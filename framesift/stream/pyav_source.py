@@ -27,6 +27,7 @@ from framesift.stream._errors import (
     unsupported_codec_error,
 )
 from framesift.stream.base import Source, StreamInfo
+from framesift.stream.orient import coded_target, quarter_turns, upright
 from framesift.stream.sampling import FpsSampler, output_size
 from framesift.stream.scale import ShotScaler, full_rgb, small_rgb
 from framesift.stream.sources.device import DeviceSourceConfig
@@ -270,8 +271,9 @@ class PyAVSource(Source):
                     delay = pace_w0 + float(t - pace_t0) - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):
                         return
-                shot = self._shot(f) if self._shot is not None else None
-                image = shot if shot is not None and self._shot_is_image else self._convert(f)
+                turns = quarter_turns(f)
+                shot = self._shot(f, turns) if self._shot is not None else None
+                image = shot if shot is not None and self._shot_is_image else self._convert(f, turns)
                 now = time.time()
                 self.stats.last_frame_wallclock = now
                 yield Frame(
@@ -391,8 +393,13 @@ class PyAVSource(Source):
     def _count(self, cause: str) -> None:
         self.stats.extra[cause] = self.stats.extra.get(cause, 0) + 1
 
-    def _convert(self, f: VideoFrame) -> Any:
-        size = output_size(f.width, f.height, self.cfg.width, self.cfg.height)
+    def _convert(self, f: VideoFrame, turns: int = 0) -> Any:
+        """``f`` at the configured size and pixel format, upright (``turns``: see
+        :func:`~framesift.stream.orient.quarter_turns`)."""
+        return upright(self._scaled(f, *coded_target(self.cfg.width, self.cfg.height, turns)), turns)
+
+    def _scaled(self, f: VideoFrame, width: int | None, height: int | None) -> Any:
+        size = output_size(f.width, f.height, width, height)
         cfg = self.cfg
         if (
             size is not None

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from av.video.frame import VideoFrame
 
+from framesift.stream.orient import TURN_FILTERS
+
 
 def _plane(vf: VideoFrame, i: int, width: int, height: int) -> np.ndarray:
     pl = vf.planes[i]
@@ -83,35 +85,36 @@ def full_rgb(vf: VideoFrame, pixel_format: str = "rgb24") -> np.ndarray | None:
 
 class ShotScaler:
     """Decoded frames → 48x27 RGB exactly as ``ffmpeg -i VIDEO -s 48x27 -pix_fmt rgb24`` makes them
-    (FFmpeg's ``scale`` filter with the command line's default ``flags=bicubic``, then ``rgb24``):
-    TransNetV2's input, bit-identical to the frames its reference implementation reads through an
-    ffmpeg pipe. One filter graph, rebuilt when the input's size or pixel format changes."""
+    (the command line's rotation by the display matrix, FFmpeg's ``scale`` filter with its default
+    ``flags=bicubic``, then ``rgb24``): TransNetV2's input, bit-identical to the frames its reference
+    implementation reads through an ffmpeg pipe. One filter graph, rebuilt when the input's size,
+    pixel format or rotation changes."""
 
     def __init__(self, width: int = 48, height: int = 27) -> None:
         self.size = (width, height)
         self._graph: Any = None
-        self._key: tuple[int, int, str] | None = None
+        self._key: tuple[int, int, str, int] | None = None
         self._src: Any = None
         self._sink: Any = None
 
-    def _build(self, vf: VideoFrame) -> None:
+    def _build(self, vf: VideoFrame, turns: int) -> None:
         import av.filter
 
         g = av.filter.Graph()
         src = g.add_buffer(width=vf.width, height=vf.height, format=vf.format, time_base=vf.time_base)
-        scale = g.add("scale", f"{self.size[0]}:{self.size[1]}:flags=bicubic")
-        fmt = g.add("format", "rgb24")
+        chain = [g.add(name, args) for name, args in TURN_FILTERS.get(turns, ())]
+        chain += [g.add("scale", f"{self.size[0]}:{self.size[1]}:flags=bicubic"), g.add("format", "rgb24")]
         sink = g.add("buffersink")
-        src.link_to(scale)
-        scale.link_to(fmt)
-        fmt.link_to(sink)
+        for a, b in zip([src, *chain], [*chain, sink], strict=True):
+            a.link_to(b)
         g.configure()
         self._graph, self._src, self._sink = g, src, sink
-        self._key = (vf.width, vf.height, vf.format.name)
+        self._key = (vf.width, vf.height, vf.format.name, turns)
 
-    def __call__(self, vf: VideoFrame) -> np.ndarray:
-        if self._key != (vf.width, vf.height, vf.format.name):
-            self._build(vf)
+    def __call__(self, vf: VideoFrame, turns: int = 0) -> np.ndarray:
+        """``vf`` as 48x27 RGB, first turned by ``turns`` counter-clockwise quarter turns."""
+        if self._key != (vf.width, vf.height, vf.format.name, turns):
+            self._build(vf, turns)
         self._src.push(vf)
         out: np.ndarray = self._sink.pull().to_ndarray()
         return out

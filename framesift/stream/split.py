@@ -11,6 +11,7 @@ from typing import cast
 import av
 from av.video.stream import VideoStream
 
+from framesift.stream.orient import quarter_turns
 from framesift.stream.pyav_source import PyAVSource
 from framesift.stream.sources.file import FileSourceConfig
 
@@ -54,6 +55,8 @@ def split_scenes(
                 ostream.pix_fmt = "yuv420p"
                 ostream.codec_context.time_base = frame.time_base or Fraction(1, 90_000)
                 ostream.options = {"crf": str(crf), "preset": preset}
+                if turns := quarter_turns(frame):  # shown as the source is: upright
+                    ostream.set_display_rotation(turns * 90)
                 first_pts = frame.pts or 0
             assert out is not None and ostream is not None
             vf = frame.reformat(format="yuv420p") if frame.format.name != "yuv420p" else frame

@@ -24,6 +24,7 @@ from framesift.errors import SourceError
 from framesift.frame import Frame
 from framesift.stream._errors import reason
 from framesift.stream.base import Source
+from framesift.stream.orient import coded_target, quarter_turns, upright
 from framesift.stream.sampling import FpsSampler, output_size, rate_fraction
 
 log = logging.getLogger(__name__)
@@ -306,11 +307,14 @@ class ImagesSource(Source):
                 if size is None:  # a format image_size() does not read: FFmpeg's own guard
                     stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(cap)}
                 for f in c.decode(stream):
-                    size = output_size(f.width, f.height, self.cfg.width, self.cfg.height)
+                    turns = quarter_turns(f)  # EXIF orientation
+                    size = output_size(
+                        f.width, f.height, *coded_target(self.cfg.width, self.cfg.height, turns)
+                    )
                     kw: dict[str, Any] = {"format": self.cfg.pixel_format}
                     if size is not None:
                         kw["width"], kw["height"] = size
-                    return f.to_ndarray(**kw)
+                    return upright(f.to_ndarray(**kw), turns)
             why = "no image in it"
         except (av.error.FFmpegError, OSError, IndexError, ValueError, MemoryError) as exc:
             why = reason(exc)
