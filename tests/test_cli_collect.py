@@ -80,6 +80,44 @@ def test_collect_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "missing.mp4" in capsys.readouterr().err
 
 
+def test_collect_a_folder_of_photos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder (or a glob) is read as images: near-copies are kept once, an unreadable file is
+    skipped with a warning, and options that need a video are refused in one line."""
+    import numpy as np
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    scenes = [rng.integers(0, 255, (6, 8, 3)).repeat(30, 0).repeat(30, 1).astype(np.uint8) for _ in range(3)]
+    for i, scene in enumerate(scenes):
+        for k in range(3):  # three near-copies of each scene
+            noisy = np.clip(scene.astype(int) + rng.integers(-3, 4, scene.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(photos / f"img_{i}{k}.jpg", quality=95)
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    assert (
+        main(["collect", str(photos), "-o", str(out), "--model", "pixel", "--budget", "10", "--no-progress"])
+        == 0
+    )
+    kept = [e for e in events(out / "events.jsonl") if e["type"] == "frame_kept"]
+    assert len(kept) == 3  # one per scene
+    assert "broken.jpg" in capsys.readouterr().err
+    glob_out = tmp_path / "glob"
+    assert (
+        main(
+            ["collect", str(photos / "img_0*.jpg"), "-o", str(glob_out), "--model", "pixel", "--no-progress"]
+        )
+        == 0
+    )
+    assert len([e for e in events(glob_out / "events.jsonl") if e["type"] == "frame_kept"]) == 1
+    assert (
+        main(["collect", str(photos), "-o", str(tmp_path / "o"), "--scenes", "transnet", "--no-progress"])
+        == 2
+    )
+    assert "a folder of images has no frame timing" in capsys.readouterr().err
+
+
 def test_disk_full_store_is_counted_and_capture_goes_on(tmp_path: Path, tiny_disk: Path) -> None:  # noqa: F811
     clip = tmp_path / "long.mp4"
     plan = [(seed, 12, False) for seed in range(1, 41)]  # 40 distinct scenes, 480 frames

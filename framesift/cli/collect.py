@@ -1,6 +1,6 @@
 """``framesift collect SOURCE... -o DIR``: keep the frames worth labelling, for a station.
 
-Sources are files or live URLs (rtsp://, http(s)://). DIR receives ``store/`` (a frame store:
+Sources are files, folders of images or live URLs (rtsp://, http(s)://). DIR receives ``store/`` (a frame store:
 images + SQLite index) and ``events.jsonl`` (frames kept, source status). Re-running into the same
 DIR reloads the collector's memory, so it does not keep again what it already kept.
 """
@@ -22,12 +22,17 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "collect",
         help="keep novel / prompt-matching frames from files or cameras into a searchable frame store",
-        description="Watch SOURCEs (files or rtsp:// http(s):// URLs) and keep the frames worth labelling: "
+        description="Watch SOURCEs (video files, folders of images, rtsp:// or http(s):// URLs) and keep the frames worth labelling: "
         "those unlike what was kept recently, or matching --prompt, within --budget. Writes DIR/store "
         "(images + SQLite index) and DIR/events.jsonl. Ctrl-C stops a live run cleanly. "
         "Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 input unreadable, 130 interrupted.",
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="video file, rtsp:// or http(s):// URL")
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="video file, folder of images (or a glob such as 'shots/*.jpg'), rtsp:// or http(s):// URL",
+    )
     p.add_argument("-o", "--out", default="framesift-collect", metavar="DIR", help="output directory")
     p.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="keep frames matching TEXT")
     p.add_argument("--negative", action="append", default=[], metavar="TEXT", help="negative prompt")
@@ -178,7 +183,7 @@ def _collect_on_ray(
     args: argparse.Namespace, ccfg: CollectorConfig, engine: dict[str, Any], collector: Any, sinks: list[Any],
     store: Any, out: Path,
 ) -> int:  # fmt: skip
-    from framesift.cli.inputs import check_input
+    from framesift.cli.inputs import check_input, is_image_set
     from framesift.cluster.collect import run_on_ray
     from framesift.cluster.ray_exec import print_stats
 
@@ -186,6 +191,10 @@ def _collect_on_ray(
         if "://" in src:
             raise ConfigError(
                 f"{src}: --ray collects from files (an archive); live sources run with `framesift run`"
+            )
+        if is_image_set(src):
+            raise ConfigError(
+                f"{src}: --ray collects from video files; collect a folder of images without --ray"
             )
         check_input(src)
     if args.realtime or args.fps is not None or args.metrics_port is not None:

@@ -1,7 +1,9 @@
-"""What the commands accept as a SOURCE: a file path, ``rtsp://`` or ``http(s)://`` URL."""
+"""What the commands accept as a SOURCE: a video file, a folder of images or a glob pattern, an
+``rtsp://`` or ``http(s)://`` URL."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from framesift.errors import ConfigError
@@ -10,7 +12,8 @@ from framesift.errors import ConfigError
 def source_config(
     src: str, *, fps: float | None = None, realtime: bool = False, **options: Any
 ) -> dict[str, Any]:
-    """A command-line SOURCE → a source config mapping (file path, rtsp://, http(s)://)."""
+    """A command-line SOURCE → a source config mapping (file path, folder or glob of images,
+    rtsp://, http(s)://)."""
     common: dict[str, Any] = dict(options)
     if fps is not None:
         common["target_fps"] = fps
@@ -21,12 +24,25 @@ def source_config(
         return {"type": "http", "url": src, **common}
     if "://" in src:
         raise ConfigError(f"{src}: unsupported URL scheme (use a file path, rtsp:// or http(s)://)")
+    if is_image_set(src):
+        if realtime or common.get("shot_frames"):
+            why = "--realtime replays a video" if realtime else "TransNetV2 finds shots in a video"
+            raise ConfigError(f"{src}: a folder of images has no frame timing ({why}); drop that option")
+        return {"type": "images", "path": src, **common}
     return {"type": "file", "path": src, "realtime": realtime, **common}
+
+
+def is_image_set(src: str) -> bool:
+    """``src`` names a folder, or is a glob pattern (``shots/*.jpg``) that names no file itself:
+    read as ``type: images`` (the images in name order)."""
+    if "://" in src:
+        return False
+    return os.path.isdir(src) or (any(c in src for c in "*?[") and not os.path.exists(src))
 
 
 def check_input(src: str) -> None:
     """Fail before any work, in one line, on a local file that cannot be read (URLs are tried later)."""
-    if "://" not in src:
+    if "://" not in src and not is_image_set(src):  # a folder's images are checked one by one
         from framesift.stream._errors import check_local_file
 
         check_local_file(src)
