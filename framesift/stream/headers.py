@@ -8,7 +8,6 @@ from fractions import Fraction
 from typing import Any
 
 import av
-import av.error
 
 from framesift.stream.orient import quarter_turns
 
@@ -56,23 +55,28 @@ def total_frames(configs: list[Any]) -> int | None:
 
 def frame_size(path: str) -> tuple[int, int] | None:
     """``(width, height)`` of a file's first video stream as it is shown (turned by its display
-    matrix, read from the first frame), or None when it cannot be read."""
+    matrix, see :func:`turns`), or None when it cannot be read."""
     if not os.path.isfile(path):
         return None
     try:
         with av.open(path) as c:
-            stream = c.streams.video[0]
-            cc = stream.codec_context
-            if not (cc.width and cc.height):
-                return None
-            size = (int(cc.width), int(cc.height))
-            try:
-                first = next(c.decode(stream), None)
-            except av.error.FFmpegError:  # a broken start: the source counts and skips it
-                return size
-            return size[::-1] if first is not None and quarter_turns(first) % 2 else size
+            cc = c.streams.video[0].codec_context
+            size = (int(cc.width), int(cc.height)) if cc.width and cc.height else None
     except Exception:  # unreadable files are reported by the source that opens them
         return None
+    return size[::-1] if size is not None and turns(path) % 2 else size
+
+
+def turns(path: str) -> int:
+    """Counter-clockwise quarter turns that show a file's pictures upright, read from its first
+    frame's display matrix (phone videos, EXIF-oriented photos); 0 when there is none or the file
+    cannot be decoded."""
+    try:
+        with av.open(path) as c:
+            first = next(c.decode(c.streams.video[0]), None)
+    except Exception:  # a broken start or an unreadable file: the source reports it
+        return 0
+    return quarter_turns(first) if first is not None else 0
 
 
 def keyframe_indices(path: str) -> list[int]:

@@ -20,6 +20,7 @@ from framesift.stream._errors import (
     open_error,
     unsupported_codec_error,
 )
+from framesift.stream.headers import turns
 
 #: Packets read to measure the keyframe interval of a file (all of a small file).
 MAX_FILE_PACKETS = 20_000
@@ -176,6 +177,7 @@ def _probe_file(url_or_path: str, name: str, *, max_packets: int, decoder: str) 
                     break
         except av.error.FFmpegError:
             pass  # damaged data: report what was read
+    info["rotation"] = turns(url_or_path) * 90  # counter-clockwise degrees players turn it by
     return _finish(info, packets, complete=packets.n < max_packets, duration=duration)
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from framesift.stream.headers import frame_size
 from framesift.stream.orient import quarter_turns
+from framesift.stream.probe import probe
 from framesift.stream.scale import ShotScaler
 from framesift.stream.sources.file import FileSourceConfig
 from framesift.stream.sources.images import ImagesSourceConfig
@@ -61,6 +62,7 @@ def test_rotated_video_frames_come_out_upright(tmp_path: Path, degrees: int, tur
         assert np.abs(f.image.astype(int) - np.rot90(c, turns)).mean() < 2
     shown = (H, W) if turns % 2 else (W, H)
     assert frame_size(str(clip)) == shown
+    assert probe(str(clip))["rotation"] == turns * 90
 
 
 def test_width_applies_to_the_shown_picture(tmp_path: Path) -> None:
