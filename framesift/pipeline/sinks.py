@@ -124,7 +124,8 @@ class SinkSet:
     def stop(self) -> None:
         """Shutdown: every sink delivers what is queued (within its drain time) and closes."""
         for w in self.workers:
-            w.stop(drain=True, timeout=SINK_DRAIN_S)
+            drain = w.sink.drain_s
+            w.stop(drain=True, timeout=None if drain is None else min(drain, SINK_DRAIN_S))
         for w in self.workers:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(w.counts.items())) or "nothing"
             log.info("sink %s: %d events queued; %s", w.name, self._queued[w.name], counts)

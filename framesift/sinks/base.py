@@ -33,6 +33,9 @@ class Sink(abc.ABC):
     stats: Mapping[str, Any] = MappingProxyType({})
     #: The event types the sink writes (None: all); others are never queued for it.
     accepts: tuple[type[Event], ...] | None = None
+    #: Seconds the sink gets at shutdown to deliver its backlog; None: until it is done (a sink that
+    #: writes local files only, whose last write may be long, such as a per-scene split of a film).
+    drain_s: float | None = 10.0
 
     def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (files, connections). Raise SinkError with a clear message."""
@@ -131,22 +134,24 @@ class SinkWorker:
         self.counts["dropped:queue_full"] += 1
         return False
 
-    def stop(self, *, drain: bool = True, timeout: float = 10.0) -> None:
-        """Stop the worker; with ``drain`` deliver what is queued first. Joins the thread."""
+    def stop(self, *, drain: bool = True, timeout: float | None = 10.0) -> None:
+        """Stop the worker; with ``drain`` deliver what is queued first (within ``timeout``
+        seconds; None: however long it takes). Joins the thread."""
         if self._thread is None:
             return
         if not drain:
             self._stop_evt.set()
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
                 self._queue.put(_STOP, timeout=0.1)
                 break
             except queue.Full:
-                if time.monotonic() > deadline or not self._thread.is_alive():
+                late = deadline is not None and time.monotonic() > deadline
+                if late or not self._thread.is_alive():
                     self._stop_evt.set()
                     break
-        self._thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
+        self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0)
         if self._thread.is_alive():
             self._stop_evt.set()
             self._thread.join(5.0)

@@ -97,6 +97,7 @@ class SceneReportSink(Sink):
 
     name = "scene_report"
     accepts = (SourceStatus, SceneChange, SceneSignal)
+    drain_s = None  # local files only: a film's split may take minutes after the last frame
 
     def __init__(
         self, cfg: SceneReportConfig, *, keep: bool = False, write: bool = True, mode: str = "pixel"
@@ -166,6 +167,12 @@ class SceneReportSink(Sink):
         )
         paths: dict[str, Path] = {}
         if self.write_files:
+            if self.cfg.split:
+                log.info(
+                    "%s: writing %d scene files (re-encoding to H.264 takes longer than finding the scenes)",
+                    sl.path.name,
+                    len(sl.scenes),
+                )
             paths = write_all(
                 sl, self.out, html_report=self.cfg.html, thumbnails=self.cfg.thumbnails, split=self.cfg.split
             )

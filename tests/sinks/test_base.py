@@ -81,3 +81,23 @@ def test_transient_failures_are_retried_then_delivered_once() -> None:
     worker.stop(drain=True, timeout=5)
     assert sink.written == [7]
     assert worker.counts["retries"] == 2 and worker.counts["written"] == 1
+
+
+def test_a_sink_without_a_drain_limit_finishes_its_backlog_at_shutdown(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A sink that writes local files (``drain_s = None``, as the scene report's split) is waited
+    for at shutdown however long its last writes take; others are cut off after their drain time."""
+    import framesift.pipeline.sinks as pipeline_sinks
+
+    monkeypatch.setattr(pipeline_sinks, "SINK_DRAIN_S", 0.2)
+
+    class Patient(SlowSink):
+        drain_s = None
+
+    patient, hasty = Patient(delay=0.5), SlowSink(delay=0.5)
+    sinks = pipeline_sinks.SinkSet([], [hasty, patient], block=True)
+    sinks.start()
+    for i in range(5):  # 2.5 s of writing each: past the hasty one's 0.2 s drain and 1 s grace
+        sinks.submit(ev(i))
+    sinks.stop()
+    assert patient.written == [0, 1, 2, 3, 4] and patient.closed.is_set()
+    assert len(hasty.written) < 5 and hasty.closed.is_set()
