@@ -56,6 +56,7 @@ class FrameStoreSink(Sink):
 
     name = "frame_store"
     accepts = (FrameKept,)
+    drain_s = None  # local files: every kept frame queued is stored before shutdown ends
 
     def __init__(self, store: FrameStore, *, name: str | None = None, engine: dict[str, Any] | None = None):
         self.store = store

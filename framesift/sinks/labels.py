@@ -36,6 +36,7 @@ class LabelsSink(Sink):
 
     name = "labels"
     accepts = (FrameDetections,)
+    drain_s = None  # local files: everything queued is written before shutdown ends
 
     def __init__(self, cfg: LabelsSinkConfig) -> None:
         self.cfg = cfg

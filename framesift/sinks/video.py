@@ -93,6 +93,7 @@ class VideoSink(Sink):
     """Writes one annotated video per source; ``path`` may contain ``{source}``."""
 
     accepts = (FrameDetections, SourceStatus)
+    drain_s = None  # a local file: the frames queued at shutdown are encoded, not cut off
 
     def __init__(
         self,
