@@ -61,20 +61,31 @@ def frame_size(path: str) -> tuple[int, int] | None:
     try:
         with av.open(path) as c:
             cc = c.streams.video[0].codec_context
-            size = (int(cc.width), int(cc.height)) if cc.width and cc.height else None
+            if not (cc.width and cc.height):
+                return None
+            size = (int(cc.width), int(cc.height))
+            return size[::-1] if _first_frame_turns(c) % 2 else size
     except Exception:  # unreadable files are reported by the source that opens them
         return None
-    return size[::-1] if size is not None and turns(path) % 2 else size
 
 
 def turns(path: str) -> int:
     """Counter-clockwise quarter turns that show a file's pictures upright, read from its first
     frame's display matrix (phone videos, EXIF-oriented photos); 0 when there is none or the file
-    cannot be decoded."""
+    cannot be read."""
     try:
         with av.open(path) as c:
-            first = next(c.decode(c.streams.video[0]), None)
-    except Exception:  # a broken start or an unreadable file: the source reports it
+            return _first_frame_turns(c)
+    except Exception:  # an unreadable file: the source reports it
+        return 0
+
+
+def _first_frame_turns(container: Any) -> int:
+    """:func:`~framesift.stream.orient.quarter_turns` of the first decoded frame; 0 when the start
+    cannot be decoded (the source counts and skips it)."""
+    try:
+        first = next(container.decode(container.streams.video[0]), None)
+    except Exception:  # a broken start: the header's size stands
         return 0
     return quarter_turns(first) if first is not None else 0
 
