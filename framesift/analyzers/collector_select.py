@@ -11,14 +11,17 @@ candidate and a few spread in time, as JPEG. :func:`select` picks:
 2. while fewer than ``N`` are chosen, a farthest-point fill over every remaining candidate (the
    skipped segments' frames and the extras): the one farthest from all chosen frames, distances
    capped at the novelty threshold (beyond it every frame is new) and scaled down for a candidate
-   less than :data:`FILL_SPREAD_S` from a chosen frame (the same shot a moment later adds little;
-   a shot the detector did not split off lies seconds away), ties broken towards the largest gap
-   in time; a candidate nearer than a quarter of the novelty threshold to
-   a chosen frame is never taken (fewer than ``N`` frames are then kept, and the run says so).
+   less than :data:`FILL_SPREAD_S` from a chosen frame of its own shot (the same shot a moment
+   later adds little; a shot the detector did not split off lies seconds away; across a boundary
+   the detector found, nearness in time says nothing), ties broken towards the largest gap
+   in time; a candidate within an eighth of the novelty threshold of a chosen frame (the shots'
+   near-duplicate rule), or within a quarter of it of the bank (stored already), is never taken
+   (fewer than ``N`` frames are then kept, and the run says so).
 
 The pool is bounded: when it holds ``3N`` segments it is cut to the ``2N`` that :func:`select` would
-rank first, and at most ``N`` extras are held in all. Memory per source: at most ``4N`` JPEGs
-(about ``N`` × 0.6 MB at 1280x720).
+rank first, and at most ``2N`` extras are held in all (over that, the extra most like a frame of
+its own segment goes, wherever it is). Memory per source: at most ``5N`` JPEGs (about ``N`` × 0.8 MB
+at 1280x720).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def select(
         rel = relevance(seg.best.emb)
         scored.append((_rank(seg, novelty, rel, prompt_threshold), seg, novelty, rel))
     scored.sort(key=lambda x: x[0], reverse=True)
+    shot = shot_of(segments)
     chosen: list[Choice] = []
     vecs: list[np.ndarray] = []
     rest: list[Candidate] = []
@@ -86,16 +90,18 @@ def select(
         else:
             rest.append(seg.best)
         rest += seg.extras
-    floor = threshold / 4.0
     while len(chosen) < n and rest:
         best_i, best_key = -1, (-1.0, -1.0)
         for i, c in enumerate(rest):
-            sim = max(bank_similarity(c.emb), max((float(v @ c.emb) for v in vecs), default=-1.0))
+            banked = bank_similarity(c.emb)
+            near = max((float(v @ c.emb) for v in vecs), default=-1.0)
+            if 1.0 - banked < threshold / 4 or 1.0 - near < threshold / 8:
+                continue  # stored already (a restart, another camera), or a near-duplicate of a choice
+            sim = max(banked, near)
             dist = 1.0 - sim if sim > -1.0 else 2.0
-            if dist < floor:
-                continue
             gap = min((abs(c.time - ch.candidate.time) for ch in chosen), default=math.inf)
-            near_in_time = min(1.0, gap / FILL_SPREAD_S)  # a frame beside a kept one adds little
+            same = [abs(c.time - ch.candidate.time) for ch in chosen if shot[id(ch.candidate)] == shot[id(c)]]
+            near_in_time = min(1.0, min(same, default=math.inf) / FILL_SPREAD_S)  # its shot, a moment later
             key = (round(min(dist, threshold) * near_in_time, 3), gap)  # then the widest gap in time
             if key > best_key:
                 best_i, best_key = i, key
@@ -105,6 +111,19 @@ def select(
         chosen.append(Choice(c, "fill", best_key[0] if best_key[0] <= 1.0 else 1.0, relevance(c.emb)))
         vecs.append(c.emb)
     return chosen
+
+
+def shot_of(segments: list[Segment]) -> dict[int, int]:
+    """The shot (as a number) that each candidate of ``segments`` lies in, keyed by ``id``: a
+    segment opens a shot at a boundary; a long shot's later content (``novel``) continues it."""
+    out: dict[int, int] = {}
+    shot = -1
+    for seg in sorted(segments, key=lambda s: s.start):
+        shot += seg.kind != "novel" or shot < 0
+        for c in (seg.best, *seg.extras):
+            if c is not None:
+                out[id(c)] = shot
+    return out
 
 
 class Pool:
@@ -119,13 +138,28 @@ class Pool:
 
     def add(self, seg: Segment, rank: Callable[[Segment], tuple[int, int, float]]) -> None:
         """Hold ``seg`` (compressed); at ``3n`` segments keep the ``2n`` ranked first by ``rank``."""
-        room = max(0, self.n - self.extras_held())
-        del seg.extras[room:]
-        seg.compress()
         self.segments.append(seg)
+        self._trim_extras()
+        seg.compress()
         if len(self.segments) >= 3 * self.n:
             first = sorted(self.segments, key=rank, reverse=True)[: 2 * self.n]
             self.segments = sorted(first, key=lambda s: s.start)
+
+    def _trim_extras(self) -> None:
+        """At most ``2n`` extras in all: while over, drop the one most like another frame of its own
+        segment (it adds the least), wherever it is: a late segment that holds shots the detector
+        did not split keeps its extras even when earlier segments filled the quota."""
+        while self.extras_held() > 2 * self.n:
+            worst: tuple[float, Segment, int] | None = None
+            for seg in self.segments:
+                for i, x in enumerate(seg.extras):
+                    sim = max(
+                        float(x.emb @ y.emb) for y in (seg.best, *seg.extras) if y is not None and y is not x
+                    )
+                    if worst is None or sim > worst[0]:
+                        worst = (sim, seg, i)
+            assert worst is not None
+            del worst[1].extras[worst[2]]
 
 
 def ranker(

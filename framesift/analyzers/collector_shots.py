@@ -53,6 +53,7 @@ class Candidate:
     jpeg: bytes | None = None
     change: float = math.inf  # cosine distance to the neighbouring candidates (the nearer of the two)
     blend: bool = False  # looks like a mix of its neighbours (see blend()): never a fill frame
+    ramp: int = 0  # on a brightness ramp, rising (1) or falling (-1): never kept (see ramp_tail())
 
     @property
     def score(self) -> float:
@@ -189,16 +190,28 @@ class Segment:
                 c.compress()
 
 
-def ramp(prev: Candidate | None, c: Candidate, nxt: Candidate | None) -> bool:
+def ramp(prev: Candidate | None, c: Candidate, nxt: Candidate | None) -> int:
     """``c`` lies on a brightness ramp (a fade the scene detector missed or cut short): its
     neighbours' brightness differs by at least :data:`RAMP` of the brighter one, and ``c``'s lies
     between them, a fifth of the way from each."""
     if prev is None or nxt is None:
-        return False
+        return 0
     a, b, z = prev.quality["brightness"], c.quality["brightness"], nxt.quality["brightness"]
     lo, hi = min(a, z), max(a, z)
     span = hi - lo
-    return span >= max(RAMP * hi, 8.0) and lo + 0.2 * span <= b <= hi - 0.2 * span
+    on = span >= max(RAMP * hi, 8.0) and lo + 0.2 * span <= b <= hi - 0.2 * span
+    return (1 if z > a else -1) if on else 0
+
+
+def ramp_tail(prev: Candidate | None, c: Candidate) -> int:
+    """``c`` follows a candidate on a ramp and its brightness still moves the same way, by a
+    quarter of :data:`RAMP` of the brighter: the ramp's flattening end, where :func:`ramp` no
+    longer sees the span (the last frames of a fade-in, or of a dissolve from a dark shot to a
+    bright one). Returns the ramp's direction, or 0."""
+    if prev is None or not prev.ramp:
+        return 0
+    a, b = prev.quality["brightness"], c.quality["brightness"]
+    return prev.ramp if (b - a) * prev.ramp >= 0.25 * RAMP * max(a, b, 1.0) else 0
 
 
 def blend(prev: Candidate | None, c: Candidate, nxt: Candidate | None) -> bool:
@@ -272,7 +285,8 @@ class ShotTracker:
     def _settle(self, c: Candidate) -> list[Segment]:
         prev, self.last = self.last, c
         nxt = self.pending[0] if self.pending else None
-        if self._inside_transition(c.index) or ramp(prev, c, nxt):
+        c.ramp = ramp(prev, c, nxt) or ramp_tail(prev, c)
+        if self._inside_transition(c.index) or c.ramp:
             c.ok, c.pixels = False, None
         c.blend = blend(prev, c, nxt)
         closed: list[Segment] = []
@@ -307,7 +321,7 @@ class ShotTracker:
     def _reference(self, seg: Segment) -> np.ndarray | None:
         """What drift is measured from: the segment's best frame so far, held ones included (steady
         and sharp, so not the blend a segment opened on after a missed dissolve), else its first."""
-        frames = [x for x in (seg.best, *self.held) if x is not None and x.ok]
+        frames = [x for x in (seg.best, *self.held) if x is not None and x.ok and not x.blend]
         return max(frames, key=lambda x: x.score).emb if frames else seg.anchor
 
     def _drifted(self, ref: np.ndarray, new: Candidate) -> None:

