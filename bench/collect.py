@@ -16,11 +16,15 @@ Montages (480x270, 24 fps, H.264) join 10 shots of 1–10 s from random sources 
 cuts (half), dissolves of 0.5–1 s and fades through black of 0.5–1 s. The *tune* set (seeds 1–3) uses
 the even-numbered shots of each source and the first half of vtest; the *report* set (seeds 11–13)
 the odd-numbered shots and the second half. Defaults were chosen on the tune set; the RESULT line
-reports the report set.
+reports the report set. Three montages are few (one shot is 3 % of coverage), and the report set has
+been read while the collector was worked on, so a *wide* set (seeds 301–320, the report set's shots
+in 20 other montages) gives the steadier figure: its keys end in ``_wide``.
 
 Methods: ``framesift collect --budget N`` with the pixel scene detector (the default) and with
 ``--scenes ensemble`` (TransNetV2 + pixel), uniform time sampling, the middle frame of each
 PySceneDetect (AdaptiveDetector) scene, and the previous collector (``--baseline``) with ``N/d``.
+On the wide set: framesift, uniform, PySceneDetect and, with ``--ab REV``, framesift at that revision
+with the same total budget (an A/B of a change, side by side in one run).
 
 Per method, at a budget N = number of shots:
 
@@ -37,7 +41,7 @@ clock and per CPU-second. framesift converts 4:2:0 BT.601 frames itself, several
 swscale, so ``collect_vs_fast_decode`` also divides by a bare decode with that same conversion: what
 the analysis itself costs.
 
-Run: ``python bench/collect.py [--repeat 3] [--baseline REV]``.
+Run: ``python bench/collect.py [--repeat 3] [--baseline REV] [--ab REV]``.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 W, H, FPS = 480, 270, 24
 SHOTS_PER_MONTAGE = 10
 TUNE, REPORT = (1, 2, 3), (11, 12, 13)
+WIDE = tuple(range(301, 321))
 #: The collector before shot-aware collection (rate budgets only), for the A/B.
 BASELINE = "c7b98b6"
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -346,19 +351,27 @@ def baseline_tree(rev: str) -> Path | None:
 
 
 def evaluate(
-    montages: list[tuple[Path, dict[str, Any]]], base: Path | None, work: Path
+    montages: list[tuple[Path, dict[str, Any]]],
+    base: Path | None,
+    work: Path,
+    *,
+    wide: bool = False,
+    ab: Path | None = None,
 ) -> dict[str, dict[str, float]]:
     totals: dict[str, list[dict[str, float]]] = {}
     for path, info in montages:
         n_frames, shots = len(info["labels"]), len(info["plan"])
         kept = {
             "framesift": run_cli(path, str(shots), work / "new", ROOT),
-            "fs-ensemble": run_cli(path, str(shots), work / "ens", ROOT, "--scenes", "ensemble"),
             "uniform": [int((k + 0.5) * n_frames / shots) for k in range(shots)],
             "pyscenedetect": pyscenedetect_middles(path),
         }
-        if base is not None:
+        if not wide:
+            kept["fs-ensemble"] = run_cli(path, str(shots), work / "ens", ROOT, "--scenes", "ensemble")
+        if base is not None and not wide:
             kept["previous"] = run_cli(path, f"{shots}/d", work / "old", base)
+        if ab is not None:
+            kept["ab"] = run_cli(path, str(shots), work / "ab", ab)
         for method, idx in kept.items():
             s = score(path, info, idx)
             totals.setdefault(method, []).append(s)
@@ -448,19 +461,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3, help="interleaved timing runs (best of)")
     ap.add_argument("--baseline", default=BASELINE, help="git revision of the previous collector (A/B)")
-    ap.add_argument("--set", choices=["tune", "report", "both"], default="both")
+    ap.add_argument("--set", choices=["tune", "report", "wide", "both", "all"], default="all",
+                    help="both = tune and report; all = with the wide set too")  # fmt: skip
+    ap.add_argument("--ab", metavar="REV", help="also run framesift at this git revision on the wide set")
     args = ap.parse_args()
     base = baseline_tree(args.baseline)
+    ab = baseline_tree(args.ab) if args.ab else None
     work = Path(tempfile.mkdtemp(prefix="fs-bench-collect-"))
     results = {}
     try:
-        for name, seeds, part in (("tune", TUNE, 0), ("report", REPORT, 1)):
-            if args.set not in (name, "both"):
+        for name, seeds, part in (("tune", TUNE, 0), ("report", REPORT, 1), ("wide", WIDE, 1)):
+            if args.set not in (name, "all") and not (args.set == "both" and name != "wide"):
                 continue
             montages = build_montages(seeds, part)
             print(f"{name} set: {len(montages)} montages of {SHOTS_PER_MONTAGE} shots, {W}x{H} @ {FPS} fps, "
                   f"{sum(len(i['labels']) for _, i in montages)} frames; budget = shots")  # fmt: skip
-            results[name] = evaluate(montages, base, work)
+            results[name] = evaluate(
+                montages, base, work, wide=name == "wide", ab=ab if name == "wide" else None
+            )
             print(f"{'':<8}{'method':<14} {'coverage':>9} {'near-dup':>9} {'bad':>6}")
             for m, r in results[name].items():
                 print(f"{name:<8}{m:<14} {r['coverage']:>9.3f} {r['near_dup']:>9.3f} {r['bad']:>6.3f}")
@@ -481,17 +499,31 @@ def main() -> None:
           f"per CPU-second {collect_cpu:.0f} and {decode_cpu:.0f}; bare decode with framesift's RGB "
           f"conversion {fps['decode_fast']:.0f} frames/s ({per_cpu['decode_fast']:.0f} per CPU-second); "
           f"{cpu_note()}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    r = results.get("report") or results["tune"]
-    prev = r.get("previous", {})
-    print(
-        f"RESULT coverage={r['framesift']['coverage']:.3f} near_dup={r['framesift']['near_dup']:.3f} "
-        f"bad={r['framesift']['bad']:.3f} ensemble_coverage={r['fs-ensemble']['coverage']:.3f} "
-        f"ensemble_bad={r['fs-ensemble']['bad']:.3f} uniform_coverage={r['uniform']['coverage']:.3f} "
-        f"uniform_bad={r['uniform']['bad']:.3f} pyscenedetect_coverage={r['pyscenedetect']['coverage']:.3f} "
-        f"previous_coverage={prev.get('coverage', float('nan')):.3f} previous_bad={prev.get('bad', float('nan')):.3f} "
-        f"collect_vs_decode={collect_fps / decode_fps:.3f} collect_vs_decode_cpu={collect_cpu / decode_cpu:.3f} "
-        f"collect_vs_fast_decode={collect_fps / fps['decode_fast']:.3f}"
-    )
+    keys: list[str] = []
+    r = results.get("report") or results.get("tune")
+    if r is not None:
+        prev = r.get("previous", {})
+        keys += [
+            f"coverage={r['framesift']['coverage']:.3f}", f"near_dup={r['framesift']['near_dup']:.3f}",
+            f"bad={r['framesift']['bad']:.3f}", f"ensemble_coverage={r['fs-ensemble']['coverage']:.3f}",
+            f"ensemble_bad={r['fs-ensemble']['bad']:.3f}", f"uniform_coverage={r['uniform']['coverage']:.3f}",
+            f"uniform_bad={r['uniform']['bad']:.3f}", f"pyscenedetect_coverage={r['pyscenedetect']['coverage']:.3f}",
+            f"previous_coverage={prev.get('coverage', float('nan')):.3f}",
+            f"previous_bad={prev.get('bad', float('nan')):.3f}",
+        ]  # fmt: skip
+    if (w := results.get("wide")) is not None:
+        keys += [f"{k}_wide={w['framesift'][k]:.3f}" for k in ("coverage", "near_dup", "bad")]
+        keys += [
+            f"{m}_{k}_wide={w[m][k]:.3f}"
+            for m in ("uniform", "pyscenedetect", "ab")
+            if m in w
+            for k in ("coverage", "bad")
+        ]
+    keys += [
+        f"collect_vs_decode={collect_fps / decode_fps:.3f}", f"collect_vs_decode_cpu={collect_cpu / decode_cpu:.3f}",
+        f"collect_vs_fast_decode={collect_fps / fps['decode_fast']:.3f}",
+    ]  # fmt: skip
+    print("RESULT " + " ".join(keys))
 
 
 if __name__ == "__main__":
