@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from framesift.analyzers.collector import Collector, CollectorConfig
-from framesift.analyzers.collector_select import Pool, select
+from framesift.analyzers.collector_select import Choice, Pool, select
 from framesift.analyzers.collector_shots import Candidate, Segment, ShotTracker, blend, ramp, ramp_tail
 from framesift.cli import main
 from framesift.config import parse_config
@@ -244,27 +244,15 @@ def test_the_fill_prefers_a_frame_far_in_time_to_one_beside_a_kept_frame() -> No
     """Two leftover candidates equally unlike what is kept (below the novelty threshold): the one a
     quarter second from a kept frame of its own shot loses to the one seconds away (a shot the
     detector did not split off); far enough apart in time, the more different one wins."""
-
-    def seg(start: int, best: Candidate, *extras: Candidate) -> Segment:
-        s = Segment("shot", start / 4, best=best)
-        s.extras = list(extras)
-        return s
-
     a, b = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
     beside = _cand(1, [1.0, 0.6, 0.0])  # 0.25 s from the kept frame 0, a little more different
     away = _cand(12, [0.55, 1.0, 0.0])  # 2 s from the kept frame 20
-    segments = [seg(0, _cand(0, a), beside), seg(20, _cand(20, b), away)]
-    kw = {
-        "bank_similarity": lambda e: -2.0,
-        "relevance": lambda e: None,
-        "threshold": 0.35,
-        "prompt_threshold": None,
-    }
-    chosen = select(segments, 3, **kw)  # type: ignore[arg-type]
+    segments = [_seg("shot", _cand(0, a), beside), _seg("shot", _cand(20, b), away)]
+    chosen = _select(segments, 3)
     assert [c.candidate.index for c in chosen] == [0, 20, 12] and chosen[2].reason == "fill"
     far = _cand(60, [1.0, 0.6, 0.0])  # as different as ``beside``, 10 s from everything kept
-    segments = [seg(0, _cand(0, a), far), seg(20, _cand(20, b), away)]
-    assert [c.candidate.index for c in select(segments, 3, **kw)][2] == 60  # type: ignore[arg-type]
+    segments = [_seg("shot", _cand(0, a), far), _seg("shot", _cand(20, b), away)]
+    assert [c.candidate.index for c in _select(segments, 3)][2] == 60
 
 
 def test_the_flat_end_of_a_ramp_is_still_the_ramp() -> None:
@@ -313,6 +301,19 @@ def _seg(kind: str, best: Candidate, *extras: Candidate) -> Segment:
     return s
 
 
+def _select(segments: list[Segment], n: int, bank: float | None = None) -> list[Choice]:
+    """:func:`select` with the pixel threshold, no prompts, and a bank that holds frames like the
+    first axis at similarity ``bank`` (None: an empty bank)."""
+    return select(
+        segments,
+        n,
+        bank_similarity=lambda e: bank if bank is not None and e[0] > 0.5 else -2.0,
+        relevance=lambda e: None,
+        threshold=0.35,
+        prompt_threshold=None,
+    )
+
+
 def test_the_pool_keeps_a_late_segments_extras_over_early_look_alikes() -> None:
     """Over the quota, the extra most like a frame of its own segment goes, wherever it is: a late
     segment holding two shots keeps its frame of the second one."""
@@ -336,14 +337,7 @@ def test_nearness_in_time_counts_only_within_a_shot() -> None:
     segments = [_seg("shot", _cand(12, a), within), _seg("shot", _cand(40, b), across)]
     for s, start in zip(segments, (0, 4), strict=True):
         s.start = start
-    kw = {
-        "bank_similarity": lambda e: -2.0,
-        "relevance": lambda e: None,
-        "threshold": 0.35,
-        "prompt_threshold": None,
-    }
-    chosen = select(segments, 3, **kw)  # type: ignore[arg-type]
-    assert [c.candidate.index for c in chosen] == [12, 40, 14]
+    assert [c.candidate.index for c in _select(segments, 3)] == [12, 40, 14]
 
 
 def test_the_fill_takes_a_look_alike_but_never_what_is_stored() -> None:
@@ -352,14 +346,8 @@ def test_the_fill_takes_a_look_alike_but_never_what_is_stored() -> None:
     a = np.array([1.0, 0.0, 0.0])
     alike = _cand(20, list(a + np.array([0.0, 0.36, 0.0])))  # cosine distance ≈ 0.06 from a
     assert 0.05 < 1.0 - float(alike.emb @ a) < 0.07
-    kw = {"relevance": lambda e: None, "threshold": 0.35, "prompt_threshold": None}
-    fresh = select([_seg("shot", _cand(0, list(a)), alike)], 2, bank_similarity=lambda e: -2.0, **kw)  # type: ignore[arg-type]
+    fresh = _select([_seg("shot", _cand(0, list(a)), alike)], 2)
     assert [c.candidate.index for c in fresh] == [0, 20]
     stored = float(alike.emb @ a)  # the bank holds a frame like ``a`` and ``alike`` is as near to it
-    again = select(
-        [_seg("shot", _cand(40, [0.0, 1.0, 0.0]), alike)],
-        2,
-        bank_similarity=lambda e: stored if e[0] > 0.5 else -2.0,
-        **kw,
-    )  # type: ignore[arg-type]
+    again = _select([_seg("shot", _cand(40, [0.0, 1.0, 0.0]), alike)], 2, bank=stored)
     assert [c.candidate.index for c in again] == [40]
