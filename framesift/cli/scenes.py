@@ -38,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default=".", metavar="DIR", help="output folder (default: .)")
     p.add_argument("--split", action="store_true", help="write one re-encoded file per scene (PyAV)")
     p.add_argument(
+        "--copy",
+        action="store_true",
+        help="with --split: copy the packets instead of re-encoding (fast, lossless; each file starts "
+        "at the keyframe at or before its scene, so a cut may come up to one keyframe interval early)",
+    )
+    p.add_argument(
         "--labels", nargs="+", metavar="PROMPT", help="label each scene by its closest prompt (CLIP)"
     )
     p.add_argument(
@@ -142,15 +148,6 @@ def _engine(cfg: SceneChangeConfig, checkpoint: str | None, model: str) -> dict[
     return {"model": model, "checkpoint": checkpoint}
 
 
-def _report_sink(out: Path, opts: dict[str, bool], mode: str) -> Any:
-    from framesift.sinks.scene_report import SceneReportConfig, SceneReportSink
-
-    cfg = SceneReportConfig(
-        dir=str(out), html=not opts["no_html"], thumbnails=not opts["no_thumbnails"], split=opts["split"]
-    )
-    return SceneReportSink(cfg, mode=mode)
-
-
 def _summary(written: Any) -> str:
     report = written.paths.get("html", written.paths.get("csv", ""))
     scenes = f"{written.scenes} scene{'' if written.scenes == 1 else 's'}"
@@ -173,8 +170,9 @@ def process(
     from framesift.cli.runner import run_pipeline
     from framesift.pipeline import Pipeline
     from framesift.scenes.detect import scene_pipeline
+    from framesift.sinks.scene_report import report_sink
 
-    sink = _report_sink(Path(out), opts, cfg.mode)
+    sink = report_sink(str(out), opts, cfg.mode)
     pictures = not (opts["no_html"] and opts["no_thumbnails"])
     pipeline = Pipeline(scene_pipeline(videos, cfg, engine=engine, pictures=pictures), sinks=[sink])
     stopped_by = None
@@ -223,7 +221,14 @@ def run(args: argparse.Namespace) -> int:
     engine = _engine(cfg, args.checkpoint, args.model)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    opts = {"split": args.split, "no_html": args.no_html, "no_thumbnails": args.no_thumbnails}
+    if args.copy and not args.split:
+        raise ConfigError("--copy: only with --split (it says how the per-scene files are cut)")
+    opts = {
+        "split": args.split,
+        "copy": args.copy,
+        "no_html": args.no_html,
+        "no_thumbnails": args.no_thumbnails,
+    }
     if args.jobs < 1:
         raise ConfigError(f"--jobs: {args.jobs} is not a number of processes (1 or more)")
     jobs = min(args.jobs, len(videos))

@@ -21,7 +21,7 @@ from framesift.events import Event, SceneChange, SceneSignal, SourceStatus
 from framesift.pipeline import Pipeline
 from framesift.scenes.detect import scene_pipeline
 from framesift.sinks.base import Sink
-from framesift.sinks.scene_report import SceneReportConfig, SceneReportSink
+from framesift.sinks.scene_report import SceneReportSink, report_sink
 
 
 @dataclass
@@ -116,13 +116,6 @@ def merge(results: Sequence[SceneShardResult], sink: SceneReportSink) -> None:
             source=src, final=True, frames=frames, start_time=first.start_time, end_time=last.end_time
         )
     )
-
-
-def report_sink(out: str, opts: dict[str, bool], mode: str) -> SceneReportSink:
-    cfg = SceneReportConfig(
-        dir=out, html=not opts["no_html"], thumbnails=not opts["no_thumbnails"], split=opts["split"]
-    )
-    return SceneReportSink(cfg, mode=mode)
 
 
 def run_on_ray(

@@ -343,8 +343,15 @@ PySceneDetect's 1-based numbering)</p>
 # -- split -----------------------------------------------------------------------------------------
 
 
-def split_video(sl: SceneList, folder: Path, *, crf: int = 18, preset: str = "veryfast") -> list[Path]:
-    """One re-encoded H.264 file per scene (``<name>-scene-001.mp4``...), decoding the input once."""
+def split_video(
+    sl: SceneList, folder: Path, *, crf: int = 18, preset: str = "veryfast", copy: bool = False
+) -> list[Path]:
+    """One re-encoded H.264 file per scene (``<name>-scene-001.mp4``...), decoding the input once;
+    with ``copy``, the packets copied as they are, cut at keyframes (:mod:`framesift.stream.split_copy`)."""
+    if copy:
+        from framesift.stream.split_copy import copy_split
+
+        return copy_split(sl.path, [s.start for s in sl.scenes], folder, _name(sl))
     from framesift.stream.split import split_scenes
 
     return split_scenes(
@@ -358,9 +365,15 @@ def _name(sl: SceneList) -> str:
 
 
 def write_all(
-    sl: SceneList, folder: Path, *, html_report: bool = True, thumbnails: bool = True, split: bool = False
+    sl: SceneList,
+    folder: Path,
+    *,
+    html_report: bool = True,
+    thumbnails: bool = True,
+    split: str | bool | None = None,
 ) -> dict[str, Path]:
-    """Every output for one video into ``folder``; returns the paths by kind."""
+    """Every output for one video into ``folder``; returns the paths by kind. ``split``: ``encode``
+    (or True) writes one re-encoded file per scene, ``copy`` one copied file per keyframe-cut scene."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = _name(sl)
     paths: dict[str, Path] = {}
@@ -373,7 +386,7 @@ def write_all(
     if html_report:
         paths["html"] = write_html(sl, folder / f"{stem}-scenes.html")
     if split:
-        split_video(sl, folder / f"{stem}-split")
+        split_video(sl, folder / f"{stem}-split", copy=split == "copy")
         paths["split"] = folder / f"{stem}-split"
     return paths
 

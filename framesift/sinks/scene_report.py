@@ -44,6 +44,9 @@ class SceneReportConfig(SinkSpec):
     html: bool = Field(True, description="write the HTML report")
     thumbnails: bool = Field(True, description="write one JPEG per scene")
     split: bool = Field(False, description="also write one re-encoded video file per scene")
+    split_copy: bool = Field(
+        False, description="with split: copy the packets instead (no re-encoding; cut at keyframes)"
+    )
     queue_size: int = Field(256, ge=1, le=100_000)
 
 
@@ -167,14 +170,15 @@ class SceneReportSink(Sink):
         )
         paths: dict[str, Path] = {}
         if self.write_files:
-            if self.cfg.split:
+            if self.cfg.split and not self.cfg.split_copy:
                 log.info(
                     "%s: writing %d scene files (re-encoding to H.264 takes longer than finding the scenes)",
                     sl.path.name,
                     len(sl.scenes),
                 )
+            split = ("copy" if self.cfg.split_copy else "encode") if self.cfg.split else None
             paths = write_all(
-                sl, self.out, html_report=self.cfg.html, thumbnails=self.cfg.thumbnails, split=self.cfg.split
+                sl, self.out, html_report=self.cfg.html, thumbnails=self.cfg.thumbnails, split=split
             )
         self.written.append(Written(v.source, str(sl.path), len(sl.scenes), sl.frames, paths))
         if self.keep:
@@ -193,3 +197,16 @@ def _jpeg(image: np.ndarray, quality: int = 85) -> bytes:
         ".jpg", cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
     )
     return buf.tobytes() if ok else b""
+
+
+def report_sink(out: str, opts: dict[str, bool], mode: str) -> SceneReportSink:
+    """The sink ``framesift scenes`` writes through, from its options (``no_html``, ``no_thumbnails``,
+    ``split``, ``copy``)."""
+    cfg = SceneReportConfig(
+        dir=out,
+        html=not opts["no_html"],
+        thumbnails=not opts["no_thumbnails"],
+        split=opts["split"],
+        split_copy=opts.get("copy", False),
+    )
+    return SceneReportSink(cfg, mode=mode)

@@ -1,0 +1,175 @@
+"""Cutting a video into one file per scene without re-encoding (``framesift scenes --split --copy``).
+
+The packets are copied as they are, so a file can only start on a keyframe: scene ``k``'s file runs
+from the last keyframe at or before its first frame to the packet before the next file's keyframe.
+Files partition the video: every packet is written once, none is decoded. Scenes that share a
+keyframe interval (a scene shorter than the GOP) share one file, named after the first of them.
+The first audio stream is copied too, each packet into the file its time falls in. Much faster than
+re-encoding, and lossless; the price is a cut up to one GOP early (PySceneDetect's
+``split-video --copy`` and ``ffmpeg -c copy`` behave the same way).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+log = logging.getLogger(__name__)
+
+#: Containers a copy keeps; any other input is copied into Matroska, which takes every codec.
+KEEP_CONTAINER = {".mp4", ".m4v", ".mov", ".mkv", ".webm"}
+#: Audio packets held for a file not yet open; past this (a file whose audio runs far ahead of its
+#: video), they go into the current file.
+MAX_PENDING = 2048
+
+
+def keyframe_cuts(path: Path, starts: Sequence[int]) -> list[tuple[int, list[int]]]:
+    """For scenes starting at the frame indices ``starts``: the pts (video time base) of the keyframe
+    each file opens on, with the scenes (0-based) that file holds, in order. One demux, no decode."""
+    pts: list[int] = []
+    keys: list[int] = []
+    with av.open(str(path)) as c:
+        video = c.streams.video[0]
+        for packet in c.demux(video):
+            if packet.pts is None:
+                continue
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
+    if not pts or not keys:
+        raise ValueError(f"{path}: no video packets with timestamps or no keyframe to cut at")
+    pts.sort()
+    keys.sort()
+    files: list[tuple[int, list[int]]] = []
+    for scene, start in enumerate(starts):
+        at = pts[min(max(start, 0), len(pts) - 1)]
+        key = keys[max(0, bisect.bisect_right(keys, at) - 1)]
+        if scene == 0:
+            key = keys[0]  # the first file holds everything before the first scene's keyframe too
+        if files and files[-1][0] == key:
+            files[-1][1].append(scene)
+        else:
+            files.append((key, [scene]))
+    return files
+
+
+def copy_split(path: Path, starts: Sequence[int], folder: Path, stem: str) -> list[Path]:
+    """``<stem>-scene-001.<ext>``... in ``folder``: the scenes starting at frames ``starts`` (0-based,
+    in order), cut at keyframes and copied without re-encoding. Written under temporary names first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = keyframe_cuts(path, starts)
+    for _key, scenes in files:
+        if len(scenes) > 1:
+            log.info(
+                "%s: scenes %d-%d lie in one keyframe interval: one file (%s-scene-%03d)",
+                path.name, scenes[0] + 1, scenes[-1] + 1, stem, scenes[0] + 1,
+            )  # fmt: skip
+    ext = path.suffix.lower() if path.suffix.lower() in KEEP_CONTAINER else ".mkv"
+    with av.open(str(path)) as src:
+        video = src.streams.video[0]
+        audio = src.streams.audio[0] if src.streams.audio else None
+        vtb = video.time_base or Fraction(1, 90_000)
+        cut_times = [float(key * vtb) for key, _ in files]
+        writer = _Writer(folder, stem, ext, video, audio)
+        pending: list[Any] = []  # audio packets of a later file, demuxed before its keyframe
+
+        def route(packet: Any) -> bool:
+            """Write an audio packet into the current file if its time lies before the next cut."""
+            t = float((packet.pts or 0) * (packet.time_base or Fraction(1, 90_000)))
+            later = writer.index + 1 < len(cut_times) and t >= cut_times[writer.index + 1]
+            if writer.index < 0 or (later and len(pending) < MAX_PENDING):
+                return False
+            writer.write(packet)
+            return True
+
+        try:
+            for packet in src.demux(*[s for s in (video, audio) if s is not None]):
+                if packet.dts is None and packet.pts is None:
+                    continue  # a flush packet
+                if packet.stream is not video:
+                    if not route(packet):
+                        pending.append(packet)
+                    continue
+                nxt = writer.index + 1
+                switch = nxt < len(files) and packet.is_keyframe and (packet.pts or 0) >= files[nxt][0]
+                if writer.index < 0 or switch:
+                    writer.open(files[min(nxt, len(files) - 1)][1][0], packet)
+                    pending = [held for held in pending if not route(held)]
+                writer.write(packet)
+            for held in pending:
+                writer.write(held)
+            writer.close()
+        finally:
+            writer.abort()
+    return writer.written
+
+
+class _Writer:
+    """The output file being written: its streams, and each stream's offset so it starts at zero."""
+
+    def __init__(self, folder: Path, stem: str, ext: str, video: Any, audio: Any) -> None:
+        self.folder, self.stem, self.ext = folder, stem, ext
+        self.video, self.audio = video, audio
+        self.index = -1
+        self.out: Any = None
+        self.tmp: Path | None = None
+        self.final: Path | None = None
+        self.streams: dict[Any, Any] = {}
+        self.offset: dict[Any, int] = {}
+        self.start_s = 0.0
+        self.written: list[Path] = []
+
+    def open(self, scene: int, first: Any) -> None:
+        """Close the current file and open scene ``scene``'s, starting at the video packet ``first``."""
+        self.close()
+        self.index += 1
+        self.final = self.folder / f"{self.stem}-scene-{scene + 1:03d}{self.ext}"
+        self.tmp = self.final.with_name(self.final.stem + ".tmp" + self.ext)
+        self.out = av.open(str(self.tmp), mode="w")
+        self.streams = {
+            s: self.out.add_stream_from_template(s) for s in (self.video, self.audio) if s is not None
+        }
+        tb = first.time_base or Fraction(1, 90_000)
+        start = first.dts if first.dts is not None else first.pts
+        self.start_s = float(start * tb)
+        self.offset = {}
+
+    def write(self, packet: Any) -> None:
+        if self.out is None:
+            return
+        tb = packet.time_base or Fraction(1, 90_000)
+        if packet.stream not in self.offset:
+            self.offset[packet.stream] = round(self.start_s / tb)
+        off = self.offset[packet.stream]
+        if packet.pts is not None:
+            packet.pts -= off
+        if packet.dts is not None:
+            packet.dts -= off
+        if (packet.dts is not None and packet.dts < 0) or (packet.pts is not None and packet.pts < 0):
+            return  # audio from just before the cut: the file starts at its keyframe
+        packet.stream = self.streams[packet.stream]
+        self.out.mux(packet)
+
+    def close(self) -> None:
+        if self.out is None:
+            return
+        self.out.close()
+        self.out = None
+        assert self.tmp is not None and self.final is not None
+        os.replace(self.tmp, self.final)
+        self.written.append(self.final)
+
+    def abort(self) -> None:
+        """After an error: the half-written file is removed (the finished ones stay)."""
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+            if self.tmp is not None:
+                self.tmp.unlink(missing_ok=True)

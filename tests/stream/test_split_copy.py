@@ -1,0 +1,102 @@
+"""``scenes --split --copy``: per-scene files cut at keyframes, the packets copied (no re-encoding)."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from framesift.cli import main
+from framesift.stream.split_copy import copy_split, keyframe_cuts
+
+FPS, GOP, FRAMES, RATE = 25, 12, 96, 48_000
+
+
+def _clip(path: Path, codec: str = "libx264", audio: bool = True) -> Path:
+    """``FRAMES`` frames, each its own noise pattern (every frame differs), a keyframe every ``GOP``
+    frames, and a stereo tone when ``audio``."""
+    rng = np.random.default_rng(5)
+    with av.open(str(path), "w") as out:
+        v = out.add_stream(codec, rate=FPS)
+        v.width, v.height, v.pix_fmt = 160, 96, "yuv420p"  # type: ignore[attr-defined]
+        v.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0"} if codec == "libx264" else {}
+        v.codec_context.gop_size = GOP  # type: ignore[attr-defined]
+        a = out.add_stream("aac", rate=RATE, layout="stereo") if audio else None
+        for i in range(FRAMES):
+            img = rng.integers(0, 255, (96, 160, 3), dtype=np.uint8)
+            out.mux(v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))  # type: ignore[attr-defined]
+        out.mux(v.encode(None))  # type: ignore[attr-defined]
+        if a is not None:
+            t = np.arange(FRAMES * RATE // FPS) / RATE
+            tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+            for k in range(0, len(tone), 1024):
+                chunk = np.ascontiguousarray(np.stack([tone[k : k + 1024]] * 2))
+                f = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                f.sample_rate, f.pts, f.time_base = RATE, k, Fraction(1, RATE)
+                out.mux(a.encode(f))
+            out.mux(a.encode(None))
+    return path
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+
+
+def test_files_start_on_keyframes_and_hold_the_source_frames_unchanged(tmp_path: Path) -> None:
+    clip = _clip(tmp_path / "in.mp4")
+    source = _frames(clip)
+    starts = [0, 30, 40, 72]  # keyframes at 0, 12, 24, ...: the cuts fall on 0, 24, 36 and 72
+    files = copy_split(clip, starts, tmp_path / "split", "in")
+    assert [p.name for p in files] == [f"in-scene-{k:03d}.mp4" for k in (1, 2, 3, 4)]
+    got = [_frames(p) for p in files]
+    assert [len(g) for g in got] == [24, 12, 36, 24]
+    at = 0
+    for g in got:  # decoded pixels equal the source's: nothing was re-encoded
+        for k, img in enumerate(g):
+            assert np.array_equal(img, source[at + k])
+        at += len(g)
+    for p in files:
+        with av.open(str(p)) as c:
+            assert c.streams.video[0].codec_context.name == "h264"
+            assert c.streams.audio and c.streams.audio[0].codec_context.name == "aac"
+            v, a = c.streams.video[0], c.streams.audio[0]
+            assert v.duration is not None and a.duration is not None
+            assert float(a.duration * a.time_base) == pytest.approx(float(v.duration * v.time_base), abs=0.1)
+
+
+def test_scenes_within_one_keyframe_interval_share_a_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clip = _clip(tmp_path / "in.mp4", audio=False)
+    assert [scenes for _, scenes in keyframe_cuts(clip, [0, 26, 30, 50])] == [[0], [1, 2], [3]]
+    with caplog.at_level(logging.INFO, logger="framesift.stream.split_copy"):
+        files = copy_split(clip, [0, 26, 30, 50], tmp_path / "split", "in")
+    assert [p.name for p in files] == ["in-scene-001.mp4", "in-scene-002.mp4", "in-scene-004.mp4"]
+    assert "scenes 2-3 lie in one keyframe interval" in caplog.text
+    assert sum(len(_frames(p)) for p in files) == FRAMES
+
+
+def test_a_container_that_cannot_hold_the_copy_becomes_matroska(tmp_path: Path) -> None:
+    clip = _clip(tmp_path / "in.avi", codec="mpeg4", audio=False)
+    files = copy_split(clip, [0, 48], tmp_path / "split", "in")
+    assert [p.suffix for p in files] == [".mkv", ".mkv"]
+    assert sum(len(_frames(p)) for p in files) == FRAMES
+
+
+def test_scenes_cli_split_copy_and_its_one_line_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = _clip(tmp_path / "in.mp4")
+    out = tmp_path / "out"
+    assert main(["scenes", str(clip), "-o", str(out), "--split", "--copy", "--no-html", "--no-progress"]) == 0
+    split = sorted((out / "in-split").iterdir())
+    assert split and all(p.suffix == ".mp4" for p in split)
+    assert sum(len(_frames(p)) for p in split) == FRAMES
+    assert main(["scenes", str(clip), "-o", str(out), "--copy"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--copy: only with --split (it says how the per-scene files are cut)")
