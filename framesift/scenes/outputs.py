@@ -11,6 +11,7 @@ import bisect
 import csv
 import html
 import json
+import logging
 import math
 import os
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from typing import IO, cast
 
 from framesift.errors import SinkError
 from framesift.scenes.model import SceneList
+
+log = logging.getLogger(__name__)
 
 CSV_HEADER = [
     "Scene Number",
@@ -349,9 +352,12 @@ def split_video(
     """One re-encoded H.264 file per scene (``<name>-scene-001.mp4``...), decoding the input once;
     with ``copy``, the packets copied as they are, cut at keyframes (:mod:`framesift.stream.split_copy`)."""
     if copy:
-        from framesift.stream.split_copy import copy_split
+        from framesift.stream.split_copy import CannotCopy, copy_split
 
-        return copy_split(sl.path, [s.start for s in sl.scenes], folder, _name(sl))
+        try:
+            return copy_split(sl.path, [s.start for s in sl.scenes], folder, _name(sl))
+        except CannotCopy as exc:
+            log.warning("%s: re-encoding the scenes instead (a raw stream cannot be cut by copying)", exc)
     from framesift.stream.split import split_scenes
 
     return split_scenes(

@@ -55,7 +55,10 @@ def split_scenes(
     try:
         for index, frame in enumerate(src.video_frames()):
             scene = _scene_of(bounds, index, cur)
-            t = float((frame.pts or 0) * (frame.time_base or Fraction(1, 90_000)))
+            tb = frame.time_base or Fraction(1, 90_000)
+            # a raw stream (.h264) has no timestamps: the frame's place at the stream's rate
+            pts = frame.pts if frame.pts is not None else round(index / rate / tb)
+            t = float(pts * tb)
             if scene != cur or out is None:
                 if out is not None and ostream is not None and tmp is not None:
                     if sound is not None and astream is not None:
@@ -68,18 +71,18 @@ def split_scenes(
                 ostream = cast(VideoStream, out.add_stream("libx264", rate=rate))
                 ostream.width, ostream.height = frame.width, frame.height
                 ostream.pix_fmt = "yuv420p"
-                ostream.codec_context.time_base = frame.time_base or Fraction(1, 90_000)
+                ostream.codec_context.time_base = tb
                 ostream.options = {"crf": str(crf), "preset": preset}
                 if turns := quarter_turns(frame):  # shown as the source is: upright
                     ostream.set_display_rotation(turns * 90)
                 astream = sound.start(out, t) if sound is not None else None
-                first_pts = frame.pts or 0
+                first_pts = pts
             assert out is not None and ostream is not None
             if sound is not None and astream is not None:
                 sound.write(out, astream, until=t)  # interleaved as it goes: nothing piles up
             vf = frame.reformat(format="yuv420p") if frame.format.name != "yuv420p" else frame
-            vf.pts = (frame.pts or 0) - first_pts
-            vf.time_base = frame.time_base
+            vf.pts = pts - first_pts
+            vf.time_base = tb
             for packet in ostream.encode(vf):
                 out.mux(packet)
         if out is not None and ostream is not None and tmp is not None:

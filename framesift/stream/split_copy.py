@@ -30,6 +30,10 @@ KEEP_CONTAINER = {".mp4", ".m4v", ".mov", ".mkv", ".webm"}
 MAX_PENDING = 2048
 
 
+class CannotCopy(ValueError):
+    """The video cannot be cut by copying (no timestamps, no keyframe): re-encode instead."""
+
+
 def keyframe_cuts(path: Path, starts: Sequence[int]) -> list[tuple[int, list[int]]]:
     """For scenes starting at the frame indices ``starts``: the pts (video time base) of the keyframe
     each file opens on, with the scenes (0-based) that file holds, in order. One demux, no decode."""
@@ -44,7 +48,7 @@ def keyframe_cuts(path: Path, starts: Sequence[int]) -> list[tuple[int, list[int
             if packet.is_keyframe:
                 keys.append(packet.pts)
     if not pts or not keys:
-        raise ValueError(f"{path}: no video packets with timestamps or no keyframe to cut at")
+        raise CannotCopy(f"{path.name}: no video packets with timestamps, or no keyframe, to cut at")
     pts.sort()
     keys.sort()
     files: list[tuple[int, list[int]]] = []

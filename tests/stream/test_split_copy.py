@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from framesift.cli import main
-from framesift.stream.split_copy import copy_split, keyframe_cuts
+from framesift.stream.split_copy import CannotCopy, copy_split, keyframe_cuts
 
 FPS, GOP, FRAMES, RATE = 25, 12, 96, 48_000
 
@@ -26,7 +26,7 @@ def _clip(path: Path, codec: str = "libx264", audio: bool = True) -> Path:
         v.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0"} if codec == "libx264" else {}
         v.codec_context.gop_size = GOP  # type: ignore[attr-defined]
         a = out.add_stream("aac", rate=RATE, layout="stereo") if audio else None
-        for i in range(FRAMES):
+        for _ in range(FRAMES):
             img = rng.integers(0, 255, (96, 160, 3), dtype=np.uint8)
             out.mux(v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))  # type: ignore[attr-defined]
         out.mux(v.encode(None))  # type: ignore[attr-defined]
@@ -100,3 +100,23 @@ def test_scenes_cli_split_copy_and_its_one_line_refusal(
     assert main(["scenes", str(clip), "-o", str(out), "--copy"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("--copy: only with --split (it says how the per-scene files are cut)")
+
+
+def test_a_raw_stream_is_re_encoded_instead_with_its_frames_timed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A raw H.264 stream has no timestamps to cut at: the split re-encodes, one line says so, and
+    the files are timed at the stream's rate (they were all stamped 0 and lasted one frame)."""
+    clip = _clip(tmp_path / "in.h264", audio=False)
+    with pytest.raises(CannotCopy):
+        keyframe_cuts(clip, [0, 48])
+    out = tmp_path / "out"
+    args = ["scenes", str(clip), "-o", str(out), "--split", "--copy", "--no-html", "--no-progress"]
+    assert main(args) == 0
+    assert "re-encoding the scenes instead" in capsys.readouterr().err
+    files = sorted((out / "in-split").iterdir())
+    assert sum(len(_frames(p)) for p in files) == FRAMES
+    for p in files:
+        with av.open(str(p)) as c:
+            n = sum(1 for pkt in c.demux(video=0) if pkt.size)
+            assert float(c.duration or 0) / 1e6 == pytest.approx(n / FPS, abs=0.1)
