@@ -43,7 +43,7 @@ from framesift.analyzers.base import Analyzer
 from framesift.analyzers.collector_pacing import WINDOWS, Pacer, SlidingWindow
 from framesift.analyzers.collector_prompts import DEFAULT_LOGIT_SCALE, DEFAULT_NEGATIVES, Prompts
 from framesift.analyzers.collector_select import Choice, Pool, ranker, select
-from framesift.analyzers.collector_shots import Candidate, Gate, Segment, ShotTracker, measure
+from framesift.analyzers.collector_shots import EXTRAS, Candidate, Gate, Segment, ShotTracker, measure
 from framesift.analyzers.collector_state import MemoryBank, SourceState, stored_embeddings
 from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
@@ -313,7 +313,7 @@ class Collector(Analyzer):
                 st.live = self._live.get(frame.source_id, False)
                 if self.cfg.shots:
                     decide = self.cfg.decide_after_s if st.live else None
-                    extras = 2 if self.cfg.budget is not None else 0
+                    extras = EXTRAS if self.cfg.budget is not None else 0
                     st.tracker = ShotTracker(self.delay_frames, self.novelty_threshold, decide, extras)
             if st.tracker is None:
                 assert e is not None
