@@ -87,10 +87,13 @@ def copy_split(path: Path, starts: Sequence[int], folder: Path, stem: str) -> li
         pending: list[Any] = []  # audio packets of a later file, demuxed before its keyframe
 
         def route(packet: Any) -> bool:
-            """Write an audio packet into the current file if its time lies before the next cut."""
+            """Write an audio packet into the current file if its time lies before the next cut;
+            False: hold it for a later file."""
             t = float((packet.pts or 0) * (packet.time_base or Fraction(1, 90_000)))
+            if writer.index < 0:  # before the first video packet: held, or dropped once far ahead
+                return len(pending) >= MAX_PENDING
             later = writer.index + 1 < len(cut_times) and t >= cut_times[writer.index + 1]
-            if writer.index < 0 or (later and len(pending) < MAX_PENDING):
+            if later and len(pending) < MAX_PENDING:
                 return False
             writer.write(packet)
             return True
