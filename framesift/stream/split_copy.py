@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 #: Containers a copy keeps; any other input is copied into Matroska, which takes every codec.
 KEEP_CONTAINER = {".mp4", ".m4v", ".mov", ".mkv", ".webm"}
 #: Audio packets held for a file not yet open; past this (a file whose audio runs far ahead of its
-#: video), they go into the current file.
+#: video), they go into the current file, or are dropped before the first video packet.
 MAX_PENDING = 2048
 
 
