@@ -376,10 +376,11 @@ def write_all(
     *,
     html_report: bool = True,
     thumbnails: bool = True,
-    split: str | bool | None = None,
+    split: bool = False,
+    copy: bool = False,
 ) -> dict[str, Path]:
-    """Every output for one video into ``folder``; returns the paths by kind. ``split``: ``encode``
-    (or True) writes one re-encoded file per scene, ``copy`` one copied file per keyframe-cut scene."""
+    """Every output for one video into ``folder``; returns the paths by kind. ``split``: one file per
+    scene, re-encoded, or with ``copy`` its packets copied (see :func:`split_video`)."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = _name(sl)
     paths: dict[str, Path] = {}
@@ -392,7 +393,7 @@ def write_all(
     if html_report:
         paths["html"] = write_html(sl, folder / f"{stem}-scenes.html")
     if split:
-        split_video(sl, folder / f"{stem}-split", copy=split == "copy")
+        split_video(sl, folder / f"{stem}-split", copy=copy)
         paths["split"] = folder / f"{stem}-split"
     return paths
 

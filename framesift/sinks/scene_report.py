@@ -176,9 +176,13 @@ class SceneReportSink(Sink):
                     sl.path.name,
                     len(sl.scenes),
                 )
-            split = ("copy" if self.cfg.split_copy else "encode") if self.cfg.split else None
             paths = write_all(
-                sl, self.out, html_report=self.cfg.html, thumbnails=self.cfg.thumbnails, split=split
+                sl,
+                self.out,
+                html_report=self.cfg.html,
+                thumbnails=self.cfg.thumbnails,
+                split=self.cfg.split,
+                copy=self.cfg.split_copy,
             )
         self.written.append(Written(v.source, str(sl.path), len(sl.scenes), sl.frames, paths))
         if self.keep:
