@@ -4,10 +4,12 @@ how many frames a source will deliver (progress bar totals), the frame size, the
 from __future__ import annotations
 
 import os
+from array import array
 from fractions import Fraction
 from typing import Any
 
 import av
+import numpy as np
 
 from framesift.stream.orient import quarter_turns
 
@@ -92,10 +94,26 @@ def _first_frame_turns(container: Any) -> int:
 
 def keyframe_indices(path: str) -> list[int]:
     """Indices (in presentation order) of the frames a file stores as keyframes (its packets only)."""
+    _, key = video_packets(path)
+    return np.flatnonzero(key).tolist()
+
+
+def video_packets(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(pts, keyframe)`` of the packets of a file's first video stream in presentation order
+    (packets without a pts left out), read without decoding: int64 and bool arrays, 9 bytes a frame."""
     with av.open(path) as c:
-        s = c.streams.video[0]
-        pts = sorted((p.pts, p.is_keyframe) for p in c.demux(s) if p.pts is not None)
-    return [i for i, (_, key) in enumerate(pts) if key]
+        return _packet_times(c, c.streams.video[0])
+
+
+def _packet_times(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray]:
+    pts, key = array("q"), bytearray()
+    for p in container.demux(stream):
+        if p.pts is not None:
+            pts.append(p.pts)
+            key.append(bool(p.is_keyframe))
+    times, flags = np.frombuffer(pts, np.int64), np.frombuffer(bytes(key), np.uint8).astype(bool)
+    order = np.lexsort((flags, times))  # by time; a shared time (a broken file): the keyframe last
+    return times[order], flags[order]
 
 
 def stored_frames(path: str) -> int:
@@ -115,13 +133,12 @@ def frame_layout(path: str) -> tuple[Fraction, int, list[int], bool] | None:
         tb = s.time_base
         if not rate or tb is None:
             return None
-        packets = sorted((p.pts, p.is_keyframe) for p in c.demux(s) if p.pts is not None)
+        pts, key = _packet_times(c, s)
         start = s.start_time
-    if not packets:
+    if not len(pts):
         return None
-    origin = start if start is not None else packets[0][0]  # as the decoder's indices count
+    origin = start if start is not None else int(pts[0])  # as the decoder's indices count
     rate = Fraction(rate)
-    slots = [(pts - origin) * tb * rate for pts, _ in packets]
+    slots = [(int(t) - origin) * tb * rate for t in pts]
     constant = all(abs(x - i) < Fraction(1, 4) for i, x in enumerate(slots))
-    keys = [i for i, (_, key) in enumerate(packets) if key]
-    return rate, len(packets), keys, constant
+    return rate, len(pts), np.flatnonzero(key).tolist(), constant
