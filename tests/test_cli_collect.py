@@ -78,6 +78,15 @@ def test_collect_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["collect", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o"), "--model", "pixel",
                  "--no-progress"]) == 3  # fmt: skip
     assert "missing.mp4" in capsys.readouterr().err
+    for size in ("0", "1KB"):  # retention would delete every frame the store takes
+        assert main(["collect", str(clip), "-o", str(tmp_path / "o"), "--max-size", size]) == 2
+        assert f"--max-size {size}: under 1MB" in capsys.readouterr().err
+    bad = tmp_path / "unreadable"
+    bad.mkdir()
+    for name in ("a.jpg", "b.png"):
+        (bad / name).write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    assert main(["collect", str(bad), "-o", str(tmp_path / "o2"), "--model", "pixel", "--no-progress"]) == 3
+    assert "none of its 2 images could be read" in capsys.readouterr().err
 
 
 def test_collect_a_folder_of_photos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from framesift.analyzers.collector import CollectorConfig
-from framesift.config.units import parse_budget, parse_duration, parse_size
+from framesift.config.units import parse_budget, parse_duration
 from framesift.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError
 
 
@@ -123,10 +123,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from framesift.config.engines import EngineConfig
     from framesift.engines.factory import build_embedder
     from framesift.pipeline import Pipeline
-    from framesift.sinks.frame_store import FrameStoreSink
+    from framesift.sinks.frame_store import FrameStoreSink, retention_bytes
     from framesift.sinks.jsonl import JsonlSink
     from framesift.store.index import FrameStore
 
+    max_bytes = None if args.max_size is None else retention_bytes(args.max_size, "--max-size")
     out = Path(args.out)
     store_dir = out / "store"
     if not 1 <= args.quality <= 100:
@@ -151,7 +152,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         store_dir,
         format=args.format,
         quality=args.quality,
-        max_bytes=None if args.max_size is None else parse_size(args.max_size),
+        max_bytes=max_bytes,
         max_age_s=None if args.max_age is None else parse_duration(args.max_age),
     )
     engine_meta = engine_cfg.model_dump(exclude_none=True)

@@ -27,8 +27,9 @@ from framesift.analyzers.collector_select import Pool
 from framesift.analyzers.collector_shots import Segment
 from framesift.analyzers.collector_state import SourceState
 from framesift.analyzers.scene_change import SceneChangeConfig
-from framesift.cluster.shards import Shard, lookback_frames, plan_file, tail_frames
+from framesift.cluster.shards import Shard, layouts, lookback_frames, plan_file, tail_frames, unread
 from framesift.engines.base import Embedder
+from framesift.errors import SourceError
 from framesift.events import Event, FrameKept, FramePayload
 from framesift.frame import Frame
 from framesift.sinks.base import Sink
@@ -111,19 +112,18 @@ def run_shard(
     return result
 
 
-def plan(paths: Sequence[str], shard_seconds: float) -> list[Shard]:
-    """Shards for collection: the shot detector's look-back before, its decision delay after."""
-    from framesift.stream.headers import frame_layout
-
+def plan(paths: Sequence[str], shard_seconds: float) -> tuple[list[Shard], list[SourceError]]:
+    """Shards for collection: the shot detector's look-back before, its decision delay after; and
+    the files that cannot be read (left out)."""
     shots = SceneChangeConfig()
+    found, errors = layouts(paths)
     out: list[Shard] = []
-    for p in paths:
-        layout = frame_layout(p)
+    for p, layout in found.items():
         n = max(1, round(shard_seconds * float(layout[0]))) if layout else 1
         out += plan_file(
             p, layout, shard_frames=n, lookback=lookback_frames(shots), tail=tail_frames(shots) + 8
         )
-    return out
+    return out, errors
 
 
 def merge(results: Sequence[CollectShardResult], collector: Collector) -> list[FrameKept]:
@@ -167,7 +167,7 @@ def run_on_ray(
     from framesift.cluster.ray_exec import Manifest, connect, run_shards
 
     salt = json.dumps(["collect", ccfg.model_dump(mode="json"), engine], sort_keys=True)
-    shards = plan(paths, shard_seconds)
+    shards, unreadable = plan(paths, shard_seconds)
     manifest = Manifest(manifest_dir, shards, salt)
     done = [p for p in paths if manifest.merged(p)]
     shards = [s for s in shards if s.path not in done]
@@ -204,4 +204,5 @@ def run_on_ray(
     finally:
         for sink in sinks:
             sink.close()
+    unread(unreadable, len(paths))
     return tally, stats

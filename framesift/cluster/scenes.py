@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from framesift.analyzers.scene_change import SceneChangeConfig
-from framesift.cluster.shards import Shard, lookback_frames, plan_file, tail_frames
+from framesift.cluster.shards import Shard, layouts, lookback_frames, plan_file, tail_frames, unread
 from framesift.engines.base import Embedder
+from framesift.errors import SourceError
 from framesift.events import Event, SceneChange, SceneSignal, SourceStatus
 from framesift.pipeline import Pipeline
 from framesift.scenes.detect import scene_pipeline
@@ -83,16 +84,17 @@ def run_shard(
     return result
 
 
-def plan(videos: Sequence[str], cfg: SceneChangeConfig, shard_seconds: float) -> list[Shard]:
-    """The shards of ``videos``: by file, and files longer than two shards by frame ranges."""
-    from framesift.stream.headers import frame_layout
-
+def plan(
+    videos: Sequence[str], cfg: SceneChangeConfig, shard_seconds: float
+) -> tuple[list[Shard], list[SourceError]]:
+    """The shards of ``videos``: by file, and files longer than two shards by frame ranges; and
+    the files that cannot be read (left out)."""
+    found, errors = layouts(videos)
     out: list[Shard] = []
-    for v in videos:
-        layout = frame_layout(v)
+    for v, layout in found.items():
         n = max(1, round(shard_seconds * float(layout[0]))) if layout else 1
         out += plan_file(v, layout, shard_frames=n, lookback=lookback_frames(cfg), tail=tail_frames(cfg))
-    return out
+    return out, errors
 
 
 def merge(results: Sequence[SceneShardResult], sink: SceneReportSink) -> None:
@@ -136,7 +138,7 @@ def run_on_ray(
 
     from framesift.cluster.ray_exec import Manifest, connect, run_shards
 
-    shards = plan(videos, cfg, shard_seconds)
+    shards, unreadable = plan(videos, cfg, shard_seconds)
     salt = json_salt(cfg, engine)
     manifest = Manifest(Path(out) / ".framesift-ray" / "scenes", shards, salt)
     ray = connect(address)
@@ -167,6 +169,7 @@ def run_on_ray(
     finally:
         sink.close()
     manifest.clear()
+    unread(unreadable, len(videos))
     lines = []
     order = {str(v): i for i, v in enumerate(videos)}
     for w in sorted(sink.written, key=lambda w: order.get(w.video, len(order))):

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
@@ -20,6 +22,9 @@ from typing import Any
 from framesift.analyzers.scene_change import SceneChangeConfig
 from framesift.analyzers.scene_signal import GAP
 from framesift.analyzers.scene_transnet import PAD, WINDOW
+from framesift.errors import SourceError
+
+log = logging.getLogger(__name__)
 
 SHOT_MODES = ("transnet", "ensemble")
 
@@ -98,9 +103,38 @@ def tail_frames(cfg: SceneChangeConfig) -> int:
     return max(pixel, WINDOW - PAD + cfg.max_transition + 2)
 
 
+Layout = tuple[Fraction, int, list[int], bool] | None
+
+
+def layouts(paths: Sequence[str]) -> tuple[dict[str, Layout], list[SourceError]]:
+    """Each readable file's :func:`~framesift.stream.headers.frame_layout`, and one error (logged)
+    per file that cannot be read: one broken file must not keep the others off the cluster."""
+    from framesift.stream.headers import frame_layout
+
+    out: dict[str, Layout] = {}
+    errors: list[SourceError] = []
+    for p in paths:
+        try:
+            out[p] = frame_layout(p)
+        except SourceError as exc:
+            log.error("%s", exc)
+            errors.append(exc)
+    return out, errors
+
+
+def unread(errors: Sequence[SourceError], total: int) -> None:
+    """Raise the first of ``errors`` (exit 3), counting the files left out of ``total``."""
+    if errors:
+        first = errors[0]
+        raise type(first)(
+            f"{first} ({len(errors)} of {total} files could not be read; the others were processed)",
+            source=first.source,
+        )
+
+
 def plan_file(
     path: str,
-    layout: tuple[Fraction, int, list[int], bool] | None,
+    layout: Layout,
     *,
     shard_frames: int,
     lookback: int,

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from framesift.config.sinks import SinkSpec
 from framesift.config.units import parse_duration, parse_size
-from framesift.errors import SinkError
+from framesift.errors import ConfigError, SinkError
 from framesift.events import Event, FrameKept
 from framesift.sinks.base import Sink
 from framesift.store.index import FrameStore
@@ -45,10 +45,25 @@ class FrameStoreSinkConfig(SinkSpec):
     @model_validator(mode="after")
     def _check(self) -> FrameStoreSinkConfig:
         if self.max_size is not None:
-            parse_size(self.max_size)
+            retention_bytes(self.max_size, "max_size")
         if self.max_age is not None:
             parse_duration(self.max_age)
         return self
+
+
+#: The smallest store a size retention allows: under it, retention deletes each frame it stores.
+MIN_RETENTION_BYTES = 1 << 20
+
+
+def retention_bytes(text: str, where: str) -> int:
+    """A store's size retention (``'20GB'``) in bytes; at least :data:`MIN_RETENTION_BYTES`."""
+    n = parse_size(text)
+    if n < MIN_RETENTION_BYTES:
+        raise ConfigError(
+            f"{where} {text}: under 1MB, less than a few kept frames (retention would delete what the "
+            "store keeps); give e.g. 500MB or 20GB"
+        )
+    return n
 
 
 class FrameStoreSink(Sink):
@@ -73,7 +88,7 @@ class FrameStoreSink(Sink):
             format=cfg.format,
             quality=cfg.quality,
             png_compression=cfg.png_compression,
-            max_bytes=None if cfg.max_size is None else parse_size(cfg.max_size),
+            max_bytes=None if cfg.max_size is None else retention_bytes(cfg.max_size, "max_size"),
             max_age_s=None if cfg.max_age is None else parse_duration(cfg.max_age),
             fsync=cfg.fsync,
         )

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from typing import Any
 
 import av
 import numpy as np
 
+from framesift.stream._errors import check_local_file, no_video_error, open_error
 from framesift.stream.orient import quarter_turns
 
 
@@ -98,11 +101,27 @@ def keyframe_indices(path: str) -> list[int]:
     return np.flatnonzero(key).tolist()
 
 
+@contextmanager
+def open_video(path: str) -> Iterator[tuple[Any, Any]]:
+    """``(container, first video stream)`` of a local file, with the sources' one-line errors (a
+    :class:`~framesift.errors.SourceError` or :class:`~framesift.errors.DecodeError`) for a missing,
+    unreadable or video-less file instead of FFmpeg's."""
+    check_local_file(path)
+    try:
+        c = av.open(path)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise open_error(exc, path) from None
+    with c:
+        if not c.streams.video:
+            raise no_video_error(path, c)
+        yield c, c.streams.video[0]
+
+
 def video_packets(path: str) -> tuple[np.ndarray, np.ndarray]:
     """``(pts, keyframe)`` of the packets of a file's first video stream in presentation order
     (packets without a pts left out), read without decoding: int64 and bool arrays, 9 bytes a frame."""
-    with av.open(path) as c:
-        return _packet_times(c, c.streams.video[0])
+    with open_video(path) as (c, s):
+        return _packet_times(c, s)
 
 
 def _packet_times(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -127,8 +146,7 @@ def frame_layout(path: str) -> tuple[Fraction, int, list[int], bool] | None:
     the nominal rate, the frame count, the frame indices of its keyframes (from presentation times,
     as a seek numbers them) and whether every frame sits on the rate's grid (constant frame rate,
     so a time range and a frame range name the same frames). None when the file has no rate."""
-    with av.open(path) as c:
-        s = c.streams.video[0]
+    with open_video(path) as (c, s):
         rate = s.average_rate or s.guessed_rate
         tb = s.time_base
         if not rate or tb is None:

@@ -47,7 +47,7 @@ def test_interrupted_run_resumes_from_manifest(archive, ray_head, tmp_path: Path
 
     cfg, engine = SceneChangeConfig(), {"model": "pixel"}
     opts = {"split": False, "no_html": True, "no_thumbnails": True}
-    shards = cs.plan(archive.paths, cfg, 2.0)
+    shards, _ = cs.plan(archive.paths, cfg, 2.0)
     # what an interrupted run left: the manifest and the results of its first shards
     manifest = Manifest(tmp_path / "ray" / ".framesift-ray" / "scenes", shards, cs.json_salt(cfg, engine))
     done = shards[: len(shards) // 2]
@@ -60,3 +60,37 @@ def test_interrupted_run_resumes_from_manifest(archive, ray_head, tmp_path: Path
     assert [line.split(":")[0] for line in lines] == archive.paths
     assert scenes([*archive.paths, "-o", str(tmp_path / "local")]) == 0
     assert outputs(tmp_path / "ray") == outputs(tmp_path / "local")
+
+
+def test_an_unreadable_file_is_one_line_and_the_others_still_run(  # type: ignore[no-untyped-def]
+    archive, ray_head, tmp_path: Path, capsys
+) -> None:
+    bad, audio = tmp_path / "garbage.mp4", tmp_path / "audio.m4a"
+    bad.write_bytes(b"\x00not a video" * 100)
+    import av
+
+    with av.open(str(audio), "w") as out:  # a file with no video stream
+        s = out.add_stream("aac", rate=8000)
+        frame = av.AudioFrame(format="fltp", layout="mono", samples=1024)
+        frame.planes[0].update(bytes(4096))
+        frame.rate = 8000
+        for packet in s.encode(frame):  # type: ignore[attr-defined]
+            out.mux(packet)
+        out.mux(s.encode(None))  # type: ignore[attr-defined]
+    code = scenes(
+        [
+            str(bad),
+            str(audio),
+            str(archive.short.path),
+            "-o",
+            str(tmp_path / "out"),
+            "--ray",
+            ray_head.address,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "garbage.mp4: not a video file FFmpeg can read" in err and "Traceback" not in err, err
+    assert "audio.m4a: has no video stream" in err, err
+    assert "2 of 3 files could not be read" in err, err
+    assert (tmp_path / "out" / "short-Scenes.csv").is_file()

@@ -40,7 +40,7 @@ def test_shards_own_every_frame_once_and_start_at_keyframes(archive) -> None:  #
     layout = frame_layout(path)
     assert layout is not None and layout[3]  # constant frame rate
     _, frames, keys, _ = layout
-    shards = cs.plan([path, str(archive.short.path)], cfg, shard_seconds=4.0)
+    shards, _ = cs.plan([path, str(archive.short.path)], cfg, shard_seconds=4.0)
     long = [s for s in shards if s.path == path]
     assert len(long) >= 5 and all(s.count == len(long) for s in long)
     assert [s for s in shards if s.path != path] == [s for s in shards if s.whole]
@@ -58,7 +58,7 @@ def test_merged_shards_equal_the_whole_file_run(archive, tmp_path: Path) -> None
     cfg = SceneChangeConfig()
     path = str(archive.long.path)
     local = detect_scenes(path)
-    shards = cs.plan([path], cfg, shard_seconds=4.0)
+    shards, _ = cs.plan([path], cfg, shard_seconds=4.0)
     results = [cs.run_shard(s, cfg, {"model": "pixel"}) for s in reversed(shards)]  # any order
     sink = SceneReportSink(
         SceneReportConfig(dir=str(tmp_path), html=False, thumbnails=False), keep=True, write=False
@@ -80,7 +80,7 @@ def test_variable_frame_rate_file_is_one_shard(tmp_path: Path) -> None:
     write_vfr_clip(path)
     layout = frame_layout(path)
     assert layout is not None and not layout[3]  # off the grid: a time range is not a frame range
-    assert [s.whole for s in cs.plan([path], SceneChangeConfig(), shard_seconds=0.1)] == [True]
+    assert [s.whole for s in cs.plan([path], SceneChangeConfig(), shard_seconds=0.1)[0]] == [True]
 
 
 def test_unreachable_or_malformed_ray_address_is_one_line(archive, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -115,7 +115,7 @@ def test_transnet_shards_equal_the_whole_file_run(archive, tmp_path: Path) -> No
     cfg = SceneChangeConfig(mode="transnet", transnet={"precision": "fp32"})  # type: ignore[arg-type]
     path = str(archive.long.path)
     local = detect_scenes(path, config=cfg)
-    shards = cs.plan([path], cfg, shard_seconds=10.0)
+    shards, _ = cs.plan([path], cfg, shard_seconds=10.0)
     assert len(shards) >= 3 and any(s.start > 0 for s in shards)
     assert all(s.own_start - s.start >= 100 for s in shards if s.start > 0)
     results = [cs.run_shard(s, cfg, {"model": "pixel"}) for s in shards]

@@ -354,6 +354,11 @@ class ImagesSource(Source):
                 keyframe=True,
                 meta={"path": path, "name": self._name(path)},
             )
+        if self.stats.frames_decoded == 0 and self.stats.decode_errors:
+            raise SourceError(
+                f"{self.cfg.path}: none of its {self.stats.decode_errors} images could be read (see the "
+                "warnings above; check the files)"
+            )
 
     def _name(self, path: str) -> str:
         """A unique name for the image: its path below the folder, without extension, ``/`` → ``__``."""
