@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import queue
 import signal
 import sys
@@ -84,6 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+SHARD_SECONDS = 600.0  # --shard-seconds' default
+
+
 def add_ray_options(p: argparse.ArgumentParser, *, shards: bool = True, note: str = "") -> Any:
     """``--ray ADDRESS``, ``--ray-gpus`` and, with ``shards``, ``--shard-seconds`` (docs/scale.md);
     ``note`` ends ``--ray``'s help. Returns the argument group, for a command's own options."""
@@ -97,7 +101,7 @@ def add_ray_options(p: argparse.ArgumentParser, *, shards: bool = True, note: st
         g.add_argument(
             "--shard-seconds",
             type=float,
-            default=600.0,
+            default=SHARD_SECONDS,
             metavar="S",
             help="with --ray: files longer than two shards are cut at keyframes into ranges of about S seconds",
         )
@@ -109,6 +113,17 @@ def add_ray_options(p: argparse.ArgumentParser, *, shards: bool = True, note: st
         help="with --ray: GPUs per worker (0.25: four share one)",
     )
     return g
+
+
+def check_ray_options(args: argparse.Namespace) -> None:
+    """The options of :func:`add_ray_options`: in range, and given only with ``--ray``."""
+    shard_s = getattr(args, "shard_seconds", None)
+    if args.ray_gpus < 0:
+        raise ConfigError(f"--ray-gpus: {args.ray_gpus} is not a share of GPUs (0 or more, e.g. 0.25)")
+    if shard_s is not None and shard_s <= 0:
+        raise ConfigError(f"--shard-seconds: {shard_s} is not a duration (a number of seconds > 0)")
+    if not args.ray and (args.ray_gpus or (shard_s is not None and shard_s != SHARD_SECONDS)):
+        raise ConfigError("--ray-gpus and --shard-seconds apply with --ray ADDRESS; add it or drop them")
 
 
 def _config(args: argparse.Namespace) -> SceneChangeConfig:
@@ -139,13 +154,55 @@ def _engine(cfg: SceneChangeConfig, checkpoint: str | None, model: str) -> dict[
     if not cfg.uses_embedder():
         return {"model": "pixel"}
     if not checkpoint:
-        raise ConfigError(
-            f"--mode {cfg.mode}{' with --labels' if cfg.labels else ''} needs CLIP weights: pass --checkpoint "
-            "/path/to/open_clip_weights.pt (no weights ship with framesift), or use --mode pixel"
-        )
+        pass_it = "pass --checkpoint /path/to/open_clip_weights.pt (no weights ship with framesift)"
+        if cfg.mode in ("clip", "hybrid"):
+            what = f"--mode {cfg.mode}{' with --labels' if cfg.labels else ''}"
+            drop = f"or use --mode pixel{' without --labels' if cfg.labels else ''}"
+        else:
+            what, drop = "--labels", "or drop --labels"
+        raise ConfigError(f"{what} needs CLIP weights: {pass_it}, {drop}")
     if not Path(checkpoint).is_file():
         raise ConfigError(f"--checkpoint {checkpoint}: no such file")
     return {"model": model, "checkpoint": checkpoint}
+
+
+def _check_not_url(video: str) -> None:
+    """A URL is refused in one line (exit 2): scenes reads files; live streams go to the commands
+    that read them."""
+    if "://" not in video or os.path.exists(video):
+        return
+    from framesift.stream._errors import NETWORK_SCHEMES
+
+    if video.lower().startswith(NETWORK_SCHEMES):
+        raise ConfigError(
+            f"{video}: framesift scenes reads video files; for a live stream, run the scene_change "
+            "analyzer in a pipeline (framesift run CONFIG.yaml, see docs/scenes.md), or use framesift "
+            "collect or detect, which read rtsp:// and http(s):// URLs"
+        )
+    raise ConfigError(f"{video}: not a file path (framesift scenes reads video files; give a path)")
+
+
+def output_folder(path: str) -> Path:
+    """``-o PATH`` made ready: the folder, created if needed; ConfigError (one line, exit 2) when it
+    is a file, sits under a file, or cannot be created or written to."""
+    out = Path(path)
+    try:
+        for p in (out, *out.parents):
+            if p.exists() and not p.is_dir():
+                where = "is a file" if p == out else f"is under {p}, which is a file"
+                raise ConfigError(
+                    f"-o {path}: {where}, not a folder (give a folder, or a path that does not exist yet)"
+                )
+            if p.exists():
+                break
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"-o {path}: cannot create the folder ({exc.strerror or exc}); choose a folder you can write to"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"-o {path}: the folder is not writable (choose a folder you can write to)")
+    return out
 
 
 def _summary(written: Any) -> str:
@@ -163,10 +220,12 @@ def process(
     *,
     tick: Any = None,
     quiet: bool = True,
+    ids: list[str] | None = None,
 ) -> tuple[list[str], int | None]:
     """One pipeline over ``videos``: a summary line per video, and the signal that stopped it. In
     this process it owns the signals and shows progress (unless ``quiet``); in a worker, ``tick(n)``
-    is called with the frames staged since the last call instead."""
+    is called with the frames staged since the last call instead. ``ids``: the videos' source ids
+    (default: their stems, numbered when repeated)."""
     from framesift.cli.runner import run_pipeline
     from framesift.pipeline import Pipeline
     from framesift.scenes.detect import scene_pipeline
@@ -174,7 +233,7 @@ def process(
 
     sink = report_sink(str(out), opts, cfg.mode)
     pictures = not (opts["no_html"] and opts["no_thumbnails"])
-    pipeline = Pipeline(scene_pipeline(videos, cfg, engine=engine, pictures=pictures), sinks=[sink])
+    pipeline = Pipeline(scene_pipeline(videos, cfg, engine=engine, pictures=pictures, ids=ids), sinks=[sink])
     stopped_by = None
     if tick is None:
         stopped_by = run_pipeline(pipeline, progress=not quiet)
@@ -214,13 +273,13 @@ def _check_written(pipeline: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from framesift.stream._errors import check_local_file
 
+    check_ray_options(args)
     videos = [str(v) for v in args.videos]
     for v in videos:  # fail fast, before any work, on inputs that cannot be read
+        _check_not_url(v)
         check_local_file(v)
     cfg = _config(args)
     engine = _engine(cfg, args.checkpoint, args.model)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     if args.copy and not args.split:
         raise ConfigError("--copy: only with --split (it says how the per-scene files are cut)")
     opts = {
@@ -232,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs: {args.jobs} is not a number of processes (1 or more)")
     jobs = min(args.jobs, len(videos))
+    out = output_folder(args.output)
     if args.ray:
         lines, stopped_by = _run_ray(args, videos, str(out), cfg, engine, opts), None
     elif jobs == 1:
@@ -261,10 +321,6 @@ def _run_ray(
         raise ConfigError(
             "--labels with --ray: scene labels are not merged across shards yet; run without --ray"
         )
-    if args.shard_seconds <= 0:
-        raise ConfigError(
-            f"--shard-seconds: {args.shard_seconds} is not a duration (a number of seconds > 0)"
-        )
     lines, stats = run_on_ray(
         videos,
         out,
@@ -289,10 +345,15 @@ _queue: Any = None
 
 
 def _worker(
-    video: str, out: str, cfg: SceneChangeConfig, engine: dict[str, Any], opts: dict[str, bool]
+    video: str,
+    sid: str,
+    out: str,
+    cfg: SceneChangeConfig,
+    engine: dict[str, Any],
+    opts: dict[str, bool],
 ) -> list[str]:
     tick = _queue.put_nowait if _queue is not None else (lambda n: None)
-    return process([video], out, cfg, engine, opts, tick=tick)[0]
+    return process([video], out, cfg, engine, opts, tick=tick, ids=[sid])[0]
 
 
 def _run_pool(
@@ -304,7 +365,9 @@ def _run_pool(
     jobs: int,
     quiet: bool,
 ) -> list[str]:
-    """``jobs`` worker processes, each running a pipeline per video; one progress bar here."""
+    """``jobs`` worker processes, each running a pipeline per video (named as one pipeline over
+    them all would name it); one progress bar here."""
+    from framesift.stream.factory import file_ids
     from framesift.stream.headers import total_frames
     from framesift.stream.sources.file import FileSourceConfig
 
@@ -319,7 +382,8 @@ def _run_pool(
             max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(q,)
         ) as pool:
             futs: list[Future[list[str]]] = [
-                pool.submit(_worker, v, str(out), cfg, engine, opts) for v in videos
+                pool.submit(_worker, v, sid, str(out), cfg, engine, opts)
+                for v, sid in zip(videos, file_ids(videos), strict=True)
             ]
             pending = set(futs)
             while pending:

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from framesift.config import SourceConfig
 from framesift.config.sources import LiveSourceSpec
 from framesift.engines.batcher import Batcher
-from framesift.errors import ConfigError, SourceError, SourceIdTaken, WorkerError
+from framesift.errors import SourceError, SourceIdTaken, WorkerError
 from framesift.events import SourceStatus
 from framesift.frame import Frame
 from framesift.log import redact, register_url_secrets
 from framesift.pipeline.status import LatencyHistogram, Rate, SourceInfo
 from framesift.stream.base import Source
 from framesift.stream.capture import CaptureWorker
-from framesift.stream.factory import build_source, source_id_for
+from framesift.stream.factory import build_source, numbered, source_id_for
 from framesift.stream.ringbuffer import RingBuffer
 
 log = logging.getLogger("framesift.pipeline")
@@ -108,18 +108,7 @@ class SourceRun:
 def unique_source_ids(configs: list[SourceConfig]) -> list[str]:
     """The id of each source: configured ids must be unique, derived ones get ``-2``, ``-3``...
     suffixes; ConfigError (one line) for a configured id used twice."""
-    seen: dict[str, int] = {}
-    out = []
-    for cfg in configs:
-        sid = source_id_for(cfg)
-        if sid in seen:
-            if cfg.id is not None:
-                raise ConfigError(f"sources: id {sid!r} is used twice (ids must be unique)")
-            seen[sid] += 1
-            sid = f"{sid}-{seen[sid]}"
-        seen.setdefault(sid, 1)
-        out.append(sid)
-    return out
+    return numbered([source_id_for(c) for c in configs], [c.id is not None for c in configs])
 
 
 class SourceSet:

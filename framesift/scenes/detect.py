@@ -30,14 +30,27 @@ def analysis_width(cfg: SceneChangeConfig, *, pictures: bool) -> int:
     return DECODE_WIDTH
 
 
+MIN_SIDE, MAX_SIDE = 16, 16384  # the sides a source's ``width``/``height`` may have
+
+
 def analysis_size(path: str, target: int = DECODE_WIDTH) -> tuple[int, int] | None:
     """The small frame size scenes are found on: ``target`` wide (even height, aspect kept), or the
-    video's own size when it is narrower; None when the header says nothing."""
+    video's own size when it is narrower; None when the header says nothing. Both sides stay within
+    :data:`MIN_SIDE`..:data:`MAX_SIDE`: a panorama's height is raised to the minimum (the picture is
+    stretched a little), a very tall video is narrowed so its height fits the maximum."""
+    target = min(MAX_SIDE, max(MIN_SIDE, target))
     size = frame_size(path)
     if size is None or size[0] <= target:
         return None
     w, h = size
-    return target, max(2, round(h * target / w / 2) * 2)
+    height = h * target / w
+    if height > MAX_SIDE:
+        return max(MIN_SIDE, _even(w * MAX_SIDE / h)), MAX_SIDE
+    return target, min(MAX_SIDE, max(MIN_SIDE, _even(height)))
+
+
+def _even(x: float) -> int:
+    return max(2, round(x / 2) * 2)
 
 
 def scene_source(
@@ -76,22 +89,29 @@ def scene_pipeline(
     pictures: bool = True,
     fast_decode: bool = True,
     max_frames: int | None = None,
+    ids: Sequence[str] | None = None,
 ) -> PipelineConfig:
     """The pipeline config of scene detection over ``videos``; ``pictures``: thumbnails or the
-    HTML report are written; ``decode_width`` None: :func:`analysis_width`."""
+    HTML report are written; ``decode_width`` None: :func:`analysis_width`. ``ids``: the videos'
+    source ids (what their outputs are called), else each file's stem taken literally, made safe
+    and numbered when repeated (:func:`framesift.stream.factory.file_ids`)."""
+    from framesift.stream.factory import file_ids
+
     shots = cfg.mode in ("transnet", "ensemble")
     width = decode_width or analysis_width(cfg, pictures=pictures)
+    names = list(ids) if ids is not None else file_ids(videos)
     return parse_config(
         {
             "sources": [
                 scene_source(
                     v,
+                    source_id=sid,
                     decode_width=width,
                     fast_decode=fast_decode,
                     shot_frames=shots,
                     max_frames=max_frames,
                 )
-                for v in videos
+                for v, sid in zip(videos, names, strict=True)
             ],
             "analyzers": [cfg.model_copy(update={"report": True}).model_dump()],
             "sinks": list(sinks),

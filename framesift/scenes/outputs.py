@@ -153,9 +153,27 @@ def write_edl(sl: SceneList, path: Path, *, title: str | None = None, reel: str 
     return path
 
 
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents); SinkError (one line, not retried) naming it when a file
+    stands in its place or it cannot be created."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SinkError(
+            f"{folder}: cannot create the folder (a file of that name is in the way; move or delete it, "
+            "or write to another folder with -o)",
+            transient=False,
+        ) from None
+    except OSError as exc:
+        raise SinkError(
+            f"{folder}: cannot create the folder ({exc.strerror or exc}); check the output folder",
+            transient=False,
+        ) from None
+
+
 def write_thumbnails(sl: SceneList, folder: Path) -> list[Path]:
     """One JPEG per scene (``scene-001.jpg``...); sets ``Scene.thumbnail`` relative to the folder's parent."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     out = []
     for s in sl.scenes:
         data = sl.thumbs.get(s.start)
@@ -351,13 +369,10 @@ def split_video(
 ) -> list[Path]:
     """One re-encoded H.264 file per scene (``<name>-scene-001.mp4``...), decoding the input once;
     with ``copy``, the packets copied as they are, cut at keyframes (:mod:`framesift.stream.split_copy`)."""
-    if copy:
-        from framesift.stream.split_copy import CannotCopy, copy_split
+    if copy:  # a video that cannot be cut by copying is re-encoded there, with a warning
+        from framesift.stream.split_copy import copy_split
 
-        try:
-            return copy_split(sl.path, [s.start for s in sl.scenes], folder, _name(sl))
-        except CannotCopy as exc:
-            log.warning("%s: re-encoding the scenes instead (a raw stream cannot be cut by copying)", exc)
+        return copy_split(sl.path, [s.start for s in sl.scenes], folder, _name(sl))
     from framesift.stream.split import split_scenes
 
     return split_scenes(
@@ -381,7 +396,7 @@ def write_all(
 ) -> dict[str, Path]:
     """Every output for one video into ``folder``; returns the paths by kind. ``split``: one file per
     scene, re-encoded, or with ``copy`` its packets copied (see :func:`split_video`)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     stem = _name(sl)
     paths: dict[str, Path] = {}
     if thumbnails and sl.thumbs:
@@ -393,6 +408,7 @@ def write_all(
     if html_report:
         paths["html"] = write_html(sl, folder / f"{stem}-scenes.html")
     if split:
+        make_folder(folder / f"{stem}-split")
         split_video(sl, folder / f"{stem}-split", copy=copy)
         paths["split"] = folder / f"{stem}-split"
     return paths
@@ -401,6 +417,7 @@ def write_all(
 __all__ = [
     "CSV_HEADER",
     "edl_timecode",
+    "make_folder",
     "split_video",
     "timecode",
     "write_all",

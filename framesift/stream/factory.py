@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from framesift.config.sources import SourceSpec
-from framesift.errors import SourceError
+from framesift.errors import ConfigError, SourceError
 from framesift.log import redact, register_url_secrets
 from framesift.stream.base import Source
 
@@ -31,12 +32,43 @@ def source_id_for(cfg: SourceSpec) -> str:
     inp = cfg.input()
     if "://" in inp:
         return _url_id(inp)
+    return path_id(inp, cfg.type_name())
+
+
+def path_id(inp: str, kind: str = "file") -> str:
+    """The id of a local input: a folder's name (for a glob, the folder it searches), else the
+    file's or device's stem, made safe. A file that exists is named as it is, glob characters and
+    all (``clip[1].mp4`` → ``clip_1``)."""
     base = inp
-    while any(ch in os.path.basename(base) for ch in "*?[") or base.endswith("/"):
+    while base.endswith("/") or (
+        any(ch in os.path.basename(base) for ch in "*?[") and not os.path.exists(base)
+    ):
         base = os.path.dirname(base.rstrip("/")) if not base.endswith("/") else base.rstrip("/")
-    if cfg.type_name() == "images" or os.path.isdir(base):
-        return _clean(os.path.basename(base) or cfg.type_name())
-    return _clean(Path(base).stem or cfg.type_name())
+    if kind == "images" or os.path.isdir(base):
+        return _clean(os.path.basename(base) or kind)
+    return _clean(Path(base).stem or kind)
+
+
+def file_ids(paths: Sequence[str]) -> list[str]:
+    """The ids one pipeline over the files ``paths`` gives them (so that worker processes, each
+    running one of them, name their outputs alike)."""
+    return numbered([path_id(p) for p in paths])
+
+
+def numbered(ids: Sequence[str], configured: Sequence[bool] | None = None) -> list[str]:
+    """``ids`` with ``-2``, ``-3``... added to repeats, in order; ConfigError (one line) for a
+    ``configured`` id used twice."""
+    seen: dict[str, int] = {}
+    out = []
+    for k, sid in enumerate(ids):
+        if sid in seen:
+            if configured is not None and configured[k]:
+                raise ConfigError(f"sources: id {sid!r} is used twice (ids must be unique)")
+            seen[sid] += 1
+            sid = f"{sid}-{seen[sid]}"
+        seen.setdefault(sid, 1)
+        out.append(sid)
+    return out
 
 
 def _url_id(url: str) -> str:

@@ -48,6 +48,8 @@ def test_hybrid_and_labels_need_weights(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["scenes", str(a.path), "--mode", "hybrid", "-o", str(tmp_path)]) == 2
     assert "--checkpoint" in capsys.readouterr().err
     assert main(["scenes", str(a.path), "--labels", "a cat", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--labels needs CLIP weights" in err and "or drop --labels" in err and "--mode pixel" not in err
     assert main(["scenes", str(a.path), "--mode", "hybrid", "--checkpoint", str(tmp_path / "x.pt")]) == 2
 
 
