@@ -39,7 +39,9 @@ def split_scenes(
     Frames are numbered as the scene detector numbered them (the same decoder, skipping the same
     corrupt packets); each file keeps its frames' timestamps (variable rates stay variable), starting
     at zero. The first audio stream (``audio``) is cut at the same times, to the sample, and
-    re-encoded to AAC. Files are written under a temporary name first.
+    re-encoded to AAC. Files are written under a temporary name first. An odd width or height loses
+    its last column or row (:func:`even_size`); frames smaller than 2x2 cannot be encoded: one
+    warning, and no file is written.
     """
     folder.mkdir(parents=True, exist_ok=True)
     src = PyAVSource(FileSourceConfig(path=str(path)), stem)
@@ -54,6 +56,13 @@ def split_scenes(
     rate = Fraction(src.stream_info.fps or 25).limit_denominator(1001)
     try:
         for index, frame in enumerate(src.video_frames()):
+            if index == 0 and 0 in even_size(frame.width, frame.height):
+                log.warning(
+                    "%s: frames of %dx%d are too small to encode as H.264 (2x2 at least): its scenes "
+                    "are not split into files (the scene list and the other outputs are written)",
+                    path.name, frame.width, frame.height,
+                )  # fmt: skip
+                return written
             scene = _scene_of(bounds, index, cur)
             tb = frame.time_base or Fraction(1, 90_000)
             # a raw stream (.h264) has no timestamps: the frame's place at the stream's rate
@@ -69,7 +78,7 @@ def split_scenes(
                 tmp = final.with_name(final.stem + ".tmp.mp4")
                 out = av.open(str(tmp), mode="w")
                 ostream = cast(VideoStream, out.add_stream("libx264", rate=rate))
-                ostream.width, ostream.height = frame.width, frame.height
+                ostream.width, ostream.height = even_size(frame.width, frame.height)
                 ostream.pix_fmt = "yuv420p"
                 ostream.codec_context.time_base = tb
                 ostream.options = {"crf": str(crf), "preset": preset}
@@ -80,7 +89,7 @@ def split_scenes(
             assert out is not None and ostream is not None
             if sound is not None and astream is not None:
                 sound.write(out, astream, until=t)  # interleaved as it goes: nothing piles up
-            vf = frame.reformat(format="yuv420p") if frame.format.name != "yuv420p" else frame
+            vf = fit_frame(frame, ostream.width, ostream.height)
             vf.pts = pts - first_pts
             vf.time_base = tb
             for packet in ostream.encode(vf):
@@ -183,6 +192,31 @@ class AudioCutter:
 
     def close(self) -> None:
         self.container.close()
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """The frame size an H.264 (4:2:0) file is written at: each side rounded down to even, the odd
+    last column or row cropped (scene files here, and the annotated video of
+    :mod:`framesift.sinks.video`). A side of 1 pixel gives 0: too small to encode."""
+    return width - width % 2, height - height % 2
+
+
+def fit_frame(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """``frame`` as a yuv420p picture of ``width`` x ``height``: an odd last column or row cropped off
+    (:func:`even_size`); a frame whose size changed mid-stream is scaled to the file's size."""
+    vf = frame if frame.format.name == "yuv420p" else frame.reformat(format="yuv420p")
+    if (vf.width, vf.height) == (width, height):
+        return vf
+    if even_size(vf.width, vf.height) != (width, height):
+        return vf.reformat(width=width, height=height)
+    out = av.VideoFrame(width, height, "yuv420p")
+    for src, dst in zip(vf.planes, out.planes, strict=True):  # Y, U, V: copied row by row, cropped
+        rows = np.frombuffer(memoryview(src), np.uint8).reshape(src.height, src.line_size)
+        into = np.frombuffer(memoryview(dst), np.uint8).reshape(dst.height, dst.line_size)
+        into[:, : dst.width] = rows[: dst.height, : dst.width]
+    out.color_range = vf.color_range
+    out.colorspace = vf.colorspace
+    return out
 
 
 def _scene_of(bounds: Sequence[tuple[int, int]], index: int, hint: int) -> int:
