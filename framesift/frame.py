@@ -57,3 +57,22 @@ class Frame:
             f"Frame(source_id={self.source_id!r}, index={self.index}, pts={self.pts}, "
             f"time_base={self.time_base}, seconds={self.seconds:.3f}, shape={shape})"
         )
+
+
+@dataclass
+class Clock:
+    """Presentation time made monotonic across pts resets (reconnects, loops, segments joined with
+    ``cat``): a time that goes back continues one frame step after the last one."""
+
+    offset: float = 0.0
+    last_raw: float | None = None
+    step: float = 0.0  # the last forward step between two times
+
+    def __call__(self, raw: float) -> float:
+        if self.last_raw is not None:
+            if raw < self.last_raw:
+                self.offset += self.last_raw - raw + self.step
+            elif raw > self.last_raw:
+                self.step = raw - self.last_raw
+        self.last_raw = raw
+        return raw + self.offset

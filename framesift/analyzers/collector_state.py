@@ -13,6 +13,7 @@ from framesift.analyzers.collector_pacing import Pacer
 from framesift.analyzers.collector_select import Pool
 from framesift.analyzers.collector_shots import Gate, ShotTracker
 from framesift.errors import EngineError
+from framesift.frame import Clock
 
 log = logging.getLogger("framesift.analyzers.collector")
 
@@ -51,20 +52,6 @@ class MemoryBank:
         self._vecs[self._pos] = e
         self._pos = (self._pos + 1) % self.capacity
         self._n = min(self._n + 1, self.capacity)
-
-
-@dataclass
-class Clock:
-    """Presentation time made monotonic across pts resets (reconnects, loops)."""
-
-    offset: float = 0.0
-    last_raw: float | None = None
-
-    def __call__(self, raw: float) -> float:
-        if self.last_raw is not None and raw < self.last_raw:
-            self.offset += self.last_raw - raw
-        self.last_raw = raw
-        return raw + self.offset
 
 
 @dataclass

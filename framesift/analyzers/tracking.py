@@ -26,7 +26,7 @@ from framesift.config.base import AnalyzerSpec, Strict
 from framesift.engines.base import Detector, Embedder, Segmenter
 from framesift.errors import ConfigError
 from framesift.events import Event, FrameDetections, LineCrossing, TrackEvent, ZoneOccupancy
-from framesift.frame import Frame
+from framesift.frame import Clock, Frame
 
 log = logging.getLogger("framesift.analyzers.tracking")
 
@@ -93,6 +93,7 @@ class _SourceState:
     tracks: dict[int, _Track] = field(default_factory=dict)
     zones: list[tuple[str, Any, int]] = field(default_factory=list)  # name, PolygonZone, last count
     lines: list[tuple[str, Any]] = field(default_factory=list)
+    clock: Clock = field(default_factory=Clock)  # the tracker takes times that never go back
 
 
 def make_tracker(frame_rate: float, activation: float, min_frames: int, lost_frames: int) -> Any:
@@ -190,7 +191,7 @@ class TrackingAnalyzer(DetectionAnalyzer):
     def update(self, frame: Frame, detections: Any) -> list[Event]:
         """Track ``detections`` of ``frame``; returns the events this frame causes."""
         st = self._state(frame.source_id)
-        now = frame.seconds
+        now = st.clock(frame.seconds)
         tracked = st.tracker.update(detections, timestamp=now)
         if tracked.tracker_id is not None and len(tracked):
             tracked = tracked[tracked.tracker_id >= 0]

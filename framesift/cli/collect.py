@@ -119,6 +119,7 @@ def collector_config(args: argparse.Namespace, store_dir: Path) -> CollectorConf
 def cmd_collect(args: argparse.Namespace) -> int:
     from framesift.analyzers.collector import Collector
     from framesift.cli.runner import run_pipeline
+    from framesift.cli.scenes import check_ray_options
     from framesift.config import parse_config, validate_model
     from framesift.config.engines import EngineConfig
     from framesift.engines.factory import build_embedder
@@ -127,6 +128,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from framesift.sinks.jsonl import JsonlSink
     from framesift.store.index import FrameStore
 
+    check_ray_options(args)
     max_bytes = None if args.max_size is None else retention_bytes(args.max_size, "--max-size")
     out = Path(args.out)
     store_dir = out / "store"
@@ -200,10 +202,6 @@ def _collect_on_ray(
         check_input(src)
     if args.realtime or args.fps is not None or args.metrics_port is not None:
         raise ConfigError("--ray: --realtime, --fps and --metrics-port are for a local run; drop them")
-    if args.shard_seconds <= 0:
-        raise ConfigError(
-            f"--shard-seconds: {args.shard_seconds} is not a duration (a number of seconds > 0)"
-        )
     tally, stats = run_on_ray(
         [str(s) for s in args.sources], ccfg, engine, collector, sinks, store,
         address=args.ray, manifest_dir=out / ".framesift-ray" / "collect",

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from framesift.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError
+from framesift.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, SinkError
 
 log = logging.getLogger("framesift.cli.detect")
 
@@ -159,17 +159,69 @@ def detect_config(args: argparse.Namespace, out: Path, source: str | None = None
     )
 
 
+def output_files(args: argparse.Namespace, out: Path) -> list[Path]:
+    """The files ``detect`` writes into ``out`` (``crops/`` aside)."""
+    names = ["detections.jsonl"]
+    if args.per_frame:
+        names.append("frames.jsonl")
+    if not args.no_video:
+        names.append("annotated.mp4")
+    return [out / name for name in names]
+
+
+def check_outputs(args: argparse.Namespace, out: Path) -> None:
+    """ConfigError (exit 2), before any model loads, where ``out`` is a file or one of the paths
+    ``detect`` writes in it is taken by something of the other kind."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"-o {out}: is a file; give a folder (created if missing)")
+    for path in output_files(args, out):
+        if path.is_dir():
+            raise ConfigError(
+                f"-o {out}: {path} is a folder where detect writes a file; remove it or choose another -o"
+            )
+    crops = out / "crops"
+    if crops.exists() and not crops.is_dir():
+        raise ConfigError(f"-o {out}: {crops} is a file where detect writes a folder of crops; remove it")
+
+
+def check_model(args: argparse.Namespace) -> None:
+    """ConfigError (exit 2) naming ``--model`` when it is neither a variant letter nor a file the
+    detector can load (checked before CLIP and the other models load)."""
+    from framesift.engines.models.yolo_world_export import VARIANTS, check_model_file
+
+    if str(args.model) not in VARIANTS:
+        check_model_file(args.model, "--model")
+
+
+def check_video_written(args: argparse.Namespace, folders: dict[Path, int]) -> None:
+    """SinkError (exit 1) when a folder whose source gave frames has no annotated video: the video
+    sink failed (its warning above says why); the other outputs are written."""
+    if args.no_video:
+        return
+    for out, frames in folders.items():
+        video = out / "annotated.mp4"
+        if frames and not video.is_file():
+            raise SinkError(
+                f"{video} was not written (see the video sink's warning above); the other outputs are in {out}",
+                sink="video",
+            )
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from framesift.analyzers.tracking import TrackingAnalyzer
     from framesift.cli.inputs import check_input
     from framesift.cli.runner import run_pipeline
+    from framesift.cli.scenes import check_ray_options
     from framesift.pipeline import Pipeline
 
     out = Path(args.output)
     for src in args.sources:
         check_input(src)  # before loading models or creating the output folder
+    check_ray_options(args)
+    check_model(args)
     if args.ray or len(args.sources) > 1:
         return _detect_many(args, out)
+    check_outputs(args, out)
     cfg = detect_config(args, out)
     pipeline = Pipeline(cfg)  # loads the models
     t0 = time.perf_counter()
@@ -184,6 +236,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if stopped_by == signal.SIGINT:
         print("framesift: interrupted (drained and flushed)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    check_video_written(args, {out: frames})
     return EXIT_OK
 
 
@@ -205,6 +258,8 @@ def _detect_many(args: argparse.Namespace, out: Path) -> int:
     if len(set(args.sources)) != len(args.sources):
         raise ConfigError("detect: a source is given twice; name each once")
     folders = output_folders(list(args.sources), out)
+    for folder in folders.values():
+        check_outputs(args, folder)
     job = FileRuns({src: detect_config(args, folders[src], src) for src in args.sources})
     t0 = time.perf_counter()
     if args.ray:
@@ -231,4 +286,6 @@ def _detect_many(args: argparse.Namespace, out: Path) -> int:
         print(f"{r.path}: {r.frames} frames, {r.tracks} tracks → {folders[r.path]}", file=sys.stderr)
     frames = sum(r.frames for r in results)
     print(f"{frames} frames in {dt:.1f}s ({frames / max(dt, 1e-9):.1f} fps)", file=sys.stderr)
+    if not args.ray:  # on a cluster the folders are the nodes'
+        check_video_written(args, {folders[r.path]: r.frames for r in results})
     return EXIT_OK

@@ -217,7 +217,7 @@ class SinkWorker:
             try:
                 self.sink.close()
             except Exception as exc:
-                self.last_error = repr(exc)
+                self.last_error = str(exc)
                 log.warning("sink %s failed to close: %s", self.name, exc)
 
     def _safe_flush(self) -> None:

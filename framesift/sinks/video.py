@@ -3,11 +3,17 @@
 Consumes ``detections`` events (:class:`framesift.events.FrameDetections`, one per
 frame, carrying the frame). Each source gets its own file; every output frame keeps the source
 frame's ``pts`` in the source's ``time_base`` so the video has the same frame count, rate and
-timestamps as the source. Files are written under a temporary name and renamed on close.
+timestamps as the source. Where a stream's timestamps go backwards or repeat (concatenated
+segments, a camera's clock reset), the frames after the jump are shifted to follow the last written
+one by one frame duration: every frame is written, and the jump is logged once per source.
+Frames are cropped to even sizes (yuv420p); a source whose frames are smaller than 2x2 gets no
+file (one warning, one failed write). Files are written under a temporary name and renamed on
+close; a file that cannot be finished leaves no temporary file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ from framesift.config.sinks import SinkSpec
 from framesift.errors import SinkError
 from framesift.events import Event, FrameDetections, SourceStatus
 from framesift.sinks.base import Sink
+from framesift.stream.split import even_size
 
 log = logging.getLogger("framesift.sinks.video")
 
@@ -79,14 +86,27 @@ class Annotator:
         return scene
 
 
+MIN_SIDE = 2  # yuv420p needs even sizes: a 1-pixel side would be cropped to nothing
+
+
 @dataclass
 class _Out:
     final: Path
     tmp: Path
     container: Any
     stream: Any
+    step: int  # one frame's duration in the stream's time base (at least 1)
     last_pts: int | None = None
     frames: int = 0
+    offset: int = 0  # added to source pts since the stream's timestamps last went backwards
+    rebased: int = 0  # frames whose pts were shifted
+
+
+def _discard(out: _Out) -> None:
+    """Close ``out``'s container without finishing it and remove its temporary file."""
+    with contextlib.suppress(OSError, av.FFmpegError, ValueError):
+        out.container.close()
+    out.tmp.unlink(missing_ok=True)
 
 
 class VideoSink(Sink):
@@ -112,6 +132,7 @@ class VideoSink(Sink):
         self.name = name
         self._outs: dict[str, _Out] = {}
         self._rates: dict[str, float] = {}  # each source's nominal rate, from its "up" status
+        self._refused: set[str] = set()  # sources whose frames cannot be encoded (too small)
 
     @classmethod
     def from_config(cls, cfg: VideoSinkConfig) -> VideoSink:
@@ -138,25 +159,56 @@ class VideoSink(Sink):
 
     def _open(self, source: str, frame: Any) -> _Out:
         final = self._target(source)
+        h, w = frame.height, frame.width
+        if h < MIN_SIDE or w < MIN_SIDE:
+            self._refused.add(source)  # one failure for the source, not one per frame
+            raise SinkError(
+                f"video sink {self.name!r}: {w}x{h} frames are too small to encode (at least "
+                f"{MIN_SIDE}x{MIN_SIDE}); {final} is not written",
+                sink=self.name,
+                transient=False,
+            )
         tmp = final.with_name(f".{final.stem}.partial{final.suffix}")
+        container = None
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             container = av.open(str(tmp), "w")
             fps = self.fps or self._rates.get(source) or frame.meta.get("fps") or 30
             rate = Fraction(fps).limit_denominator(100000)
             stream: Any = container.add_stream(self.codec, rate=rate)
-            h, w = frame.height, frame.width
-            stream.width, stream.height = w - w % 2, h - h % 2
+            stream.width, stream.height = even_size(w, h)
             stream.pix_fmt = "yuv420p"
             stream.time_base = frame.time_base
             stream.codec_context.time_base = frame.time_base
             if self.codec in ("libx264", "libx265"):
                 stream.options = {"crf": str(self.crf)}
         except (OSError, av.FFmpegError, ValueError) as exc:
+            if container is not None:
+                container.close()
+            tmp.unlink(missing_ok=True)
             raise SinkError(f"video sink {self.name!r}: cannot open {final}: {exc}", sink=self.name) from exc
-        out = _Out(final, tmp, container, stream)
+        step = max(1, round(1 / (rate * Fraction(frame.time_base)))) if frame.time_base else 1
+        out = _Out(final, tmp, container, stream, step)
         self._outs[source] = out
         return out
+
+    def _pts(self, out: _Out, source: str, pts: int) -> int:
+        """``pts`` in the output: shifted past the last written frame when the source's timestamps
+        went backwards or repeated (logged once per source)."""
+        if out.last_pts is not None and pts + out.offset <= out.last_pts:
+            if out.rebased == 0:
+                log.warning(
+                    "video sink %s: %s's timestamps go back (pts %d after %d); the frames from there "
+                    "on are shifted to follow the last written one",
+                    self.name,
+                    source,
+                    pts + out.offset,
+                    out.last_pts,
+                )
+            out.offset = out.last_pts + out.step - pts
+        if out.offset:
+            out.rebased += 1
+        return pts + out.offset
 
     def write(self, event: Event) -> None:
         if isinstance(event, SourceStatus):
@@ -168,14 +220,14 @@ class VideoSink(Sink):
         frame = event.frame
         if frame is None or not isinstance(frame.image, np.ndarray):
             return
-        out = self._outs.get(event.source) or self._open(event.source, frame)
-        if out.last_pts is not None and frame.pts <= out.last_pts:
-            log.warning("video sink %s: non-increasing pts %d skipped", self.name, frame.pts)
+        if event.source in self._refused:
             return
+        out = self._outs.get(event.source) or self._open(event.source, frame)
+        pts = self._pts(out, event.source, frame.pts)
         image = self.annotate(frame.image, event.detections)
         image = image[: out.stream.height, : out.stream.width]
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        vf.pts = frame.pts
+        vf.pts = pts
         vf.time_base = frame.time_base
         try:
             for packet in out.stream.encode(vf):
@@ -184,7 +236,7 @@ class VideoSink(Sink):
             raise SinkError(
                 f"video sink {self.name!r}: cannot write {out.final}: {exc}", sink=self.name
             ) from exc
-        out.last_pts = frame.pts
+        out.last_pts = pts
         out.frames += 1
 
     def close_source(self, source: str) -> Path | None:
@@ -197,13 +249,20 @@ class VideoSink(Sink):
                 out.container.mux(packet)
             out.container.close()
             os.replace(out.tmp, out.final)
-        except (OSError, av.FFmpegError) as exc:
-            out.tmp.unlink(missing_ok=True)
+        except (OSError, av.FFmpegError, ValueError) as exc:
+            _discard(out)
             raise SinkError(
                 f"video sink {self.name!r}: cannot finish {out.final}: {exc}", sink=self.name
             ) from exc
         return out.final
 
     def close(self) -> None:
+        """Finish every source's file; every one is tried, the first failure is raised."""
+        first: SinkError | None = None
         for source in list(self._outs):
-            self.close_source(source)
+            try:
+                self.close_source(source)
+            except SinkError as exc:
+                first = first or exc
+        if first is not None:
+            raise first

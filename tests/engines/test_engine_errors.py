@@ -1,5 +1,6 @@
-"""Bad input → one clear line naming what is available: EngineError for models and files,
-ConfigError for runtime/device/precision requests the engine plan refuses."""
+"""Bad input → one clear line naming what is available: ConfigError (exit 2) for model names, tags
+and checkpoint files the user gave and for runtime/device/precision requests the engine plan
+refuses; EngineError for exported graphs that do not fit."""
 
 from __future__ import annotations
 
@@ -25,14 +26,14 @@ def _one_line(exc: pytest.ExceptionInfo[EngineError] | pytest.ExceptionInfo[Conf
 
 
 def test_unknown_model_lists_close_matches() -> None:
-    with pytest.raises(EngineError) as exc:
+    with pytest.raises(ConfigError) as exc:
         ClipEmbedder("ViT-B-23", runtime="torch", device="cpu")
     msg = _one_line(exc)
     assert "unknown CLIP model 'ViT-B-23'" in msg and "ViT-B-32" in msg
 
 
 def test_unknown_pretrained_tag_lists_tags() -> None:
-    with pytest.raises(EngineError) as exc:
+    with pytest.raises(ConfigError) as exc:
         ClipEmbedder("ViT-B-32", pretrained="nope", runtime="torch", device="cpu")
     msg = _one_line(exc)
     assert "unknown pretrained tag 'nope'" in msg and "openai" in msg
@@ -40,7 +41,7 @@ def test_unknown_pretrained_tag_lists_tags() -> None:
 
 def test_missing_checkpoint_names_path(tmp_path: Path) -> None:
     missing = tmp_path / "weights.pt"
-    with pytest.raises(EngineError) as exc:
+    with pytest.raises(ConfigError) as exc:
         ClipEmbedder(TINY, checkpoint=str(missing), runtime="torch", device="cpu")
     msg = _one_line(exc)
     assert str(missing) in msg and "not found" in msg
@@ -50,7 +51,7 @@ def test_checkpoint_for_another_architecture(tmp_path: Path) -> None:
     register_tiny()
     ckpt = tmp_path / "d48.pt"
     torch.save(tiny_model(name=TINY_D48).state_dict(), ckpt)
-    with pytest.raises(EngineError) as exc:
+    with pytest.raises(ConfigError) as exc:
         ClipEmbedder(TINY, checkpoint=str(ckpt), runtime="torch", device="cpu")
     assert str(ckpt) in _one_line(exc)
 

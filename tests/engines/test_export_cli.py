@@ -66,7 +66,7 @@ def test_export_builds_caches_and_copies(
     [
         (["export"], 2, "say what to export"),
         (["export", "clip", "--model", TINY], 2, "give --pretrained TAG"),
-        (["export", "clip", "--model", "ViT-B-99", "--random-weights"], 1, "unknown CLIP model 'ViT-B-99'"),
+        (["export", "clip", "--model", "ViT-B-99", "--random-weights"], 2, "unknown CLIP model 'ViT-B-99'"),
     ],
 )
 def test_export_errors(argv: list[str], code: int, expect: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from framesift.engines.models.clip_preprocess import PreprocessCfg
+from framesift.engines.weights import check_weights_file, not_a_checkpoint
 from framesift.errors import ConfigError, EngineError
 
+CHECKPOINT_FIX = "give an open_clip .pt/.bin/.safetensors checkpoint of this model, or a pretrained tag"
 RANDOM_SEED = 0  # random weights (no pretrained, no checkpoint) are seeded: the same on every build
 
 
@@ -21,7 +23,7 @@ def list_clip_models() -> list[str]:
 
 
 def check_model_name(name: str) -> None:
-    """EngineError listing close matches when ``name`` is not an open_clip architecture."""
+    """ConfigError (exit 2) listing close matches when ``name`` is not an open_clip architecture."""
     import open_clip
 
     if open_clip.get_model_config(name.replace("/", "-")) is not None:
@@ -29,10 +31,9 @@ def check_model_name(name: str) -> None:
     models = list_clip_models()
     close = difflib.get_close_matches(name, models, n=5, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else f"e.g. {', '.join(models[:5])}"
-    raise EngineError(
+    raise ConfigError(
         f"unknown CLIP model {name!r}: {hint} (all {len(models)} names: python -c "
-        "'import open_clip; print(open_clip.list_models())')",
-        engine="clip",
+        "'import open_clip; print(open_clip.list_models())')"
     )
 
 
@@ -103,10 +104,9 @@ def _check_tag(model: str, tag: str) -> dict[str, Any]:
     cfg = open_clip.get_pretrained_cfg(model, tag)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(model)
-        raise EngineError(
+        raise ConfigError(
             f"unknown pretrained tag {tag!r} for CLIP model {model!r} "
-            f"(available: {', '.join(tags) or 'none; use a local checkpoint'})",
-            engine="clip",
+            f"(available: {', '.join(tags) or 'none; use a local checkpoint'})"
         )
     return dict(cfg)
 
@@ -150,12 +150,12 @@ def load_open_clip(
     weights: str | None = None
     pre_over: dict[str, Any] = {}
     if checkpoint is not None:
-        if not os.path.isfile(checkpoint):
-            raise EngineError(
+        if not os.path.exists(checkpoint):
+            raise ConfigError(
                 f"CLIP checkpoint not found: {checkpoint} (give an existing .pt/.bin/.safetensors file, "
-                "or set pretrained: TAG to let open_clip download weights)",
-                engine="clip",
+                "or set pretrained: TAG to let open_clip download weights)"
             )
+        check_weights_file(checkpoint, "CLIP", fix=CHECKPOINT_FIX)
         weights = checkpoint
     elif pretrained:
         tag_cfg = _check_tag(name, pretrained)
@@ -190,10 +190,10 @@ def load_open_clip(
                 force_preprocess_cfg=pre_over or None,
             )
     except Exception as exc:
-        what = f"checkpoint {checkpoint}" if checkpoint else f"pretrained {name}/{pretrained}"
-        hint = (
-            "" if checkpoint else " (no network? give a local checkpoint path; HF_HUB_OFFLINE=1 fails fast)"
-        )
+        if checkpoint is not None:  # the user's file: a usage error, in one line
+            raise not_a_checkpoint(checkpoint, f"CLIP {name}", exc, fix=CHECKPOINT_FIX) from None
+        what = f"pretrained {name}/{pretrained}"
+        hint = " (no network? give a local checkpoint path; HF_HUB_OFFLINE=1 fails fast)"
         raise EngineError(f"cannot load CLIP {what}: {exc}".splitlines()[0] + hint, engine="clip") from exc
     net = net.eval()
     cfg = PreprocessCfg.from_open_clip(open_clip.get_model_preprocess_cfg(net))

@@ -25,6 +25,7 @@ from framesift.engines.export import export_key, export_onnx, weights_hash
 from framesift.engines.models.detect_post import as_tensor_image
 from framesift.engines.plan import Artefact, EnginePlan, plan_engine
 from framesift.engines.runtimes.ort_runtime import OnnxSession
+from framesift.engines.weights import check_weights_file, not_a_checkpoint
 from framesift.errors import ConfigError, EngineError
 
 if TYPE_CHECKING:
@@ -45,12 +46,25 @@ PIXEL_STD = (58.395, 57.12, 57.375)
 OPSET = 17
 
 
+def checkpoint_path(checkpoint: str | Path | None) -> str | None:
+    """A SAM ``checkpoint`` option as a path, or None for random weights (None, '' or 'none', as
+    ``--sam-checkpoint none`` and ``checkpoint: none`` in a config say)."""
+    if checkpoint is None or str(checkpoint).strip().lower() in ("", "none"):
+        return None
+    return str(checkpoint)
+
+
 def build_reference(kind: str = "vit_t", checkpoint: str | Path | None = None) -> nn.Module:
-    """The reference ``Sam`` model of ``kind``; random weights when ``checkpoint`` is None."""
+    """The reference ``Sam`` model of ``kind``; random weights when ``checkpoint`` is None (or 'none').
+
+    A checkpoint that is missing, not a PyTorch file or made for another SAM model is a ConfigError
+    (one line, exit 2)."""
     if kind not in KINDS:
         raise ConfigError(f"unknown SAM model {kind!r} (available: {', '.join(KINDS)})")
-    if checkpoint is not None and not Path(checkpoint).exists():
-        raise ConfigError(f"SAM checkpoint {checkpoint} not found: pass an existing file or none")
+    path = checkpoint_path(checkpoint)
+    fix = f"pass a SAM {kind} checkpoint (.pt/.pth), or none for random weights"
+    if path is not None:
+        check_weights_file(path, f"SAM {kind}", fix=fix, formats=("torch", "pickle"))
     module = KINDS[kind]
     try:
         registry = __import__(module).sam_model_registry
@@ -58,7 +72,12 @@ def build_reference(kind: str = "vit_t", checkpoint: str | Path | None = None) -
         raise EngineError(
             f"exporting SAM {kind} needs the optional package: pip install {PACKAGES[module]}", engine="sam"
         ) from None
-    return registry[kind](checkpoint=None if checkpoint is None else str(checkpoint)).eval()
+    try:
+        return registry[kind](checkpoint=path).eval()
+    except Exception as exc:
+        if path is None:
+            raise
+        raise not_a_checkpoint(path, f"SAM {kind}", exc, fix=fix) from None
 
 
 def preprocess_shape(h: int, w: int, long_side: int = IMG_SIZE) -> tuple[int, int]:
@@ -251,6 +270,7 @@ class SamSegmenter(Segmenter):
             return self._export_cached(source)
         text = str(source)
         if text in KINDS:
+            checkpoint = checkpoint_path(checkpoint)
             if checkpoint is None:
                 log.warning("SAM %s with RANDOM weights (benchmark/test only)", text)
                 torch.manual_seed(0)

@@ -17,6 +17,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from framesift.engines.weights import check_weights_file, not_a_checkpoint
 from framesift.errors import ConfigError
 
 __all__ = ["HEIGHT", "WIDTH", "WINDOW", "build_network", "package_video", "package_weights"]
@@ -77,11 +78,13 @@ def build_network(weights: str | Path | None = None, *, conv3d: bool = False) ->
 
     path = resolve_weights(None if weights is None else str(weights))
     net = _classes()["TransNetV2Net"]()
+    fix = f"give the TransNetV2 state dict ({WEIGHTS_FILE}), or leave the weights unset for the package's"
+    check_weights_file(path, "TransNetV2", fix=fix)
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     except Exception as exc:
-        raise ConfigError(f"transnet weights: {path} is not a TransNetV2 state dict ({exc})") from None
+        raise not_a_checkpoint(path, "TransNetV2", exc, fix=fix) from None
     for m in net.modules():
         if hasattr(m, "conv3d"):
             m.conv3d = conv3d

@@ -39,6 +39,7 @@ from framesift.engines.models.yolo_world_export import (
     VARIANTS,
     WorldExport,
     build_reference,
+    check_model_file,
     export_cached,
     export_onnx,
     export_program,
@@ -283,14 +284,9 @@ class YoloWorld(Detector):
             log.warning("YOLO-World %s with RANDOM weights (benchmark/test only)", VARIANTS[text])
             torch.manual_seed(0)
             return build_reference(text), f"random-{text}"
-        path = Path(text)
-        if not path.exists():
-            raise ConfigError(
-                f"YOLO-World model {text!r} not found: pass an exported .onnx or .pt2, a .pt checkpoint, "
-                f"or a variant ({', '.join(VARIANTS)}) for random weights"
-            )
-        if path.suffix in (".onnx", ".pt2"):
-            return path, path.suffix[1:]
+        path = check_model_file(text)
+        if path.suffix.lower() in (".onnx", ".pt2"):
+            return path, path.suffix[1:].lower()
         return load_reference(path), path.name
 
     def text_embeddings(self, prompts: Sequence[str]) -> np.ndarray:

@@ -20,6 +20,7 @@ from framesift.engines.export import export_key, weights_hash
 from framesift.engines.export import export_onnx as export_graph
 from framesift.engines.plan import EnginePlan
 from framesift.engines.runtimes.base import Precision
+from framesift.engines.weights import file_format, not_a_checkpoint
 from framesift.errors import ConfigError, EngineError
 
 VARIANTS = {v: f"yolov8{v}-worldv2.yaml" for v in ("s", "m", "l", "x")}
@@ -55,16 +56,44 @@ def build_reference(variant: str = "s", num_classes: int = 1) -> nn.Module:
     return model.eval()
 
 
+MODEL_SUFFIXES = {".onnx": "onnx", ".pt2": "torch", ".pt": "torch"}  # suffix → file_format
+MODEL_FIX = "pass an exported .onnx or .pt2, an ultralytics .pt checkpoint, or s/m/l/x for random weights"
+
+
+def check_model_file(model: str | Path, option: str = "YOLO-World model") -> Path:
+    """``model`` (a file the detector loads, named by ``option`` in errors) as a Path; ConfigError,
+    one line, where it is missing, has a suffix no loader takes (ultralytics reads ``.pt`` only,
+    ONNX Runtime ``.onnx``, ``torch.export`` ``.pt2``) or its bytes are not of that kind."""
+    p = Path(model)
+    if not p.exists():
+        raise ConfigError(f"{option} {model!s}: no such file; {MODEL_FIX}")
+    kinds = ", ".join(MODEL_SUFFIXES)
+    if p.suffix.lower() not in MODEL_SUFFIXES or p.is_dir():
+        raise ConfigError(f"{option} {model!s}: not a YOLO-World model ({kinds}); {MODEL_FIX}")
+    try:
+        found = file_format(p)
+    except OSError as exc:
+        raise ConfigError(f"{option} {model!s}: cannot read it ({exc.strerror or exc})") from None
+    want = MODEL_SUFFIXES[p.suffix.lower()]
+    if found != want and not (want == "torch" and found == "pickle"):
+        raise ConfigError(
+            f"{option} {model!s}: not a YOLO-World model (its bytes are not a {p.suffix} file); {MODEL_FIX}"
+        )
+    return p
+
+
 def load_reference(path: str | Path) -> nn.Module:
-    """A YOLO-World v2 checkpoint (``.pt``) through ultralytics' own loader."""
+    """A YOLO-World v2 checkpoint (``.pt``) through ultralytics' own loader; a file it cannot load is
+    a ConfigError (one line)."""
+    p = check_model_file(path, "YOLO-World checkpoint")
     _ultralytics()
     from ultralytics.nn.tasks import load_checkpoint
 
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"YOLO-World checkpoint {p} not found: pass an existing .pt or .onnx path")
-    model, _ = load_checkpoint(str(p), device="cpu", fuse=False)
-    return model.float().eval()
+    try:
+        model, _ = load_checkpoint(str(p), device="cpu", fuse=False)
+        return model.float().eval()
+    except Exception as exc:
+        raise not_a_checkpoint(p, "YOLO-World", exc, fix=MODEL_FIX) from None
 
 
 class WorldExport(nn.Module):
