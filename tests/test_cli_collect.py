@@ -78,6 +78,9 @@ def test_collect_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["collect", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o"), "--model", "pixel",
                  "--no-progress"]) == 3  # fmt: skip
     assert "missing.mp4" in capsys.readouterr().err
+    for flag, value in (("--budget", "0"), ("--fps", "0"), ("--novelty", "5")):  # named as typed
+        assert main(["collect", str(clip), "-o", str(tmp_path / "o"), flag, value]) == 2
+        assert capsys.readouterr().err.startswith(f"framesift: error: {flag}: ")
     for size in ("0", "1KB"):  # retention would delete every frame the store takes
         assert main(["collect", str(clip), "-o", str(tmp_path / "o"), "--max-size", size]) == 2
         assert f"--max-size {size}: under 1MB" in capsys.readouterr().err

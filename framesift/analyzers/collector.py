@@ -134,8 +134,8 @@ class CollectorConfig(AnalyzerSpec):
                 raise ValueError("a total budget needs shots: true (it picks one frame per shot first)")
             if self.every_s is not None or any(getattr(self, k) for k, _ in WINDOWS):
                 raise ValueError(
-                    "budget (a total) goes alone: drop every_s and max_per_* (rate budgets are for "
-                    "live sources)"
+                    "budget (a total, --budget N) goes alone: drop every_s and max_per_* (--every, "
+                    "--budget N/h; rate budgets are for live sources)"
                 )
         return self
 

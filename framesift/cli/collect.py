@@ -113,7 +113,15 @@ def collector_config(args: argparse.Namespace, store_dir: Path) -> CollectorConf
         opts["prompt_threshold"] = args.prompt_threshold
     from framesift.config import validate_model
 
-    return validate_model(CollectorConfig, opts, where="collect")
+    flags = {
+        "budget": "--budget",
+        **{k: "--budget N/m|N/h|N/d" for k in ("max_per_minute", "max_per_hour", "max_per_day")},
+        "novelty_threshold": "--novelty",
+        "prompt_threshold": "--prompt-threshold",
+        "min_interval_s": "--min-interval",
+        "every_s": "--every",
+    }
+    return validate_model(CollectorConfig, opts, where="collect", flags=flags)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -145,9 +153,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
         ],
         "metrics": {"enabled": args.metrics_port is not None, "port": args.metrics_port or 0},
     }
-    cfg = parse_config(data, where="collect")
+    flags = {f"sources.{i}.target_fps": "--fps" for i in range(len(args.sources))}
+    cfg = parse_config(data, where="collect", flags=flags)
     engine_opts = {"model": args.model, "pretrained": args.pretrained, "checkpoint": args.checkpoint}
-    engine_cfg = validate_model(EngineConfig, engine_opts, where="collect: engine")
+    engine_cfg = validate_model(
+        EngineConfig, engine_opts, where="collect: engine", flags={k: f"--{k}" for k in engine_opts}
+    )
     embedder = build_embedder(engine_cfg)
     collector = Collector.from_config(ccfg, embedder)
     store = FrameStore(

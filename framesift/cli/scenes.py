@@ -146,7 +146,9 @@ def _config(args: argparse.Namespace) -> SceneChangeConfig:
         opts["transnet"] = transnet
     from framesift.config import validate_model
 
-    return validate_model(SceneChangeConfig, opts, where="scenes")
+    flags = {"min_score": "--threshold", "min_scene_len": "--min-scene-len", "labels": "--labels"}
+    flags |= {"transnet.weights": "--transnet-weights", "transnet.precision": "--transnet-precision"}
+    return validate_model(SceneChangeConfig, opts, where="scenes", flags=flags)
 
 
 def _engine(cfg: SceneChangeConfig, checkpoint: str | None, model: str) -> dict[str, Any]:

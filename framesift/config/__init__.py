@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from types import GenericAlias
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -269,11 +270,14 @@ def read_yaml(text: str, *, where: str = "config") -> Any:
         loader.dispose()
 
 
-def parse_config(data: Any, *, where: str = "config") -> PipelineConfig:
-    """Validate a parsed mapping; raises ConfigError with every problem listed."""
+def parse_config(
+    data: Any, *, where: str = "config", flags: Mapping[str, str] | None = None
+) -> PipelineConfig:
+    """Validate a parsed mapping; raises ConfigError with every problem listed (``flags``: see
+    :func:`~framesift.config.validation.validate_model`)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with 'sources:' at the top level")
-    return validate_model(pipeline_model(), data, where=where)
+    return validate_model(pipeline_model(), data, where=where, flags=flags)
 
 
 def read_config_text(path: str | os.PathLike[str]) -> str:

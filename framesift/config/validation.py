@@ -172,11 +172,14 @@ def _unknown_key(loc: tuple[Any, ...], root: Any) -> str:
     return f"{msg} ({hint}allowed: {', '.join(allowed)})"
 
 
-def format_validation_error(err: ValidationError, where: str, model: Any = None) -> str:
+def format_validation_error(
+    err: ValidationError, where: str, model: Any = None, flags: Mapping[str, str] | None = None
+) -> str:
     """One line per problem: ``where: field.path: what is wrong (allowed: ...)``.
 
     ``model`` is the type that was validated (a model class or any annotation); with it, an unknown
-    key lists the keys allowed in its place.
+    key lists the keys allowed in its place. ``flags``: the command-line option that set a field
+    (``{"budget": "--budget"}``), named instead of ``where: field``.
     """
     lines = []
     problems = err.errors()
@@ -195,7 +198,8 @@ def format_validation_error(err: ValidationError, where: str, model: Any = None)
             got = e.get("input")
             got_s = "" if isinstance(got, (dict, list)) or got is None else f" (got {clip_repr(got)})"
             msg = _clip_quoted(e["msg"]) + got_s
-        lines.append(f"{where}: {loc}: {msg}")
+        flag = (flags or {}).get(loc)
+        lines.append(f"{flag}: {msg}" if flag else f"{where}: {loc}: {msg}")
     if len(problems) > MAX_PROBLEMS:
         lines.append(f"{where}: ... and {len(problems) - MAX_PROBLEMS} more problems (fix these first)")
     return "\n".join(lines)
@@ -204,9 +208,12 @@ def format_validation_error(err: ValidationError, where: str, model: Any = None)
 M = TypeVar("M", bound=BaseModel)
 
 
-def validate_model(model: type[M], data: dict[str, Any], *, where: str) -> M:
-    """``model(**data)``, or ConfigError with one line per problem (``where: field: what is wrong``)."""
+def validate_model(
+    model: type[M], data: dict[str, Any], *, where: str, flags: Mapping[str, str] | None = None
+) -> M:
+    """``model(**data)``, or ConfigError with one line per problem (``where: field: what is wrong``,
+    or ``--flag: what is wrong`` for a field in ``flags``)."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, where, model)) from None
+        raise ConfigError(format_validation_error(err, where, model, flags)) from None

@@ -57,6 +57,4 @@ def test_out_of_range_option_exit_2_one_line(tmp_path: Path, capsys: pytest.Capt
     a = write_clip(tmp_path / "a.mp4", segments=(8,), width=96, height=64)
     assert main(["scenes", str(a.path), "--min-scene-len", "0", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        "framesift: error: scenes: min_scene_len: Input should be greater than or equal to 1 (got 0)"
-    ]
+    assert err == ["framesift: error: --min-scene-len: Input should be greater than or equal to 1 (got 0)"]
