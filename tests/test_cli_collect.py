@@ -81,6 +81,13 @@ def test_collect_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     for flag, value in (("--budget", "0"), ("--fps", "0"), ("--novelty", "5")):  # named as typed
         assert main(["collect", str(clip), "-o", str(tmp_path / "o"), flag, value]) == 2
         assert capsys.readouterr().err.startswith(f"framesift: error: {flag}: ")
+    assert main(["collect", str(clip), "-o", str(tmp_path / "o"), "--prompt-threshold", "0.3"]) == 2
+    assert "--prompt-threshold applies with --prompt" in capsys.readouterr().err
+    assert (
+        main(["detect", str(clip), "--prompt", "x", "--calibration", str(clip), "-o", str(tmp_path / "d")])
+        == 2
+    )
+    assert "--calibration applies with --precision int8" in capsys.readouterr().err
     for size in ("0", "1KB"):  # retention would delete every frame the store takes
         assert main(["collect", str(clip), "-o", str(tmp_path / "o"), "--max-size", size]) == 2
         assert f"--max-size {size}: under 1MB" in capsys.readouterr().err

@@ -110,6 +110,10 @@ def collector_config(args: argparse.Namespace, store_dir: Path) -> CollectorConf
     if args.novelty is not None:
         opts["novelty_threshold"] = args.novelty
     if args.prompt_threshold is not None:
+        if not args.prompt:
+            raise ConfigError(
+                "--prompt-threshold applies with --prompt TEXT (it is the bar a prompt match clears)"
+            )
         opts["prompt_threshold"] = args.prompt_threshold
     from framesift.config import validate_model
 

@@ -74,6 +74,8 @@ def engine_configs(args: argparse.Namespace) -> dict[str, Any]:
     prompts = list(args.prompt)
     if not prompts or any(not p.strip() for p in prompts):
         raise ConfigError("no prompts given: name what to find with --prompt, e.g. --prompt forklift")
+    if args.calibration is not None and args.precision != "int8":
+        raise ConfigError("--calibration applies with --precision int8 (it calibrates the INT8 engine)")
     pretrained = None if str(args.clip_pretrained).lower() == "none" else args.clip_pretrained
     out: dict[str, Any] = {
         "detector": {

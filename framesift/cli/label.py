@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from framesift.cli.detect import add_model_args, engine_configs
+from framesift.cli.detect import add_model_args, check_model, engine_configs
 from framesift.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError
 
 DEFAULT_CHUNK = 256  # frames per chunk with --ray
@@ -85,6 +85,7 @@ def label_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     if args.ray:
         folder = folder.absolute()
     source = label_source(folder, args.source)  # bad input fails before models load
+    check_model(args)
     out = Path(args.output) if args.output else default_output(folder, args.fmt)
     engines = engine_configs(args)
     if args.ray:

@@ -154,6 +154,10 @@ def _config(args: argparse.Namespace) -> SceneChangeConfig:
 def _engine(cfg: SceneChangeConfig, checkpoint: str | None, model: str) -> dict[str, Any]:
     """The pipeline's ``engine:``: CLIP from ``checkpoint`` where the mode or labels need it."""
     if not cfg.uses_embedder():
+        if checkpoint:
+            raise ConfigError(
+                f"--checkpoint applies with --mode clip or hybrid, or --labels (this is --mode {cfg.mode})"
+            )
         return {"model": "pixel"}
     if not checkpoint:
         pass_it = "pass --checkpoint /path/to/open_clip_weights.pt (no weights ship with framesift)"

@@ -58,3 +58,5 @@ def test_out_of_range_option_exit_2_one_line(tmp_path: Path, capsys: pytest.Capt
     assert main(["scenes", str(a.path), "--min-scene-len", "0", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["framesift: error: --min-scene-len: Input should be greater than or equal to 1 (got 0)"]
+    assert main(["scenes", str(a.path), "--checkpoint", str(tmp_path / "w.pt"), "-o", str(tmp_path)]) == 2
+    assert "--checkpoint applies with --mode clip or hybrid" in capsys.readouterr().err  # not ignored
