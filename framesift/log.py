@@ -245,6 +245,8 @@ class ConsoleHandler(logging.StreamHandler):
         try:
             from tqdm import tqdm
 
+            if getattr(self.stream, "closed", False):  # the stream it was given is gone: stderr now
+                self.stream = sys.stderr
             tqdm.write(self.format(record), file=self.stream)
         except Exception:
             self.handleError(record)

@@ -301,11 +301,8 @@ class ShotTracker:
             self._drifted(ref, c)
             # within HOLD_S: a transition the detector missed (a new shot), not a long shot's drift
             abrupt = bool(self.held) and 1.0 - float(np.dot(self.held[0].emb, c.emb)) >= self.drift
-            if abrupt and self._fresh(seg, c):
-                seg.anchor = c.emb  # the change the segment opened on went on: still its opening
-            else:
-                closed += self._close()
-                seg = self.segment = Segment("shot" if abrupt else "novel", c.time)
+            closed += self._close()
+            seg = self.segment = Segment("shot" if abrupt else "novel", c.time)
         if seg.anchor is None and c.ok:
             seg.anchor = c.emb
         self.held.append(c)
@@ -320,13 +317,6 @@ class ShotTracker:
             closed.append(Segment(seg.kind, seg.start, c.time, seg.best, [], seg.anchor))
             seg.picked = True
         return closed
-
-    @staticmethod
-    def _fresh(seg: Segment, c: Candidate) -> bool:
-        """``seg`` opened under :data:`HOLD_S` before ``c`` and nothing has settled into it yet: an
-        abrupt change this soon is the rest of the change it opened on (a flash, the tail of a mix
-        the detector cut short), not a shot of its own, which would take a keep from the budget."""
-        return seg.best is None and not seg.picked and c.time - seg.start <= HOLD_S
 
     def _reference(self, seg: Segment) -> np.ndarray | None:
         """What drift is measured from: the segment's best frame so far, held ones included (steady

@@ -295,30 +295,6 @@ def test_a_mix_is_never_what_a_drift_is_measured_from() -> None:
     ]
 
 
-def test_a_change_that_goes_on_past_a_cut_opens_no_second_shot() -> None:
-    """The detector reports a cut; the first frame after it is still unlike the shot (a flash, the
-    tail of a mix in the footage itself), and the shot settles a quarter second later. That is one
-    shot, one segment: a segment for the flash took a keep from the budget."""
-    a, flash, b = [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]
-    tracker = ShotTracker(delay_frames=0, drift=0.35, decide_after_s=None, extras=2)
-    closed = []
-    for i in range(7):
-        closed += tracker.add(_cand(i, a), i + 2)
-    closed += tracker.boundary(8, 8, 8, gradual=False)  # frames 7..9 are the cut's margin
-    for i, emb in enumerate([flash] + [b] * 8, start=10):
-        closed += tracker.add(_cand(i, emb), i + 2)
-    closed += tracker.end()
-    assert [(s.kind, s.start) for s in closed] == [("shot", 0.0), ("shot", 2.5)]
-    assert closed[1].best is not None and float(closed[1].best.emb @ np.asarray(b)) > 0.99
-    # a second later it is a shot of its own (a cut the detector missed)
-    tracker = ShotTracker(delay_frames=0, drift=0.35, decide_after_s=None, extras=2)
-    closed = tracker.boundary(0, 0, 0, gradual=False)
-    for i, emb in enumerate([flash] * 6 + [b] * 8):
-        closed += tracker.add(_cand(i, emb), i + 2)
-    closed += tracker.end()
-    assert [s.start for s in closed] == [0.0, 1.5]
-
-
 def _seg(kind: str, best: Candidate, *extras: Candidate) -> Segment:
     s = Segment(kind, best.time, best=best)
     s.extras = list(extras)

@@ -354,10 +354,11 @@ class ImagesSource(Source):
                 keyframe=True,
                 meta={"path": path, "name": self._name(path)},
             )
-        if self.stats.frames_decoded == 0 and self.stats.decode_errors:
+        unreadable = self.stats.extra.get("unreadable", 0)
+        if self.stats.frames_decoded == 0 and unreadable == self.stats.decode_errors > 0:
             raise SourceError(
-                f"{self.cfg.path}: none of its {self.stats.decode_errors} images could be read (see the "
-                "warnings above; check the files)"
+                f"{self.cfg.path}: none of its {unreadable} images could be read (see the warnings "
+                "above; check the files)"
             )
 
     def _name(self, path: str) -> str:
