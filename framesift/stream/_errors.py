@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import re
 import stat
+from typing import Any
 
 import av
 import av.error
 
 from framesift.errors import DecodeError, SourceError
 from framesift.log import redact
+
+ATTACHED_PIC = 1024  # FFmpeg's AV_DISPOSITION_ATTACHED_PIC: a still picture stored with the file
 
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
 
@@ -164,9 +167,26 @@ def open_error(
     return SourceError(f"{name}: cannot open ({reason(exc)})", source=name)
 
 
+def _cover_art(stream: Any) -> bool:
+    return bool(int(getattr(stream, "disposition", 0) or 0) & ATTACHED_PIC)
+
+
+def video_stream(name: str, container: av.container.InputContainer) -> Any:
+    """The first video stream of ``container`` that is not a picture attached to the file (an
+    album's cover art is one image, not a video); DecodeError (one line) when there is none."""
+    for s in container.streams.video:
+        if not _cover_art(s):
+            return s
+    raise no_video_error(name, container)
+
+
 def no_video_error(name: str, container: av.container.InputContainer) -> DecodeError:
     kinds = (
-        ", ".join(f"{s.type} {getattr(s.codec_context, 'name', '?')}" for s in container.streams) or "none"
+        ", ".join(
+            f"{s.type} {getattr(s.codec_context, 'name', '?')}{' (cover art)' if _cover_art(s) else ''}"
+            for s in container.streams
+        )
+        or "none"
     )
     return DecodeError(f"{name}: has no video stream (streams: {kinds}; give a file with video)", source=name)
 

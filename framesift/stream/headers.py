@@ -13,7 +13,7 @@ from typing import Any
 import av
 import numpy as np
 
-from framesift.stream._errors import check_local_file, no_video_error, open_error
+from framesift.stream._errors import check_local_file, open_error, video_stream
 from framesift.stream.orient import quarter_turns
 
 
@@ -112,9 +112,7 @@ def open_video(path: str) -> Iterator[tuple[Any, Any]]:
     except (av.error.FFmpegError, OSError) as exc:
         raise open_error(exc, path) from None
     with c:
-        if not c.streams.video:
-            raise no_video_error(path, c)
-        yield c, c.streams.video[0]
+        yield c, video_stream(path, c)
 
 
 def video_packets(path: str) -> tuple[np.ndarray, np.ndarray]:

@@ -16,9 +16,9 @@ from framesift.log import redact, register_url_secrets
 from framesift.stream._errors import (
     check_local_file,
     is_url,
-    no_video_error,
     open_error,
     unsupported_codec_error,
+    video_stream,
 )
 from framesift.stream.headers import turns
 
@@ -70,9 +70,7 @@ def _describe(
     container: av.container.InputContainer, name: str, url_or_path: str, decoder: str, live: bool
 ) -> tuple[dict[str, Any], Any, float | None]:
     """``(info, video stream, duration)`` from the opened container's header."""
-    if not container.streams.video:
-        raise no_video_error(name, container)
-    s = container.streams.video[0]
+    s = video_stream(name, container)
     cc = s.codec_context
     codec = getattr(cc, "name", None) or "unknown"
     if cc is None or codec == "none" or cc.codec is None or not cc.codec.is_decoder:

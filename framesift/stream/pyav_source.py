@@ -21,10 +21,10 @@ from framesift.frame import Frame
 from framesift.log import redact
 from framesift.stream._errors import (
     check_local_file,
-    no_video_error,
     open_error,
     reason,
     unsupported_codec_error,
+    video_stream,
 )
 from framesift.stream.base import Source, StreamInfo
 from framesift.stream.orient import coded_target, quarter_turns, upright
@@ -168,9 +168,7 @@ class PyAVSource(Source):
         return {}
 
     def _setup_stream(self, container: InputContainer) -> VideoStream:
-        if not container.streams.video:
-            raise no_video_error(self.input_name, container)
-        stream = container.streams.video[0]
+        stream = video_stream(self.input_name, container)
         cc = stream.codec_context
         codec = getattr(cc, "name", None) or "unknown"
         if cc is None or codec == "none" or cc.codec is None or not cc.codec.is_decoder:

@@ -401,3 +401,22 @@ def test_a_stream_of_undecodable_packets_is_reported_without_errno(tmp_path: Pat
     msg = str(err.value)
     assert "packets in a row could not be decoded" in msg
     assert "Errno" not in msg and not re.search(r"\d{6,}", msg), msg
+
+
+def test_an_audio_file_with_cover_art_is_not_a_video(tmp_path: Path) -> None:
+    """An MP3 with its album picture attached holds a "video" stream of one still: it is refused in
+    one line (it used to play as a one-frame video), and the CLI says so with exit 3."""
+    cover, song = tmp_path / "cover.png", tmp_path / "song.mp3"
+    cv2.imwrite(str(cover), np.full((32, 32, 3), 200, np.uint8))
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-i", str(cover), "-map", "0",
+         "-map", "1", "-c:v", "mjpeg", "-disposition:v", "attached_pic", str(song)],
+        check=True,
+    )  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "framesift", "scenes", str(song), "-o", str(tmp_path / "o"), "--no-progress"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == EXIT_INPUT, proc.stderr
+    assert "has no video stream" in proc.stderr and "(cover art)" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
