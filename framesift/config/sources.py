@@ -47,6 +47,10 @@ def check_url(url: str) -> str:
 NetURL = Annotated[str, AfterValidator(check_url)]
 
 
+#: The sides a source may scale its frames to (``width``, ``height``), in pixels.
+MIN_SIDE, MAX_SIDE = 16, 16384
+
+
 class BufferConfig(Strict):
     """Per-source ring buffer. ``on_full`` defaults to drop_oldest for live sources, block for files."""
 
@@ -79,8 +83,8 @@ class SourceSpec(PluginSpec):
     decoder: Literal["auto", "pyav", "opencv", "pyav-cuda", "nvcodec"] = "auto"
     target_fps: float | None = Field(None, gt=0)
     keyframes_only: bool = False
-    width: int | None = Field(None, ge=16, le=16384)
-    height: int | None = Field(None, ge=16, le=16384)
+    width: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE)
+    height: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE)
     pixel_format: Literal["rgb24", "bgr24", "gray"] = "rgb24"
     threads: int = Field(0, ge=0, le=64, description="decoder threads; 0 = FFmpeg's choice")
     max_frames: int | None = Field(None, ge=1, description="end the source after this many frames")

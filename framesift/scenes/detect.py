@@ -10,6 +10,7 @@ from typing import Any
 
 from framesift.analyzers.scene_change import SceneChangeConfig
 from framesift.config import PipelineConfig, parse_config
+from framesift.config.sources import MAX_SIDE, MIN_SIDE
 from framesift.engines.base import Embedder
 from framesift.errors import DecodeError
 from framesift.pipeline import Pipeline
@@ -30,13 +31,10 @@ def analysis_width(cfg: SceneChangeConfig, *, pictures: bool) -> int:
     return DECODE_WIDTH
 
 
-MIN_SIDE, MAX_SIDE = 16, 16384  # the sides a source's ``width``/``height`` may have
-
-
 def analysis_size(path: str, target: int = DECODE_WIDTH) -> tuple[int, int] | None:
     """The small frame size scenes are found on: ``target`` wide (even height, aspect kept), or the
     video's own size when it is narrower; None when the header says nothing. Both sides stay within
-    :data:`MIN_SIDE`..:data:`MAX_SIDE`: a panorama's height is raised to the minimum (the picture is
+    :data:`~framesift.config.sources.MIN_SIDE`..:data:`~framesift.config.sources.MAX_SIDE`: a panorama's height is raised to the minimum (the picture is
     stretched a little), a very tall video is narrowed so its height fits the maximum."""
     target = min(MAX_SIDE, max(MIN_SIDE, target))
     size = frame_size(path)

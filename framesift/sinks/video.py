@@ -86,9 +86,6 @@ class Annotator:
         return scene
 
 
-MIN_SIDE = 2  # yuv420p needs even sizes: a 1-pixel side would be cropped to nothing
-
-
 @dataclass
 class _Out:
     final: Path
@@ -160,11 +157,11 @@ class VideoSink(Sink):
     def _open(self, source: str, frame: Any) -> _Out:
         final = self._target(source)
         h, w = frame.height, frame.width
-        if h < MIN_SIDE or w < MIN_SIDE:
+        if 0 in even_size(w, h):  # a 1-pixel side is cropped to nothing
             self._refused.add(source)  # one failure for the source, not one per frame
             raise SinkError(
                 f"video sink {self.name!r}: {w}x{h} frames are too small to encode (at least "
-                f"{MIN_SIDE}x{MIN_SIDE}); {final} is not written",
+                f"2x2); {final} is not written",
                 sink=self.name,
                 transient=False,
             )

@@ -135,8 +135,7 @@ def _copy(path: Path, starts: Sequence[int], folder: Path, stem: str) -> list[Pa
                 writer.write(held)
             writer.close()
         except CannotCopy:
-            writer.abort()
-            writer.remove_written()
+            writer.remove_written()  # the half-written file goes in ``finally``
             raise
         finally:
             writer.abort()
