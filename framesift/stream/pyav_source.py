@@ -84,6 +84,7 @@ class PyAVSource(Source):
         self._reading = False
         self._reader: int | None = None
         self._index = 0
+        self._dropped = 0  # corrupt frames skipped since the last frame numbered (they keep their numbers)
         # shot_frames: 48x27 RGB as TransNetV2's reference makes them (frame.meta["shot"]); the image
         # itself when the source asks for that size
         self._shot = ShotScaler() if cfg.shot_frames else None
@@ -202,13 +203,21 @@ class PyAVSource(Source):
                 if self._stop.is_set():
                     self.close_container()
 
-    def video_frames(self) -> Iterator[VideoFrame]:
-        """The decoded frames as PyAV gives them, in the order and with the skips of :meth:`frames`
-        (frame ``i`` here is frame index ``i`` there); for re-encoding without a conversion."""
+    def video_frames(self) -> Iterator[tuple[int, VideoFrame]]:
+        """The decoded frames as PyAV gives them, numbered as :meth:`frames` numbers a whole file;
+        for re-encoding without a conversion."""
         container, stream = self._container, self._stream
         if container is None or stream is None:
             raise SourceError(f"{self.input_name}: source is not open (call open() first)", source=self.id)
-        yield from self._decode(container, stream)
+        for f in self._decode(container, stream):
+            yield self._next_index(), f
+
+    def _next_index(self) -> int:
+        """The next frame's number when frames are counted: a corrupt frame skipped keeps its number,
+        as in FFmpeg's count (which outputs it), so the frames after it keep theirs."""
+        idx = self._index + self._dropped
+        self._index, self._dropped = idx + 1, 0
+        return idx
 
     def _frames(self, container: InputContainer, stream: VideoStream) -> Iterator[Frame]:
         cfg = self.cfg
@@ -242,10 +251,9 @@ class PyAVSource(Source):
                 t_raw = raw * tb
                 if pts_index and rate:
                     idx = round((t_raw - origin) * rate) + round(pts_offset * tb * rate)
-                    self._index = idx + 1
+                    self._index, self._dropped = idx + 1, 0
                 else:
-                    idx = self._index
-                    self._index += 1
+                    idx = self._next_index()
                 self.stats.frames_decoded += 1
                 fps = meter.tick()
                 if fps is not None:
@@ -354,6 +362,7 @@ class PyAVSource(Source):
                     for f in decoded:
                         if f.is_corrupt:
                             self.stats.decode_errors += 1
+                            self._dropped += 1
                             continue
                         consecutive = 0
                         decoded_any = True

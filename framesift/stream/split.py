@@ -55,8 +55,8 @@ def split_scenes(
     cur, first_pts = -1, 0
     rate = Fraction(src.stream_info.fps or 25).limit_denominator(1001)
     try:
-        for index, frame in enumerate(src.video_frames()):
-            if index == 0 and 0 in even_size(frame.width, frame.height):
+        for index, frame in src.video_frames():
+            if out is None and 0 in even_size(frame.width, frame.height):
                 log.warning(
                     "%s: frames of %dx%d are too small to encode as H.264 (2x2 at least): its scenes "
                     "are not split into files (the scene list and the other outputs are written)",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import av
+import av.error
 import numpy as np
 import pytest
 
@@ -175,12 +176,31 @@ def test_corrupted_middle_counts_errors_and_goes_on(tmp_path: Path, codec: str, 
     bad.write_bytes(bytes(data))
     src = build_source(FileSourceConfig(path=str(bad)))
     src.open()
-    codes = barcodes(list(src.frames()))
+    frames = list(src.frames())
     src.close()
+    codes = barcodes(frames)
     assert src.stats.decode_errors > 0
     assert codes[:15] == list(range(15))  # before the damage: everything
     assert codes[-5:] == [45, 46, 47, 48, 49]  # decoding went on after it
     assert len(codes) < 50
+    # frame numbers are FFmpeg's count, which includes the corrupt frames skipped here
+    assert [f.index for f in frames] == [ffmpeg_count(bad)[f.pts] for f in frames]
+
+
+def ffmpeg_count(path: Path) -> dict[int, int]:
+    """pts → frame number as FFmpeg counts the frames it outputs (corrupt ones included; a packet
+    that does not decode gives none)."""
+    counted: dict[int, int] = {}
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        for packet in c.demux(stream):
+            try:
+                decoded = stream.codec_context.decode(packet)
+            except av.error.InvalidDataError:
+                continue
+            for f in decoded:
+                counted[f.pts] = len(counted)
+    return counted
 
 
 def test_gpu_decoders_raise_clear_error(make_clip) -> None:
