@@ -38,6 +38,29 @@ def test_help_has_no_restructuredtext_markup() -> None:
         assert "``" not in text and ":class:" not in text, name
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["scenes", "a.mp4", "--min-scene-len", "abc"], "framesift scenes: error: argument --min-scene-len: "
+         "invalid int value: 'abc' (see framesift scenes --help)"),
+        (["collect", "a.mp4", "--nope"], "framesift collect: error: unrecognized arguments: --nope "
+         "(see framesift collect --help)"),
+        (["scenes"], "framesift scenes: error: the following arguments are required: VIDEO "
+         "(see framesift scenes --help)"),
+        (["--nope"], "framesift: error: unrecognized arguments: --nope (see framesift --help)"),
+    ],
+)  # fmt: skip
+def test_a_usage_error_is_one_line_naming_the_commands_help(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from framesift.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == line + "\n"
+
+
 class _Tty(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -12,6 +12,7 @@ import importlib
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from framesift import __version__
 from framesift.errors import EXIT_INTERRUPTED, EXIT_USAGE, FramesiftError
@@ -34,8 +35,19 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class Parser(argparse.ArgumentParser):
+    """argparse with one line per usage error (no usage block above it) naming where help is."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}  # the subcommands' parsers, by name
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
         prog="framesift",
         description="Real-time video stream processor for foundation models.",
         epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage/config error, 3 input unreadable, "
@@ -53,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    parser.commands = dict(sub.choices)
     for p in [parser, *sub.choices.values()]:  # help reads as plain text, not reStructuredText
         p.description = plain_text(p.description)
         p.epilog = plain_text(p.epilog)
@@ -74,7 +87,10 @@ def plain_text(text: str | None) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (also used by ``python -m framesift``)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command they were given to, whose --help lists what it takes
+        where = parser.commands.get(getattr(args, "command", None) or "", parser)
+        where.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

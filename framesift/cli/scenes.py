@@ -68,10 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", metavar="PATH", help="local open_clip weights for hybrid/clip/labels")
     p.add_argument("--model", default="ViT-B-32", help="open_clip architecture of --checkpoint")
-    p.add_argument("--min-scene-len", type=int, default=None, metavar="FRAMES")
+    p.add_argument(
+        "--min-scene-len",
+        type=int,
+        default=None,
+        metavar="FRAMES",
+        help="a boundary closer than FRAMES to the previous one is ignored (default 8)",
+    )
     p.add_argument("--threshold", type=float, default=None, metavar="D", help="absolute floor for a cut")
     p.add_argument("--no-html", action="store_true", help="skip the HTML report")
-    p.add_argument("--no-thumbnails", action="store_true")
+    p.add_argument("--no-thumbnails", action="store_true", help="write no thumbnail images")
     p.add_argument(
         "-j",
         "--jobs",
@@ -80,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="worker processes; 1 (default): one pipeline with every video as a source, which measured "
         "faster on 2 cores (bench/RESULTS.md); more can help on many cores",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_ray_options(p)
     p.set_defaults(func=run)
 
