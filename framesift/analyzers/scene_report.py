@@ -73,7 +73,8 @@ class SceneReporter:
         if self.last_time is not None and t > self.last_time:
             self.steps.append(t - self.last_time)
         self.last_time = t
-        self.frames += 1
+        self.frames = frame.index + 1  # the stream's frames so far, in its own numbering (a frame
+        # that could not be decoded, or one a sampled source skipped, is counted)
         self.recent.append(frame)
         if self._embed is not None:
             self._sample(frame, t)

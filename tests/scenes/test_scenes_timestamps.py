@@ -15,6 +15,7 @@ from framesift.cli import main
 from framesift.samples import write_clip, write_vfr_clip
 from framesift.scenes import detect_scenes
 from framesift.scenes.outputs import edl_timecode
+from tests.stream.helpers import corrupt_middle, ffmpeg_count
 
 TREE = Path("/usr/share/doc/opencv-doc/examples/data/tree.avi")
 
@@ -97,3 +98,20 @@ def test_corrupt_packet_is_skipped_and_decoding_goes_on(
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     eof = [e for e in events if e["type"] == "source_status" and e["state"] == "eof"]
     assert eof and eof[-1]["frames"] >= 199
+
+
+def test_frame_numbers_after_a_corrupt_frame_are_ffmpegs(tmp_path: Path) -> None:
+    """A damaged transport stream (a frame decoded as corrupt, skipped): the cut after the damage
+    and the scene list's length are in FFmpeg's frame numbers, as the times are in its times."""
+    info = write_clip(tmp_path / "c.ts", segments=(40, 40), width=160, height=120, gop=10)
+    bad = corrupt_middle(info.path, tmp_path / "bad.ts", 0.2, 0.35)
+    counted = ffmpeg_count(bad)
+    with av.open(str(bad)) as c:
+        s = c.streams.video[0]
+        tb, t0 = s.time_base, s.start_time or 0
+    # the second shot's first frame: 1.6 s in (the timestamps survive the damage; two packets did not)
+    cut = counted[min(pts for pts in counted if (pts - t0) * tb >= Fraction(40, 25))]
+    assert cut < 40
+    sl = detect_scenes(bad)
+    assert sl.scenes[-1].start == cut  # (the damaged frames may open a scene of their own)
+    assert sl.frames == len(counted)

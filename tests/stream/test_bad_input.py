@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import av
-import av.error
 import numpy as np
 import pytest
 
@@ -19,7 +18,7 @@ from framesift.stream.factory import build_source
 from framesift.stream.sources.device import DeviceSourceConfig
 from framesift.stream.sources.file import FileSourceConfig
 from framesift.stream.sources.rtsp import RtspSourceConfig
-from tests.stream.helpers import barcodes, read_all
+from tests.stream.helpers import barcodes, corrupt_middle, ffmpeg_count, read_all
 
 
 def closed_port() -> int:
@@ -167,13 +166,7 @@ def test_truncated_file_delivers_frames_up_to_the_cut(tmp_path: Path, ext: str) 
 @pytest.mark.parametrize(("codec", "ext"), [("h264", ".ts"), ("mjpeg", ".mkv")])
 def test_corrupted_middle_counts_errors_and_goes_on(tmp_path: Path, codec: str, ext: str) -> None:
     info = write_clip(tmp_path / f"clip{ext}", segments=(50,), codec=codec, width=160, height=120, gop=10)
-    data = bytearray(info.path.read_bytes())
-    rng = np.random.default_rng(0)
-    n = len(data)
-    for off in range(n * 4 // 10, n * 6 // 10, 97):
-        data[off : off + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
-    bad = tmp_path / f"bad{ext}"
-    bad.write_bytes(bytes(data))
+    bad = corrupt_middle(info.path, tmp_path / f"bad{ext}", 0.4, 0.6)
     src = build_source(FileSourceConfig(path=str(bad)))
     src.open()
     frames = list(src.frames())
@@ -185,22 +178,6 @@ def test_corrupted_middle_counts_errors_and_goes_on(tmp_path: Path, codec: str, 
     assert len(codes) < 50
     # frame numbers are FFmpeg's count, which includes the corrupt frames skipped here
     assert [f.index for f in frames] == [ffmpeg_count(bad)[f.pts] for f in frames]
-
-
-def ffmpeg_count(path: Path) -> dict[int, int]:
-    """pts → frame number as FFmpeg counts the frames it outputs (corrupt ones included; a packet
-    that does not decode gives none)."""
-    counted: dict[int, int] = {}
-    with av.open(str(path)) as c:
-        stream = c.streams.video[0]
-        for packet in c.demux(stream):
-            try:
-                decoded = stream.codec_context.decode(packet)
-            except av.error.InvalidDataError:
-                continue
-            for f in decoded:
-                counted[f.pts] = len(counted)
-    return counted
 
 
 def test_gpu_decoders_raise_clear_error(make_clip) -> None:
