@@ -44,7 +44,7 @@ class SceneReporter:
         self.rows: list[tuple[int, float, float, float]] = []
         self.pictures: dict[int, np.ndarray] = {}
         self.closed_labels: dict[int, str] = {}
-        self.frames = 0
+        self.frames = 0  # the last frame's number + 1: frames skipped (corrupt, sampled out) count
         self.first_time: float | None = None
         self.first_index = 0
         self.last_time: float | None = None
@@ -73,8 +73,7 @@ class SceneReporter:
         if self.last_time is not None and t > self.last_time:
             self.steps.append(t - self.last_time)
         self.last_time = t
-        self.frames = frame.index + 1  # the stream's frames so far, in its own numbering (a frame
-        # that could not be decoded, or one a sampled source skipped, is counted)
+        self.frames = frame.index + 1
         self.recent.append(frame)
         if self._embed is not None:
             self._sample(frame, t)
