@@ -236,19 +236,21 @@ def _collect_on_ray(
 def summary(collector: Any, sink: Any, store_dir: Path) -> str:
     kept = {k.split(":", 1)[1]: v for k, v in collector.counts.items() if k.startswith("kept:")}
     skipped = {k.split(":", 1)[1]: v for k, v in collector.counts.items() if k.startswith("skipped:")}
-    parts = [f"kept {sum(kept.values())}"]
+    head = f"kept {sum(kept.values())}"
     if kept:
-        parts.append("(" + ", ".join(f"{k} {v}" for k, v in sorted(kept.items())) + ")")
+        head += " (" + ", ".join(f"{k} {v}" for k, v in sorted(kept.items())) + ")"
+    parts = [head]
     if skipped:
         parts.append("skipped " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
     gated = {k.split(":", 1)[1]: v for k, v in collector.counts.items() if k.startswith("gated:")}
     if gated:
-        parts.append("; candidates gated " + ", ".join(f"{k} {v}" for k, v in sorted(gated.items())))
+        parts.append("candidates gated " + ", ".join(f"{k} {v}" for k, v in sorted(gated.items())))
     if collector.counts["short_of_budget"]:
         parts.append(
-            f"; {collector.counts['short_of_budget']} short of the total budget (too few clean, distinct frames)"
+            f"{collector.counts['short_of_budget']} short of the total budget (too few clean, distinct frames)"
         )
-    line = "framesift collect: " + " ".join(parts) + f"; stored {sink.counts['written']} in {store_dir}"
+    parts.append(f"stored {sink.counts['written']} in {store_dir}")
+    line = "framesift collect: " + "; ".join(parts)
     failed = sink.counts["disk_full"] + sink.counts["failed"]
     if failed:
         line += f"; {failed} NOT stored ({sink.counts['disk_full']} disk full): {sink.last_error}"

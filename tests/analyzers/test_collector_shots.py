@@ -4,6 +4,7 @@ transitions, on generated clips with known shots, cuts, dissolves and fades."""
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -138,7 +139,13 @@ def test_restart_reloads_the_bank_and_keeps_nothing_twice(
     assert main(["collect", str(info.path), "-o", str(out), "--budget", "6", "--no-progress"]) == 0
     assert len(kept_events(out / "events.jsonl")) == first  # the same footage again: nothing new
     assert FrameStore(out / "store", readonly=True).count() == 6
-    assert "short of the total budget" in capsys.readouterr().err
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    # one clause per fact, "; " between them
+    assert re.fullmatch(
+        r"framesift collect: kept 0; (skipped [^;]+; )?(candidates gated [^;]+; )?6 short of the total budget \(too few clean, distinct frames\); "
+        r"stored 0 in \S+",
+        line,
+    ), line
 
 
 def test_a_total_budget_on_a_live_source_is_refused_in_one_line() -> None:
