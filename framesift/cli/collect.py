@@ -33,7 +33,9 @@ def register(subparsers: Any) -> None:
         metavar="SOURCE",
         help="video file, folder of images (or a glob such as 'shots/*.jpg'), rtsp:// or http(s):// URL",
     )
-    p.add_argument("-o", "--out", default="framesift-collect", metavar="DIR", help="output directory")
+    p.add_argument(
+        "-o", "--out", "--output", default="framesift-collect", metavar="DIR", help="output directory"
+    )
     p.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="keep frames matching TEXT")
     p.add_argument("--negative", action="append", default=[], metavar="TEXT", help="negative prompt")
     p.add_argument(

@@ -20,7 +20,9 @@ from framesift.samples import demo_clip
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the offline demo on a generated clip", description=__doc__)
-    p.add_argument("-o", "--out", default="framesift-demo", help="output directory (default: %(default)s)")
+    p.add_argument(
+        "-o", "--out", "--output", default="framesift-demo", help="output directory (default: %(default)s)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -40,7 +40,12 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--cache-dir", help="engine cache (default $FRAMESIFT_CACHE or ~/.cache/framesift/engines)"
     )
-    g.add_argument("--out", help="clip: also copy the built artefacts here; dataset: the output directory")
+    g.add_argument(
+        "-o",
+        "--out",
+        "--output",
+        help="clip: also copy the built artefacts here; dataset: the output directory",
+    )
     d = p.add_argument_group("dataset")
     d.add_argument("--store", help="frame store (or `framesift collect` output directory) to export")
     d.add_argument("--format", default="coco", choices=["coco", "yolo", "folder"], help="dataset layout")

@@ -207,5 +207,14 @@ def test_export_cli_writes_a_coco_dataset(tmp_path: Path) -> None:
         for im in json.loads((ann / f"instances_{split}.json").read_text())["images"]
     ]
     assert len(images) == 8
+    # -o and --output, as the other commands take them, name the same folder
+    for flag in ("-o", "--output"):
+        again = subprocess.run(
+            [*cmd, flag, str(tmp_path / flag)], capture_output=True, text=True, timeout=120
+        )
+        assert again.returncode == 0, again.stderr
+        assert (tmp_path / flag / "annotations" / "instances_train.json").read_text() == (
+            ann / "instances_train.json"
+        ).read_text()
     missing = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "--out" in missing.stderr and "Traceback" not in missing.stderr
