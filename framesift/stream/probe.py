@@ -56,14 +56,38 @@ class _Packets:
 
     def __init__(self) -> None:
         self.key_pos: list[int] = []
+        self.pts: list[int] = []  # bounded by the packets a probe reads (max_packets)
+        self.time_base: Any = None
         self.n = 0
         self.size = 0
 
     def add(self, packet: av.Packet) -> None:
         if packet.is_keyframe:
             self.key_pos.append(self.n)
+        if packet.pts is not None and packet.time_base is not None:
+            self.pts.append(packet.pts)
+            self.time_base = packet.time_base
         self.n += 1
         self.size += packet.size
+
+    def intervals_ms(self) -> dict[str, Any] | None:
+        """Time between frames from the packets' timestamps (presentation order): mean, min, max in
+        ms and ``variable`` where they differ by more than the time base's rounding (two ticks) and
+        5 % of the median: a variable frame rate (phones, screen captures) or frames dropped while
+        recording, which the header's single ``fps`` does not show."""
+        stamps = sorted(set(self.pts))
+        if len(stamps) < 3 or self.time_base is None:
+            return None
+        gaps = [b - a for a, b in itertools.pairwise(stamps)]
+        tick_ms = float(self.time_base) * 1000
+        lo, hi = min(gaps) * tick_ms, max(gaps) * tick_ms
+        med = statistics.median(gaps) * tick_ms
+        return {
+            "mean": round((stamps[-1] - stamps[0]) * tick_ms / len(gaps), 3),
+            "min": round(lo, 3),
+            "max": round(hi, 3),
+            "variable": hi - lo > max(2 * tick_ms, 0.05 * med),
+        }
 
 
 def _describe(
@@ -115,6 +139,7 @@ def _finish(
     info["keyframe_interval"] = (
         {"mean": round(statistics.mean(gaps), 2), "min": min(gaps), "max": max(gaps)} if gaps else None
     )
+    info["frame_interval_ms"] = packets.intervals_ms()
     info["packets_read"] = packets.n
     return info
 

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -15,6 +16,7 @@ import pytest
 from framesift.errors import EXIT_INPUT, DecodeError, SourceError
 from framesift.samples import write_clip
 from framesift.stream.factory import build_source
+from framesift.stream.probe import probe
 from framesift.stream.sources.device import DeviceSourceConfig
 from framesift.stream.sources.file import FileSourceConfig
 from framesift.stream.sources.rtsp import RtspSourceConfig
@@ -124,6 +126,7 @@ def test_probe_cli_table_and_json(make_clip) -> None:
     assert data["codec"] == "h264" and (data["width"], data["height"]) == (160, 120)
     assert data["fps"] == 25 and data["frames"] == 50 and data["duration_s"] == 2.0
     assert data["keyframe_interval"] == {"mean": 10, "min": 10, "max": 10}
+    assert data["frame_interval_ms"] == {"mean": 40, "min": 40, "max": 40, "variable": False}
     table = subprocess.run(
         [sys.executable, "-m", "framesift", "probe", str(info.path)],
         capture_output=True,
@@ -197,3 +200,23 @@ def test_opencv_missing_file_and_keyframes(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="OpenCV cannot open"):
         build_source(FileSourceConfig(path=str(text), decoder="opencv")).open()
     assert os.path.exists(text)
+
+
+def test_probe_measures_a_variable_frame_rate(tmp_path: Path) -> None:
+    """The header says one rate; the timestamps say 10 fps, then 25 fps: probe reports both."""
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        pts = [i * 100 for i in range(20)] + [2000 + i * 40 for i in range(20)]
+        for i, t in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 6, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    info = probe(str(path))
+    assert info["frames"] == 40
+    assert info["frame_interval_ms"]["variable"] is True
+    assert (info["frame_interval_ms"]["min"], info["frame_interval_ms"]["max"]) == (40, 100)
+    assert info["frame_interval_ms"]["mean"] == pytest.approx((2000 + 19 * 40) / 39, abs=1e-3)
