@@ -5,7 +5,8 @@ values), real decoded 640x360 frames, preprocessing included on both sides:
 
 * naive: for each frame, open_clip's own PIL transform, then ``model.encode_image`` at batch 1;
 * framesift: ``ClipEmbedder.embed_images`` on the whole list (tensor preprocessing, batches of
-  ``--batch``) on each CPU runtime, fp32 (and bf16 on torch where the CPU has bf16 units).
+  ``--batch``) on each CPU runtime, fp32 (and bf16 on torch where the CPU has bf16 units);
+  with ``--int8`` also INT8 (opt-in): OpenVINO (NNCF, static) and torch (dynamic, FBGEMM).
 
     python bench/clip_throughput.py [--frames 48] [--batch 16] [--model ViT-B-32]
     python bench/clip_throughput.py --device cuda [--batches 64,128,256,512]
@@ -36,6 +37,7 @@ import numpy as np
 from framesift.engines.isa import active_caps, bf16_cap, int8_kernels
 from framesift.engines.models.clip import ClipEmbedder
 from framesift.engines.runtimes import available_runtimes
+from framesift.engines.runtimes.torch_int8 import apply_fbgemm_cap
 from framesift.samples import write_clip
 
 
@@ -63,6 +65,7 @@ def cpu(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
 
+    apply_fbgemm_cap()  # before FBGEMM first runs: the caps reach torch's INT8 kernels too
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,6 +89,8 @@ def cpu(args: argparse.Namespace) -> int:
         candidates.append(("openvino", "fp32", ""))
         if args.int8:
             candidates.append(("openvino", "int8", " (opt-in, NNCF on generated frames)"))
+    if args.int8:
+        candidates.append(("torch", "int8", " (opt-in, dynamic, FBGEMM)"))
     engines = {
         (runtime, precision): ClipEmbedder(
             args.model,
@@ -152,6 +157,8 @@ def cpu(args: argparse.Namespace) -> int:
     for (rt, prec), ips in results.items():
         if rt == "openvino":
             extra += f" clip_openvino_{prec}_vs_naive={ips / naive_ips:.2f}"
+        elif prec == "int8":
+            extra += f" clip_{rt}_int8_vs_naive={ips / naive_ips:.2f}"
     extra += f" auto={auto.runtime}-{auto.precision}"
     naive_cpu = best_cpu.pop(("naive", "fp32"))
     best_c = max(best_cpu, key=lambda k: best_cpu[k])
@@ -247,7 +254,9 @@ def main() -> int:
     p.add_argument("--batches", default="64,128,256,512", help="GPU: batch sizes")
     p.add_argument("--iters", type=int, default=10, help="GPU: engine runs per timing")
     p.add_argument("--cache-dir", default=None, help="engine cache (default: framesift's)")
-    p.add_argument("--int8", action="store_true", help="CPU: add OpenVINO INT8 (precision: int8, opt-in)")
+    p.add_argument(
+        "--int8", action="store_true", help="CPU: add INT8 on OpenVINO and on torch (precision: int8, opt-in)"
+    )
     p.add_argument(
         "--threads",
         type=int,

@@ -88,6 +88,8 @@ def test_collect_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         == 2
     )
     assert "--calibration applies with --precision int8" in capsys.readouterr().err
+    assert main(["collect", str(clip), "-o", str(tmp_path / "o"), "--calibration", str(clip)]) == 2
+    assert "--calibration applies with --precision int8" in capsys.readouterr().err
     for size in ("0", "1KB"):  # retention would delete every frame the store takes
         assert main(["collect", str(clip), "-o", str(tmp_path / "o"), "--max-size", size]) == 2
         assert f"--max-size {size}: under 1MB" in capsys.readouterr().err
@@ -314,3 +316,20 @@ def test_live_paced_and_fast_runs_keep_the_same_frames(tmp_path: Path) -> None:
                           if e["type"] == "frame_kept"]  # fmt: skip
         assert col.counts["skipped:budget"] > 0  # the budget binds
     assert len(kept[False]) == 3 and kept[False] == kept[True]
+
+
+def test_collect_with_clip_in_int8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--precision int8 reaches CLIP (OpenVINO with VNNI, else torch), whose engine passes its gate."""
+    pytest.importorskip("open_clip")
+    from tests.engines.clip_helpers import TINY, register_tiny
+
+    register_tiny()
+    clip = tmp_path / "dock.mp4"
+    write_station_clip(clip, PLAN)
+    out = tmp_path / "out"
+    rc = main(["collect", str(clip), "-o", str(out), "--model", TINY, "--precision", "int8", "--budget", "3",
+               "--no-progress"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    with FrameStore(out / "store", readonly=True) as store:
+        assert store.count() == 3
+        assert json.loads(store.get_meta("engine") or "{}")["precision"] == "int8"

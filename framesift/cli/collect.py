@@ -77,6 +77,16 @@ def register(subparsers: Any) -> None:
         help="open_clip pretrained tag of --model (e.g. openai); --pretrained is the same flag",
     )
     p.add_argument("--checkpoint", default=None, help="local CLIP checkpoint for --model")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "int8"],
+        help="CLIP's precision (default auto); int8 is opt-in: quantised, and refused where its parity "
+        "gate against fp32 fails (docs/engines.md)",
+    )
+    p.add_argument(
+        "--calibration", default=None, metavar="VIDEO", help="--precision int8: frames of VIDEO gate it"
+    )
     p.add_argument("--format", default="jpeg", choices=["jpeg", "png", "webp"], help="image format")
     p.add_argument("--quality", type=int, default=90, help="JPEG/WebP quality 1-100")
     p.add_argument("--max-size", default=None, metavar="SIZE", help="store retention by size, e.g. 20GB")
@@ -132,6 +142,7 @@ def collector_config(args: argparse.Namespace, store_dir: Path) -> CollectorConf
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from framesift.analyzers.collector import Collector
+    from framesift.cli.detect import check_calibration
     from framesift.cli.runner import run_pipeline
     from framesift.cli.scenes import check_ray_options
     from framesift.config import parse_config, validate_model
@@ -143,6 +154,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from framesift.store.index import FrameStore
 
     check_ray_options(args)
+    check_calibration(args)
     max_bytes = None if args.max_size is None else retention_bytes(args.max_size, "--max-size")
     out = Path(args.out)
     store_dir = out / "store"
@@ -162,6 +174,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     flags = {f"sources.{i}.target_fps": "--fps" for i in range(len(args.sources))}
     cfg = parse_config(data, where="collect", flags=flags)
     engine_opts = {"model": args.model, "pretrained": args.pretrained, "checkpoint": args.checkpoint}
+    engine_opts |= {"precision": args.precision, "calibration": args.calibration}
     engine_cfg = validate_model(
         EngineConfig, engine_opts, where="collect: engine", flags={k: f"--{k}" for k in engine_opts}
     )

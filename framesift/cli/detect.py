@@ -68,14 +68,19 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sam-checkpoint", default=None, help="SAM checkpoint (.pt); none = random weights")
 
 
+def check_calibration(args: argparse.Namespace) -> None:
+    """``--calibration`` only with ``--precision int8`` (detect, collect)."""
+    if args.calibration is not None and args.precision != "int8":
+        raise ConfigError("--calibration applies with --precision int8 (it calibrates the INT8 engine)")
+
+
 def engine_configs(args: argparse.Namespace) -> dict[str, Any]:
     """The ``detector`` and ``segment`` entries of a detect/tracker analyzer config, from the options
     (validated with the analyzer's model: one line per bad option)."""
     prompts = list(args.prompt)
     if not prompts or any(not p.strip() for p in prompts):
         raise ConfigError("no prompts given: name what to find with --prompt, e.g. --prompt forklift")
-    if args.calibration is not None and args.precision != "int8":
-        raise ConfigError("--calibration applies with --precision int8 (it calibrates the INT8 engine)")
+    check_calibration(args)
     pretrained = None if str(args.clip_pretrained).lower() == "none" else args.clip_pretrained
     out: dict[str, Any] = {
         "detector": {

@@ -28,8 +28,9 @@ class EngineConfig(Strict):
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
         "auto",
         description="auto: fp16 on CUDA; bf16 on CPUs with native bf16 (AMX / AVX512-BF16) when torch "
-        "runs the model; otherwise fp32. int8 (OpenVINO, opt-in): quantised on calibration frames, "
-        "refused in one line where its parity gate against fp32 fails",
+        "runs the model; otherwise fp32. int8 (opt-in; OpenVINO where the CPU has VNNI, else torch with "
+        "CLIP's Linear layers quantised dynamically): refused in one line where its parity gate against "
+        "fp32 fails on held-out calibration frames",
     )
     calibration: str | None = Field(
         None, description="precision int8: a video whose frames calibrate it; default: generated frames"

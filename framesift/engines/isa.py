@@ -7,7 +7,9 @@ Users set them (and benches set them to reproduce an AVX2-only CPU on a larger o
   ``AVX2_VNNI``, ``AVX512_CORE``, ``AVX512_CORE_BF16``, ``AVX512_CORE_AMX``, ``ALL``...;
 * ``ATEN_CPU_CAPABILITY`` (PyTorch's own kernels): ``default``, ``avx2``, ``avx512``;
 * ``MKL_ENABLE_INSTRUCTIONS`` (MKL): ``SSE4_2``, ``AVX``, ``AVX2``, ``AVX512``, ``AVX512_E1``...;
-* ``OV_CPU_MAX_ISA`` (OpenVINO; honoured by its debug builds).
+* ``OV_CPU_MAX_ISA`` (OpenVINO; honoured by its debug builds);
+* ``FBGEMM_ENABLE_INSTRUCTIONS`` (FBGEMM, PyTorch's INT8 CPU kernels): ``AVX2``, ``AVX512``,
+  ``AVX512_E1`` (with VNNI)...; :func:`fbgemm_cap` derives it from the others where it is unset.
 
 :func:`bf16_cap` tells whether any of them takes native bf16 away (oneDNN then refuses bf16
 convolutions: "bf16 path needs the cpu support avx_ne_convert or avx512bw, avx512vl and avx512dq"),
@@ -25,11 +27,18 @@ __all__ = [
     "bf16_cap",
     "cpu_bf16_kind",
     "cpu_flags",
+    "fbgemm_cap",
     "int8_kernels",
     "isa_descriptor",
 ]
 
-CAP_VARS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "OV_CPU_MAX_ISA")
+CAP_VARS = (
+    "ONEDNN_MAX_CPU_ISA",
+    "ATEN_CPU_CAPABILITY",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "OV_CPU_MAX_ISA",
+    "FBGEMM_ENABLE_INSTRUCTIONS",
+)
 
 # oneDNN ISA names, lowest first (aliases and the AVX10 names map to their AVX-512 rank)
 _ONEDNN_RANK = {
@@ -84,6 +93,20 @@ def bf16_cap(hardware: str | None, env: Mapping[str, str] | None = None) -> str 
     if ov not in _NO_CAP and _ONEDNN_RANK.get(ov, 0) < _BF16_RANK:
         return f"OV_CPU_MAX_ISA={ov} caps OpenVINO below its bf16 kernels"
     return None
+
+
+def fbgemm_cap(env: Mapping[str, str] | None = None) -> str | None:
+    """The ``FBGEMM_ENABLE_INSTRUCTIONS`` value the other caps imply: ``AVX2`` where oneDNN, ATen or
+    MKL are capped below AVX-512 (FBGEMM itself reads only its own variable and would run AVX-512
+    kernels), else None; a value the user set wins."""
+    caps = active_caps(env)
+    if "FBGEMM_ENABLE_INSTRUCTIONS" in caps:
+        return caps["FBGEMM_ENABLE_INSTRUCTIONS"]
+    onednn = caps.get("ONEDNN_MAX_CPU_ISA", "")
+    below = onednn not in _NO_CAP and _ONEDNN_RANK.get(onednn, 0) < _ONEDNN_RANK["AVX512_CORE"]
+    below = below or caps.get("ATEN_CPU_CAPABILITY", "") in _ATEN_BELOW_AVX512
+    below = below or caps.get("MKL_ENABLE_INSTRUCTIONS", "") in _MKL_BELOW_AVX512
+    return "AVX2" if below else None
 
 
 def cpu_flags() -> set[str]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from framesift.engines.isa import bf16_cap, cpu_bf16_kind, int8_kernels
+from framesift.engines.isa import bf16_cap, cpu_bf16_kind, cpu_flags, fbgemm_cap, int8_kernels
 from framesift.engines.quantize import nncf_installed
 from framesift.engines.runtimes import RuntimeInfo, runtime_infos
 from framesift.engines.runtimes.base import Precision
@@ -102,6 +102,8 @@ class ModelRules:
     # INT8 quality measured on the weights framesift ships for this model (TransNetV2's): auto runs
     # those weights in INT8 on OpenVINO where the CPU has VNNI but no native bf16
     shipped_int8: bool = False
+    # the CPU runtimes that run precision: int8 first where the INT8 kernels lack VNNI
+    int8_without_vnni: tuple[str, ...] = ()
     artefact_hint: str = "or give the weights so framesift exports them for the runtime you want"
 
     @property
@@ -111,8 +113,10 @@ class ModelRules:
 
 MODELS: dict[str, ModelRules] = {
     # onnxruntime before torch on the CPU: never slower for CLIP, much faster at batch 1; OpenVINO
-    # between them in fp32 (measured: not faster than onnxruntime on AVX2, faster than torch), and
-    # the one runtime for precision: int8
+    # between them in fp32 (measured: not faster than onnxruntime on AVX2, faster than torch).
+    # precision: int8 runs on OpenVINO (NNCF, static) where the CPU has VNNI, else on torch (dynamic,
+    # FBGEMM's AVX2 kernels): without VNNI OpenVINO's INT8 fully connected layers are no faster than
+    # fp32 (image tower, one thread, AVX2 cap: 10.1 vs 10.4 img/CPU-s), FBGEMM's 1.7x fp32
     "clip": ModelRules(
         label="CLIP",
         order=(
@@ -129,9 +133,10 @@ MODELS: dict[str, ModelRules] = {
             ("onnxruntime", "cuda"): ("fp16", "fp32"),
             ("torch", "cuda"): ("fp16", "fp32", "bf16"),
             ("onnxruntime", "cpu"): ("fp32",),
-            ("torch", "cpu"): ("fp32", "bf16"),
+            ("torch", "cpu"): ("fp32", "bf16", "int8"),
         },
         cpu_bf16=True,
+        int8_without_vnni=("torch",),
         artefact_hint="or give model/pretrained/checkpoint instead",
     ),
     # torch fp32 first: the text tower runs once per prompt set, needs no export, and its
@@ -317,6 +322,13 @@ def plan_engine(
                 order.remove((r, "cpu"))
                 order.insert(first_cpu, (r, "cpu"))
 
+    no_vnni_int8 = want_precision == "int8" and bool(rules.int8_without_vnni) and not _vnni(int8_kernels())
+    if no_vnni_int8:
+        first_cpu = next((i for i, (_, d) in enumerate(order) if d == "cpu"), len(order))
+        for r in reversed(rules.int8_without_vnni):
+            order.remove((r, "cpu"))
+            order.insert(first_cpu, (r, "cpu"))
+
     def fits(r: str, d: str) -> bool:
         return runtime in ("auto", r) and (fixed is None or r in fixed) and want_kind in (None, d)
 
@@ -373,7 +385,11 @@ def plan_engine(
             why.append(f"{want_precision} runs on {_key(r, d)}, not on {', '.join(passed)}")
     if capped and want_precision is None and d == "cpu":
         why.append(f"no bf16: {capped}")
-    if chosen_precision == "int8" and d == "cpu" and want_precision is not None:
+    if chosen_precision == "int8" and d == "cpu" and want_precision is not None and r == "torch":
+        kernels = fbgemm_cap() or ("AVX512-VNNI" if "avx512_vnni" in cpu_flags() else "AVX2")
+        note = "; OpenVINO's INT8 gains little on a transformer without VNNI" if no_vnni_int8 else ""
+        why.append(f"int8 kernels: FBGEMM {kernels} (Linear layers quantised dynamically{note})")
+    elif chosen_precision == "int8" and d == "cpu" and want_precision is not None:
         why.append(f"int8 kernels: {int8_kernels()}")  # auto's own INT8 names them above
     if precision == "auto" and not (runtime == "auto" and (native_bf16 or vnni)):
         if art is not None and art.precision is not None:
@@ -429,8 +445,12 @@ def _shipped_int8(
     ):
         return None
     kernels = int8_kernels()
-    vnni = kernels.startswith(("AVX512-VNNI", "AVX-VNNI"))
-    return kernels if vnni and nncf_installed() else None
+    return kernels if _vnni(kernels) and nncf_installed() else None
+
+
+def _vnni(kernels: str) -> bool:
+    """:func:`int8_kernels` names VNNI kernels."""
+    return kernels.startswith(("AVX512-VNNI", "AVX-VNNI"))
 
 
 def _refusal(

@@ -1,4 +1,6 @@
-"""INT8 engines: post-training quantisation with NNCF on decoded frames, behind a parity gate.
+"""INT8 engines: post-training quantisation with NNCF on decoded frames (OpenVINO), or CLIP's Linear
+layers quantised dynamically on torch (:mod:`framesift.engines.runtimes.torch_int8`), behind a
+parity gate.
 
 INT8 is opt-in (``precision: int8``); ``auto`` never picks it, as a gate passed on random weights
 says nothing about a trained model's activation outliers (the one exception: TransNetV2's package
@@ -137,7 +139,39 @@ class Int8Refused(EngineError):
     """An INT8 engine's parity gate failed on these weights and calibration frames."""
 
 
-def gate(label: str, ok: bool, measured: str, calibration: Calibration) -> None:
+def clip_visual_int8_torch(
+    visual: Any, preprocess: Callable[[Sequence[np.ndarray]], Any], input_name: str, given: Any, label: str
+) -> tuple[Any, str]:
+    """open_clip's image encoder with its Linear layers in INT8 on torch, gated as on OpenVINO
+    (:func:`clip_image_int8` on ``given`` calibration frames), and what the report says of them."""
+    spec = clip_image_int8(preprocess, input_name, calibration_set(given))
+    return torch_int8_gated(visual, spec, label=label), spec.calibration.describe()
+
+
+def torch_int8_gated(module: Any, spec: Int8Build, *, label: str) -> Any:
+    """``module`` (fp32, one input) with its Linear layers in INT8 on PyTorch's CPU (dynamic: the
+    calibration frames are not needed to quantise, only ``spec``'s held-out frames to gate it)."""
+    import torch
+
+    from framesift.engines.runtimes.torch_int8 import dynamic_int8
+
+    low = dynamic_int8(module)
+
+    def runner(net: Any) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+        def run(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            with torch.inference_mode():
+                return {"out": net(*(torch.from_numpy(v) for v in feed.values())).float().numpy()}
+
+        return run
+
+    ok, measured = spec.check(
+        runner(low), runner(module.float().cpu().eval()), spec.feeds(spec.calibration.held_out)
+    )
+    gate(label, ok, measured, spec.calibration, engine="torch")
+    return low
+
+
+def gate(label: str, ok: bool, measured: str, calibration: Calibration, engine: str = "openvino") -> None:
     """Refuse an INT8 engine in one line where its parity gate failed."""
     if ok:
         log.info("%s int8: parity gate passed (%s; calibration: %s)", label, measured, calibration.describe())
@@ -146,7 +180,7 @@ def gate(label: str, ok: bool, measured: str, calibration: Calibration) -> None:
         f"{label}: INT8 engine refused: {measured} against fp32 on {len(calibration.held_out)} held-out "
         f"frames (calibration: {calibration.describe()}); use precision: fp32 (or auto), or calibrate on "
         "your own footage",
-        engine="openvino",
+        engine=engine,
     )
 
 

@@ -275,20 +275,25 @@ def test_openvino_comes_after_onnxruntime_and_before_torch_in_fp32(machine: Call
     assert _plan("clip", precision="fp32") == ("onnxruntime", "cpu", "fp32")
 
 
-def test_int8_is_opt_in_and_runs_on_openvino_only(machine: Callable[..., None]) -> None:
-    machine(*CPU_ONLY, "openvino-cpu", bf16="AMX")
-    _refused("sam", "precision int8 is not supported by onnxruntime or openvino", precision="int8")
-    _refused("clip_text", "precision int8 is not supported", precision="int8")  # the text tower stays fp32
-    for kind in ("clip", "yolo_world"):
-        assert plan_engine(kind).precision != "int8"
-        assert plan_engine(kind, device="cpu").precision != "int8"
-        p = plan_engine(kind, precision="int8")
-        assert (p.runtime, p.precision) == ("openvino", "int8") and "int8 kernels: " in p.reason
-    _refused(
-        "clip", "precision int8 is not supported by onnxruntime", runtime="onnxruntime", precision="int8"
-    )
+def test_int8_is_opt_in_on_openvino_or_for_clip_on_torch(machine: Callable[..., None]) -> None:
+    """INT8 runs on OpenVINO (NNCF); CLIP's also on torch (dynamic, FBGEMM), first where the CPU's
+    INT8 kernels lack VNNI."""
+    for int8, clip_on in (("AVX512-VNNI", "openvino"), ("AVX2 without VNNI", "torch")):
+        machine(*CPU_ONLY, "openvino-cpu", bf16="AMX", int8=int8)
+        _refused("sam", "precision int8 is not supported by onnxruntime or openvino", precision="int8")
+        _refused("clip_text", "precision int8 is not supported", precision="int8")  # the text tower: fp32
+        for kind in ("clip", "yolo_world"):
+            assert plan_engine(kind).precision != "int8"
+            assert plan_engine(kind, device="cpu").precision != "int8"
+            p = plan_engine(kind, precision="int8")
+            want = clip_on if kind == "clip" else "openvino"
+            assert (p.runtime, p.precision) == (want, "int8") and "int8 kernels: " in p.reason
+        _refused(
+            "clip", "precision int8 is not supported by onnxruntime", runtime="onnxruntime", precision="int8"
+        )
     machine(*CPU_ONLY)
     _refused("yolo_world", "precision int8 needs openvino, which is not available here", precision="int8")
+    assert _plan("clip", precision="int8") == ("torch", "cpu", "int8")
 
 
 def test_transnet_bf16_runs_on_openvino_with_amx(machine: Callable[..., None]) -> None:

@@ -40,22 +40,15 @@ from framesift.engines.models.clip_onnx import (
 from framesift.engines.models.clip_preprocess import ClipPreprocessor, PreprocessCfg
 from framesift.engines.models.clip_weights import load_open_clip
 from framesift.engines.plan import Artefact, EnginePlan, plan_engine
+from framesift.engines.quantize import calibration_set, clip_image_int8, clip_visual_int8_torch
 from framesift.engines.runtimes import Precision, Runtime, TensorSpec
+from framesift.engines.runtimes.base import is_out_of_memory
 from framesift.errors import EngineError
 
 log = logging.getLogger("framesift.engines.clip")
 
 TEXT_CACHE_SIZE = 64
 TRT_OPT_BATCH = 512  # kernels tuned for batches up to this; the profile reaches max_batch
-
-
-def _is_oom(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    if type(exc).__name__ == "OutOfMemoryError":
-        return True
-    return (
-        "out of memory" in text or "failed to allocate memory" in text or "cudaerrormemoryallocation" in text
-    )
 
 
 class ClipEmbedder(Embedder):
@@ -289,6 +282,11 @@ class ClipEmbedder(Embedder):
             image_tower, text_tower = towers(self._run_net)
             o = self._rt_options
             if tower == "image":
+                if self.precision == "int8":  # open_clip's encode_image is its visual's forward
+                    net = self._run_net
+                    net.visual, self.calibration = clip_visual_int8_torch(
+                        net.visual, self.preprocessor, IMAGE_INPUT, self.calibration, self._label("image")
+                    )
                 return TorchRuntime(
                     image_tower,
                     [TensorSpec(IMAGE_INPUT, "float", ("batch", 3, th, tw))],
@@ -305,7 +303,7 @@ class ClipEmbedder(Embedder):
                 [TensorSpec(TEXT_INPUT, "int64", ("batch", self.info.context_length))],
                 [TensorSpec(TEXT_OUTPUT, "float", ("batch", self.dim))],
                 device=self.device,
-                precision=self.precision,
+                precision="fp32" if self.precision == "int8" else self.precision,  # text stays fp32
                 threads=o["threads"],
             )
         onnx_path = self._onnx_path(tower)
@@ -313,7 +311,6 @@ class ClipEmbedder(Embedder):
             return None
         self.artefacts[f"{tower}.onnx"] = onnx_path
         if self.runtime_name == "openvino":
-            from framesift.engines.quantize import calibration_set, clip_image_int8
             from framesift.engines.runtimes.openvino_runtime import openvino_engine
 
             int8 = self.precision == "int8" and tower == "image"  # the text tower stays fp32
@@ -396,7 +393,7 @@ class ClipEmbedder(Embedder):
             try:
                 parts.append(self._run_once(rt, inp, out, chunk))
             except Exception as exc:
-                if not _is_oom(exc):
+                if not is_out_of_memory(exc):
                     if isinstance(exc, EngineError):
                         raise
                     raise EngineError(

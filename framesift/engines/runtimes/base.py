@@ -95,3 +95,11 @@ def _numpy_floats() -> frozenset[Any]:
     except ModuleNotFoundError:  # pragma: no cover - torch is in the clip extra
         return frozenset()
     return frozenset({torch.float32, torch.float16, torch.float64})
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """``exc`` says a runtime ran out of (device or host) memory: worth a retry at a smaller batch."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("out of memory", "failed to allocate memory", "cudaerrormemoryallocation"))

@@ -35,7 +35,10 @@ def batch_bucket(n: int) -> int:
 def torch_dtype(precision: Precision) -> Any:
     import torch
 
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    # int8: a dynamically quantised module (runtimes/torch_int8.py) takes and returns fp32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32}[
+        precision
+    ]
 
 
 class TorchRuntime(Runtime):
