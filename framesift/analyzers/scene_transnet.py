@@ -71,7 +71,7 @@ class TransnetOptions(BaseModel):
         "auto",
         description=(
             "auto, fp32, bf16, fp16 or int8 (OpenVINO, calibrated and gated; auto picks it for the "
-            "package's weights on CPUs with VNNI and no native bf16)"
+            "package's weights on CPUs with VNNI and no AMX)"
         ),
     )
     calibration: str | None = Field(

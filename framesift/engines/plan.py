@@ -9,9 +9,9 @@ device) pairs that can run it, fastest first, and the precisions each pair runs 
   can run the requested precision and artefact);
 * ``precision: auto`` → the pair's default (fp16 on CUDA where the pair runs it); **bf16** on a CPU
   with native bf16 (AMX / AVX512-BF16) when the model opts in — torch on the CPU (or the runtimes the
-  model names for that CPU: OpenVINO for TransNetV2 with AMX) then moves ahead of the other CPU
+  model names for that CPU: OpenVINO for TransNetV2) then moves ahead of the other CPU
   runtimes; fp16 runs on CUDA only; INT8 only when asked, except for weights whose INT8 quality
-  was measured (TransNetV2's package weights: INT8 on OpenVINO where the CPU has VNNI and no bf16);
+  was measured (TransNetV2's package weights: INT8 on OpenVINO where the CPU has VNNI and no AMX);
 * an ``.onnx`` artefact runs on onnxruntime (or TensorRT), a ``.pt2`` on torch; a ``.pt2`` also
   fixes its precision and device;
 * an impossible explicit combination raises :class:`~framesift.errors.ConfigError` (exit 2) with one
@@ -100,7 +100,7 @@ class ModelRules:
     # the CPU runtimes that run bf16 under auto, by the CPU's kind of bf16 (the first available wins)
     bf16_runtimes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # INT8 quality measured on the weights framesift ships for this model (TransNetV2's): auto runs
-    # those weights in INT8 on OpenVINO where the CPU has VNNI but no native bf16
+    # those weights in INT8 on OpenVINO where the CPU has VNNI but no AMX
     shipped_int8: bool = False
     # the CPU runtimes that run precision: int8 first where the INT8 kernels lack VNNI
     int8_without_vnni: tuple[str, ...] = ()
@@ -211,10 +211,10 @@ MODELS: dict[str, ModelRules] = {
             ("openvino", "cpu"): ("fp32", "int8", "bf16"),
         },
         cpu_bf16=True,
-        # with AMX, OpenVINO runs the 3D form in bf16 2.6x faster than torch runs the 2D form
-        bf16_runtimes={"AMX": ("openvino", "torch")},
-        # without native bf16, INT8 with VNNI: 3.9x ONNX Runtime fp32, F1 on held-out montages
-        # 0.951 (fp32 0.933); without VNNI its gate refuses it (16-bit sums saturate)
+        # OpenVINO's 3D form in bf16 beats torch's 2D form: 2.6x with AMX, 1.4x with AVX512-BF16
+        bf16_runtimes={"AMX": ("openvino", "torch"), "AVX512-BF16": ("openvino", "torch")},
+        # without AMX, INT8 with VNNI: 2.5x torch bf16, 1.8x OpenVINO bf16 (AVX512-BF16 EPYC), 3.9x ONNX
+        # Runtime fp32; F1 0.951 on held-out montages (bf16 0.933); without VNNI its gate refuses it
         shipped_int8=True,
         artefact_hint="or give the .pth weights so framesift exports them for the runtime you want",
     ),
@@ -370,13 +370,13 @@ def plan_engine(
     why: list[str] = []
     if runtime != "auto":
         why.append("requested" + unavailable)
-    elif native_bf16 and want_precision is None:
-        why.append(f"this CPU has native bf16 ({bf16}): {r} runs bf16; set precision: fp32 for fp32")
     elif vnni:
         why.append(
-            f"no native bf16, INT8 kernels with {vnni}: {label}'s shipped weights run INT8 "
-            "(quality measured); set precision: fp32 for the reference's exact probabilities"
+            f"{'no AMX' if bf16 else 'no native bf16'}, INT8 kernels with {vnni}: {label}'s shipped "
+            "weights run INT8 (quality measured); set precision: fp32 for the reference's exact probabilities"
         )
+    elif native_bf16 and want_precision is None:
+        why.append(f"this CPU has native bf16 ({bf16}): {r} runs bf16; set precision: fp32 for fp32")
     else:
         what = f" for the {ARTEFACT_NAMES[art.kind]} file" if art is not None else ""
         why.append(f"fastest available{what}{unavailable}")
@@ -435,9 +435,9 @@ def _check_artefact(
 def _shipped_int8(
     rules: ModelRules, infos: Mapping[tuple[str, str], RuntimeInfo], device: str, bf16: str | None
 ) -> str | None:
-    """The VNNI kernels that run ``rules``' shipped weights in INT8 under auto on this CPU (no native
-    bf16, OpenVINO and NNCF installed), or None."""
-    if not rules.shipped_int8 or device != "cpu" or bf16 is not None:
+    """The VNNI kernels that run ``rules``' shipped weights in INT8 under auto on this CPU (no AMX,
+    OpenVINO and NNCF installed), or None."""
+    if not rules.shipped_int8 or device != "cpu" or bf16 == "AMX":
         return None
     if (
         "int8" not in rules.precisions.get(("openvino", "cpu"), ())
