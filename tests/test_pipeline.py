@@ -4,6 +4,7 @@ buffer policies under a slow consumer, failures surfacing with the source or sin
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import urllib.request
@@ -185,6 +186,33 @@ def test_missing_file_raises_its_source_error_others_complete(
     with pytest.raises(SourceError, match=r"nope\.mp4") as ei:
         p.run()
     assert ei.value.source == "nope" and ei.value.exit_code == 3
+    assert rec.seen["clip"] == list(range(20))
+
+
+def test_every_failed_file_is_named_at_the_end(
+    make_clip: Callable[..., ClipInfo], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two broken inputs of three: the run exits with the first one's error and logs the other's,
+    once; the good one completes."""
+    clip = make_clip(segments=(20,))
+    (tmp_path / "junk.mp4").write_text("not a video")
+    cfg = config(
+        {"type": "file", "path": str(tmp_path / "nope.mp4")},
+        {"type": "file", "path": str(clip.path)},
+        {"type": "file", "path": str(tmp_path / "junk.mp4")},
+    )
+    rec = Recorder()
+    p = Pipeline(cfg, analyzers=[rec])
+    with (
+        caplog.at_level(logging.ERROR, logger="framesift.pipeline"),
+        pytest.raises(SourceError, match="nope"),
+    ):
+        p.run()
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(logged) == 1 and "junk.mp4" in logged[0] and "not a video file" in logged[0]
+    with pytest.raises(SourceError, match="nope"):
+        p.raise_errors()  # asked again: nothing logged twice
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
     assert rec.seen["clip"] == list(range(20))
 
 

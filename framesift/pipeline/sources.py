@@ -129,6 +129,7 @@ class SourceSet:
         self.on_added = on_added
         self.runs: dict[str, SourceRun] = {}
         self.lock = threading.RLock()
+        self._others_logged = False  # failure(): the other failed sources are in the log
 
     def build(self, configs: list[SourceConfig]) -> None:
         """One run per config, with the ids of :func:`unique_source_ids`."""
@@ -218,10 +219,13 @@ class SourceSet:
         return {sid: run.info(now) for sid, run in list(self.runs.items())}
 
     def failure(self) -> BaseException | None:
-        """The first failure of a configured source, if any. A source added while running (over the
-        control API) that fails is reported there, in the log and as events; it does not fail the run."""
-        for run in self.runs.values():
-            err = None if run.added else run.failure()
-            if err is not None:
-                return err
-        return None
+        """The first failure of a configured source, if any; those of the other configured sources
+        are logged (once, as errors) so that the run names every input that failed, not only the
+        one it exits with. A source added while running (over the control API) that fails is
+        reported there, in the log and as events; it does not fail the run."""
+        errors = [e for run in self.runs.values() if not run.added and (e := run.failure()) is not None]
+        if len(errors) > 1 and not self._others_logged:
+            self._others_logged = True
+            for err in errors[1:]:
+                log.error("%s", err)
+        return errors[0] if errors else None
