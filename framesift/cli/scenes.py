@@ -247,18 +247,23 @@ def process(
     pictures = not (opts["no_html"] and opts["no_thumbnails"])
     pipeline = Pipeline(scene_pipeline(videos, cfg, engine=engine, pictures=pictures, ids=ids), sinks=[sink])
     stopped_by = None
-    if tick is None:
-        stopped_by = run_pipeline(pipeline, progress=not quiet)
-    else:
-        done = threading.Event()
-        ticker = threading.Thread(target=_tick, args=(pipeline, tick, done), name="progress", daemon=True)
-        ticker.start()
-        try:
-            pipeline.run()
-        finally:
-            done.set()
-            ticker.join(5.0)
-    _check_written(pipeline)
+    try:
+        if tick is None:
+            stopped_by = run_pipeline(pipeline, progress=not quiet)
+        else:
+            done = threading.Event()
+            ticker = threading.Thread(target=_tick, args=(pipeline, tick, done), name="progress", daemon=True)
+            ticker.start()
+            try:
+                pipeline.run()
+            finally:
+                done.set()
+                ticker.join(5.0)
+        _check_written(pipeline)
+    except Exception:
+        for w in sink.written:  # the videos that were done: where their files are
+            print(_summary(w), flush=True)
+        raise
     return [_summary(w) for w in sink.written], stopped_by
 
 
@@ -388,6 +393,7 @@ def _run_pool(
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     q = ctx.Queue(maxsize=10_000)
     lines: list[str] = []
+    errors: list[BaseException] = []
     bar = Bar(total=total, unit="frame", desc="scenes", disable=quiet or None, file=sys.stderr)
     try:
         with ProcessPoolExecutor(
@@ -398,18 +404,12 @@ def _run_pool(
                 for v, sid in zip(videos, file_ids(videos), strict=True)
             ]
             pending = set(futs)
-            while pending:
+            while pending:  # a video that fails does not stop the others
                 with contextlib.suppress(queue.Empty):
                     bar.update(q.get(timeout=0.2))
-                for f in [f for f in pending if f.done()]:
-                    pending.discard(f)
-                    exc = f.exception()
-                    if exc is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise exc
-            for f in futs:
-                lines += f.result()
+                pending -= {f for f in pending if f.done()}
+            errors = [e for f in futs if (e := f.exception()) is not None]
+            lines = [line for f in futs if f.exception() is None for line in f.result()]
         while True:
             try:
                 bar.update(q.get_nowait())
@@ -419,4 +419,10 @@ def _run_pool(
         bar.close()
         q.close()
         q.join_thread()
+    if errors:  # what was done, every failure named, then the first failure's exit
+        for line in lines:
+            print(line, flush=True)
+        for exc in errors[1:]:
+            log.error("%s", exc)
+        raise errors[0]
     return lines

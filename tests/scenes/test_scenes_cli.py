@@ -36,6 +36,35 @@ def test_missing_input_exit_3_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(err) == 1 and "missing.mp4: no such file" in err[0]
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_broken_inputs_do_not_stop_the_others_and_each_is_named(tmp_path: Path, jobs: str) -> None:
+    """Two good videos and two broken ones: the good ones' files are written and their lines
+    printed, both broken ones are named, and the exit code is the input error's (3)."""
+    import subprocess
+    import sys
+
+    good = [
+        write_clip(tmp_path / f"g{i}.mp4", segments=(15, 15), width=160, height=120, seed=i).path
+        for i in (1, 2)
+    ]
+    bad = [tmp_path / "junk1.mp4", tmp_path / "junk2.mp4"]
+    for b in bad:
+        b.write_text("not a video")
+    out = tmp_path / "out"
+    videos = [str(good[0]), str(bad[0]), str(good[1]), str(bad[1])]
+    proc = subprocess.run(
+        [sys.executable, "-m", "framesift", "scenes", *videos, "-o", str(out), "-j", jobs, "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 3, proc.stderr
+    for g in ("g1", "g2"):
+        assert (out / f"{g}-Scenes.csv").stat().st_size > 0
+        assert f"{g}.mp4: 2 scenes" in proc.stdout
+    assert "junk1.mp4" in proc.stderr and "junk2.mp4" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_unreadable_input_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
