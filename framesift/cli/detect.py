@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from framesift.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, SinkError
+from framesift.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, FramesiftError, SinkError
 
 log = logging.getLogger("framesift.cli.detect")
 
@@ -268,6 +268,7 @@ def _detect_many(args: argparse.Namespace, out: Path) -> int:
     for folder in folders.values():
         check_outputs(args, folder)
     job = FileRuns({src: detect_config(args, folders[src], src) for src in args.sources})
+    errors: list[FramesiftError] = []
     t0 = time.perf_counter()
     if args.ray:
         from framesift.cluster.ray_exec import print_stats
@@ -287,7 +288,12 @@ def _detect_many(args: argparse.Namespace, out: Path) -> int:
         from framesift.cluster.runs import run_shard
         from framesift.cluster.shards import Shard
 
-        results = [run_shard(Shard(src, 0, 1, 0, 0, None, None), job, {}) for src in args.sources]
+        results = []
+        for src in args.sources:
+            try:
+                results.append(run_shard(Shard(src, 0, 1, 0, 0, None, None), job, {}))
+            except FramesiftError as exc:  # a broken input does not stop the others
+                errors.append(exc)
     dt = time.perf_counter() - t0
     for r in results:
         print(f"{r.path}: {r.frames} frames, {r.tracks} tracks → {folders[r.path]}", file=sys.stderr)
@@ -295,4 +301,8 @@ def _detect_many(args: argparse.Namespace, out: Path) -> int:
     print(f"{frames} frames in {dt:.1f}s ({frames / max(dt, 1e-9):.1f} fps)", file=sys.stderr)
     if not args.ray:  # on a cluster the folders are the nodes'
         check_video_written(args, {folders[r.path]: r.frames for r in results})
+    for err in errors[1:]:  # every broken input named, then the first one's exit
+        log.error("%s", err)
+    if errors:
+        raise errors[0]
     return EXIT_OK

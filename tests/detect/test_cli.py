@@ -64,6 +64,26 @@ def test_detect_writes_tracks_frames_and_annotated_video(make_clip, onnx_model: 
     assert started and started == ended
 
 
+def test_a_broken_input_among_several_does_not_stop_the_others(  # type: ignore[no-untyped-def]
+    make_clip, onnx_model: str, tmp_path: Path, capsys
+) -> None:
+    a = make_clip("a.mp4", segments=(6,), width=160, height=120)
+    b = make_clip("b.mp4", segments=(6,), width=160, height=120, seed=4)
+    junk = [tmp_path / "junk1.mp4", tmp_path / "junk2.mp4"]
+    for j in junk:
+        j.write_text("not a video")
+    out = tmp_path / "out"
+    videos = [str(a.path), str(junk[0]), str(b.path), str(junk[1])]
+    rc = main(["detect", *videos, *_common(onnx_model), "-o", str(out), "--no-video", "--no-progress"])
+    assert rc == 3
+    err = capsys.readouterr().err
+    assert "junk1.mp4" in err.splitlines()[-1]  # the exit line names the first broken input
+    assert "junk2.mp4" in err  # the other one is logged
+    for stem in ("a", "b"):  # both good files were processed and reported
+        assert (out / stem / "detections.jsonl").exists()
+        assert f"{stem}.mp4: 6 frames" in err
+
+
 def test_detect_with_segmentation_draws_masks(
     make_clip, onnx_model: str, tmp_path: Path, monkeypatch, engine_cache
 ) -> None:  # type: ignore[no-untyped-def]
