@@ -50,6 +50,42 @@ def test_linear_attention_equals_multihead_attention(model: object) -> None:
         torch.testing.assert_close(alt.encode_text(text), ref.encode_text(text), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_linear_attention_takes_every_call_multihead_attention_takes(batch_first: bool) -> None:
+    """Cross-attention, bool and float masks, per-head masks, key padding: the same outputs."""
+    from framesift.engines.runtimes.torch_int8 import linear_attention
+
+    torch.manual_seed(1)
+    holder = torch.nn.Module()
+    holder.mha = torch.nn.MultiheadAttention(32, 4, batch_first=batch_first).eval()
+    ref = holder.mha
+    alt = linear_attention(holder).mha
+    assert type(alt).__name__ == "LinearAttention"
+
+    def seq(b: int, n: int) -> torch.Tensor:
+        return torch.randn(b, n, 32) if batch_first else torch.randn(n, b, 32)
+
+    x, ctx = seq(2, 5), seq(2, 7)
+    causal = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)
+    pad = torch.zeros(2, 7, dtype=torch.bool)
+    pad[1, 5:] = True
+    calls = [
+        dict(query=x, key=x, value=x),
+        dict(query=x, key=x, value=x, attn_mask=causal),
+        dict(query=x, key=x, value=x, attn_mask=causal.float().masked_fill(causal, float("-inf"))),
+        dict(query=x, key=x, value=x, attn_mask=torch.randn(2 * 4, 5, 5)),
+        dict(query=x, key=ctx, value=ctx),
+        dict(query=x, key=ctx, value=ctx, key_padding_mask=pad),
+    ]
+    with torch.inference_mode():
+        for kw in calls:
+            want = ref(**kw, need_weights=False)[0]
+            torch.testing.assert_close(alt(**kw, need_weights=False)[0], want, atol=1e-5, rtol=1e-5)
+    separate = torch.nn.Module()
+    separate.mha = torch.nn.MultiheadAttention(32, 4, kdim=16, vdim=16)  # separate weights: left as is
+    assert isinstance(linear_attention(separate).mha, torch.nn.MultiheadAttention)
+
+
 def test_clip_int8_on_torch_passes_its_gate(model: object, frames_by_size: dict) -> None:
     fp32, int8 = _clip(model, "fp32"), _clip(model, "int8")
     assert int8.plan.precision == "int8" and "generated" in str(int8.calibration)

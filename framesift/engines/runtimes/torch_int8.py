@@ -7,7 +7,8 @@ the INT8 path that gains on a transformer: FBGEMM's AVX2 int8 GEMM, with activat
 (``reduce_range``) so its 16-bit pair sums cannot saturate, against OpenVINO's fully connected
 layers that run no faster than fp32 there. ``nn.MultiheadAttention`` keeps its query/key/value
 projection in a bare parameter that quantisation skips, so :func:`linear_attention` first rewrites
-it as two Linear layers around ``scaled_dot_product_attention`` (fp32 outputs equal within 1e-5).
+it as two Linear layers around ``scaled_dot_product_attention`` (fp32 outputs equal within 1e-5);
+attention with separate query/key/value weights is left in fp32.
 
 FBGEMM picks its instructions from the CPU, not from ``ONEDNN_MAX_CPU_ISA`` & co.:
 :func:`apply_fbgemm_cap` gives it the same cap (``FBGEMM_ENABLE_INSTRUCTIONS``) before it first runs.
@@ -15,6 +16,7 @@ FBGEMM picks its instructions from the CPU, not from ``ONEDNN_MAX_CPU_ISA`` & co
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -42,14 +44,15 @@ def _attention_module() -> Any:
     import torch.nn.functional as F
 
     class LinearAttention(torch.nn.Module):
-        """Self-attention with ``nn.MultiheadAttention``'s weights and call, its projections as
-        ``nn.Linear`` (which dynamic quantisation reaches)."""
+        """``nn.MultiheadAttention``'s weights and call, its projections as ``nn.Linear`` (which
+        dynamic quantisation reaches). Cross-attention (a key or value that is not the query) runs
+        the fused projection on each input and keeps its third: correct, at three times the cost."""
 
         def __init__(self, mha: torch.nn.MultiheadAttention) -> None:
             super().__init__()
             d = mha.embed_dim
             if mha.in_proj_weight is None or mha.in_proj_bias is None or mha.bias_k is not None:
-                raise ValueError("only self-attention with one biased in-projection is rewritten")
+                raise ValueError("not one biased in-projection")
             self.heads, self.batch_first = mha.num_heads, mha.batch_first
             self.qkv = torch.nn.Linear(d, 3 * d)
             self.out = torch.nn.Linear(d, d)
@@ -59,22 +62,53 @@ def _attention_module() -> Any:
                 self.out.weight.copy_(mha.out_proj.weight)
                 self.out.bias.copy_(mha.out_proj.bias)
 
+        def _heads(self, x: torch.Tensor) -> torch.Tensor:
+            b, n, d = x.shape
+            return x.reshape(b, n, self.heads, d // self.heads).transpose(1, 2)
+
         def forward(
             self,
             query: torch.Tensor,
             key: torch.Tensor | None = None,
             value: torch.Tensor | None = None,
+            key_padding_mask: torch.Tensor | None = None,
             need_weights: bool = False,
             attn_mask: torch.Tensor | None = None,
+            average_attn_weights: bool = True,
+            is_causal: bool = False,
         ) -> tuple[torch.Tensor, None]:
-            if (key is not None and key is not query) or (value is not None and value is not query):
-                raise ValueError("LinearAttention runs self-attention only (key and value are the query)")
-            x = query if self.batch_first else query.transpose(0, 1)
-            b, n, d = x.shape
-            qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-            y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
-            y = self.out(y.transpose(1, 2).reshape(b, n, d))
-            return (y if self.batch_first else y.transpose(0, 1)), None
+            key = query if key is None else key
+            value = key if value is None else value
+            seq = (lambda t: t) if self.batch_first else (lambda t: t.transpose(0, 1))
+            x, d = seq(query), query.shape[-1]
+            q, k, v = self.qkv(x).split(d, dim=-1)
+            if key is not query:
+                kv = self.qkv(seq(key))
+                k, v = kv[..., d : 2 * d], kv[..., 2 * d :]
+            if value is not key:
+                v = self.qkv(seq(value))[..., 2 * d :]
+            mask = _additive(attn_mask, x.dtype)
+            if mask is not None and mask.dim() == 3:  # (batch * heads, L, S)
+                mask = mask.reshape(x.shape[0], self.heads, *mask.shape[1:])
+            pad = _additive(key_padding_mask, x.dtype)
+            if pad is not None:  # (batch, S): True or -inf where a key is padding
+                pad = pad[:, None, None, :]
+                mask = pad if mask is None else mask + pad
+            y = F.scaled_dot_product_attention(
+                self._heads(q),
+                self._heads(k),
+                self._heads(v),
+                attn_mask=mask,
+                is_causal=is_causal and mask is None,
+            )
+            y = self.out(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], d))
+            return seq(y), None
+
+    def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+        """``nn.MultiheadAttention``'s masks (bool: True = left out; float: added) as added floats."""
+        if mask is None or mask.dtype != torch.bool:
+            return mask
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
 
     return LinearAttention
 
@@ -87,7 +121,8 @@ def linear_attention(module: Any) -> Any:
     cls = _attention_module()
     for name, child in list(module.named_children()):
         if isinstance(child, torch.nn.MultiheadAttention):
-            setattr(module, name, cls(child))
+            with contextlib.suppress(ValueError):  # separate q/k/v weights: left as it is (fp32)
+                setattr(module, name, cls(child))
         else:
             linear_attention(child)
     return module
