@@ -28,6 +28,7 @@ __all__ = [
     "cpu_bf16_kind",
     "cpu_flags",
     "fbgemm_cap",
+    "fbgemm_kernels",
     "int8_kernels",
     "isa_descriptor",
 ]
@@ -107,6 +108,12 @@ def fbgemm_cap(env: Mapping[str, str] | None = None) -> str | None:
     below = below or caps.get("ATEN_CPU_CAPABILITY", "") in _ATEN_BELOW_AVX512
     below = below or caps.get("MKL_ENABLE_INSTRUCTIONS", "") in _MKL_BELOW_AVX512
     return "AVX2" if below else None
+
+
+def fbgemm_kernels(env: Mapping[str, str] | None = None, flags: set[str] | None = None) -> str:
+    """Which INT8 kernels FBGEMM (torch's dynamic INT8) runs here: its cap, else the CPU's best."""
+    flags = cpu_flags() if flags is None else flags
+    return fbgemm_cap(env) or ("AVX512-VNNI" if "avx512_vnni" in flags else "AVX2")
 
 
 def cpu_flags() -> set[str]:

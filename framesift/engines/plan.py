@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from framesift.engines.isa import bf16_cap, cpu_bf16_kind, cpu_flags, fbgemm_cap, int8_kernels
+from framesift.engines.isa import bf16_cap, cpu_bf16_kind, fbgemm_kernels, int8_kernels
 from framesift.engines.quantize import nncf_installed
 from framesift.engines.runtimes import RuntimeInfo, runtime_infos
 from framesift.engines.runtimes.base import Precision
@@ -316,18 +316,10 @@ def plan_engine(
     order = list(rules.order)
     bf16_on = rules.bf16_runtimes.get(bf16, ("torch",)) if bf16 else ()
     if want_precision in (None, "bf16"):  # native bf16: its runtimes go ahead of the other CPU ones
-        first_cpu = next((i for i, (_, d) in enumerate(order) if d == "cpu"), len(order))
-        for r in reversed(bf16_on):
-            if (r, "cpu") in order:
-                order.remove((r, "cpu"))
-                order.insert(first_cpu, (r, "cpu"))
-
+        _cpu_first(order, bf16_on)
     no_vnni_int8 = want_precision == "int8" and bool(rules.int8_without_vnni) and not _vnni(int8_kernels())
     if no_vnni_int8:
-        first_cpu = next((i for i, (_, d) in enumerate(order) if d == "cpu"), len(order))
-        for r in reversed(rules.int8_without_vnni):
-            order.remove((r, "cpu"))
-            order.insert(first_cpu, (r, "cpu"))
+        _cpu_first(order, rules.int8_without_vnni)
 
     def fits(r: str, d: str) -> bool:
         return runtime in ("auto", r) and (fixed is None or r in fixed) and want_kind in (None, d)
@@ -386,9 +378,8 @@ def plan_engine(
     if capped and want_precision is None and d == "cpu":
         why.append(f"no bf16: {capped}")
     if chosen_precision == "int8" and d == "cpu" and want_precision is not None and r == "torch":
-        kernels = fbgemm_cap() or ("AVX512-VNNI" if "avx512_vnni" in cpu_flags() else "AVX2")
         note = "; OpenVINO's INT8 gains little on a transformer without VNNI" if no_vnni_int8 else ""
-        why.append(f"int8 kernels: FBGEMM {kernels} (Linear layers quantised dynamically{note})")
+        why.append(f"int8 kernels: FBGEMM {fbgemm_kernels()} (Linear layers quantised dynamically{note})")
     elif chosen_precision == "int8" and d == "cpu" and want_precision is not None:
         why.append(f"int8 kernels: {int8_kernels()}")  # auto's own INT8 names them above
     if precision == "auto" and not (runtime == "auto" and (native_bf16 or vnni)):
@@ -446,6 +437,15 @@ def _shipped_int8(
         return None
     kernels = int8_kernels()
     return kernels if _vnni(kernels) and nncf_installed() else None
+
+
+def _cpu_first(order: list[tuple[str, str]], runtimes: Sequence[str]) -> None:
+    """Move ``runtimes``' CPU pairs, in that order, ahead of the other CPU pairs of ``order``."""
+    first_cpu = next((i for i, (_, d) in enumerate(order) if d == "cpu"), len(order))
+    for r in reversed(runtimes):
+        if (r, "cpu") in order:
+            order.remove((r, "cpu"))
+            order.insert(first_cpu, (r, "cpu"))
 
 
 def _vnni(kernels: str) -> bool:
