@@ -260,6 +260,7 @@ def output_folders(sources: list[str], out: Path) -> dict[str, Path]:
 
 def _detect_many(args: argparse.Namespace, out: Path) -> int:
     """Several sources (each a pipeline into its own folder), or ``--ray`` (each file a shard)."""
+    from framesift.cli.runner import raise_failures
     from framesift.cluster.runs import FileRuns
 
     if len(set(args.sources)) != len(args.sources):
@@ -301,8 +302,5 @@ def _detect_many(args: argparse.Namespace, out: Path) -> int:
     print(f"{frames} frames in {dt:.1f}s ({frames / max(dt, 1e-9):.1f} fps)", file=sys.stderr)
     if not args.ray:  # on a cluster the folders are the nodes'
         check_video_written(args, {folders[r.path]: r.frames for r in results})
-    for err in errors[1:]:  # every broken input named, then the first one's exit
-        log.error("%s", err)
-    if errors:
-        raise errors[0]
+    raise_failures(errors)
     return EXIT_OK

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any, Protocol, TextIO
 
@@ -114,3 +115,12 @@ def run_pipeline(pipeline: Runnable, *, progress: bool = True, status_interval_s
         for signum, h in handlers.items():
             signal.signal(signum, h)
     return stopped_by[0] if stopped_by else None
+
+
+def raise_failures(errors: Sequence[BaseException]) -> None:
+    """Several inputs failed: each but the first is logged as an error, then the first is raised
+    (its exit code is the run's), so that every broken input is named."""
+    for err in errors[1:]:
+        log.error("%s", err)
+    if errors:
+        raise errors[0]

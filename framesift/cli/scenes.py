@@ -384,6 +384,7 @@ def _run_pool(
 ) -> list[str]:
     """``jobs`` worker processes, each running a pipeline per video (named as one pipeline over
     them all would name it); one progress bar here."""
+    from framesift.cli.runner import raise_failures
     from framesift.stream.factory import file_ids
     from framesift.stream.headers import total_frames
     from framesift.stream.sources.file import FileSourceConfig
@@ -408,8 +409,11 @@ def _run_pool(
                 with contextlib.suppress(queue.Empty):
                     bar.update(q.get(timeout=0.2))
                 pending -= {f for f in pending if f.done()}
-            errors = [e for f in futs if (e := f.exception()) is not None]
-            lines = [line for f in futs if f.exception() is None for line in f.result()]
+            for f in futs:
+                if (exc := f.exception()) is not None:
+                    errors.append(exc)
+                else:
+                    lines += f.result()
         while True:
             try:
                 bar.update(q.get_nowait())
@@ -419,10 +423,8 @@ def _run_pool(
         bar.close()
         q.close()
         q.join_thread()
-    if errors:  # what was done, every failure named, then the first failure's exit
+    if errors:  # what was done, then every failure named
         for line in lines:
             print(line, flush=True)
-        for exc in errors[1:]:
-            log.error("%s", exc)
-        raise errors[0]
+        raise_failures(errors)
     return lines
