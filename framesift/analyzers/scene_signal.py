@@ -57,15 +57,20 @@ def signal_batch(
 ) -> tuple[np.ndarray, list[tuple[bool, float] | None]]:
     """The every-frame signal of a batch: embeddings, and (black?, mean luma) per frame when the
     pixel embedder's 32x18 grid gives it for free (each frame shrunk once, used twice)."""
-    from framesift.engines.models.pixel import GRID_KEY, PixelEmbedder
+    from framesift.engines.models.pixel import EMB_KEY, GRID_KEY, PixelEmbedder
 
     if isinstance(primary, PixelEmbedder) and all(isinstance(f.image, np.ndarray) for f in frames):
         grids = np.stack([primary.small(np.asarray(f.image)) for f in frames])
-        for f, g in zip(frames, grids, strict=True):
-            f.meta[GRID_KEY] = g  # the pipeline's pixel embedder reuses it (the collector's candidates)
-        luma = grids.mean(axis=3)  # (N, 18, 32) float64, as grid_dark: the darkness of all at once
+        embs = primary.embed_small(grids)
+        for f, g, e in zip(frames, grids, embs, strict=True):
+            # the pipeline's pixel embedder reuses both (the collector's candidates)
+            f.meta[GRID_KEY] = g
+            f.meta[EMB_KEY] = (primary.signature, e)
+        # mean of the channels, as grid_dark; summed channel by channel (exact for uint8, and numpy
+        # reduces a 3-long last axis ~15x slower): the darkness of the whole batch at once
+        luma = (grids[..., 0].astype(np.float64) + grids[..., 1] + grids[..., 2]) / 3.0
         darks = zip((luma.max(axis=(1, 2)) < level).tolist(), luma.mean(axis=(1, 2)).tolist(), strict=True)
-        return primary.embed_small(grids), [(bool(d), float(m)) for d, m in darks]
+        return embs, [(bool(d), float(m)) for d, m in darks]
     return primary.embed_images(frames), [None] * len(frames)
 
 

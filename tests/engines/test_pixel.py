@@ -83,3 +83,25 @@ def test_any_size(size: tuple[int, int]) -> None:
     img = np.random.default_rng(2).integers(0, 256, (*size, 3), dtype=np.uint8)
     v = PixelEmbedder().embed_images([img])
     assert v.shape == (1, PixelEmbedder().dim)
+
+
+def test_the_scene_signals_embedding_is_reused_only_with_the_same_weights() -> None:
+    from framesift.analyzers.scene_signal import signal_batch
+    from framesift.engines.models.pixel import EMB_KEY
+
+    imgs = [_shot(StaticShot(s), w=1280, h=720) for s in range(3)]
+    frames = [Frame("s", i, i, Fraction(1, 25), 0.0, img) for i, img in enumerate(imgs)]
+    e = PixelEmbedder()
+    embs, darks = signal_batch(e, frames, 20.0)
+    fresh = PixelEmbedder().embed_images(imgs)  # arrays: nothing cached to reuse
+    np.testing.assert_allclose(embs, fresh, atol=1e-6)
+    assert all(d is not None and not d[0] for d in darks)
+    # the cached vector is what a same-weights embedder returns, without embedding again
+    planted = frames[1].meta[EMB_KEY][1].copy()
+    frames[1].meta[EMB_KEY] = (e.signature, np.full(e.dim, 0.5, np.float32))
+    assert np.all(PixelEmbedder().embed_images(frames)[1] == 0.5)
+    # other weights never take it: they embed the frame (from its cached 32x18 grid)
+    other = PixelEmbedder({"hist": 1.0, "luma": 0.0, "edge": 0.0})
+    assert not np.all(other.embed_images(frames)[1] == 0.5)
+    frames[1].meta[EMB_KEY] = (e.signature, planted)
+    np.testing.assert_allclose(PixelEmbedder().embed_images(frames), fresh, atol=1e-6)
