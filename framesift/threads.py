@@ -7,8 +7,11 @@ the plan gives each source's decoder one thread on up to 4 cores (two on up to 8
 and keeps the engines' threads from spinning there; with no model (pixel signals only) decoding is the
 work, and FFmpeg keeps its choice. TransNetV2 counts as no model here: it runs once per 50 frames, and
 at 720p its pipeline is faster with FFmpeg's decoder threads (2.11 s for 600 frames, INT8, 2 cores)
-than with one (2.41-2.57 s). ``FRAMESIFT_THREADS`` sets the inference threads; a source's own
-``threads`` setting always wins.
+than with one (2.41-2.57 s). On up to 4 cores OpenCV runs single-threaded (:func:`limit_opencv`):
+its per-frame calls (colour conversion, resizes) are too short for its pool, whose workers spin
+between calls on the cores the decoder threads need (``framesift collect``, 720p, 2 cores: 330 → 380
+frames per CPU-second). ``FRAMESIFT_THREADS`` sets the inference threads; a source's own ``threads``
+setting always wins.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-__all__ = ["ThreadPlan", "cpu_cores", "thread_plan"]
+__all__ = ["ThreadPlan", "cpu_cores", "limit_opencv", "thread_plan"]
 
 log = logging.getLogger("framesift.threads")
 
@@ -27,13 +30,15 @@ SMALL = 4  # cores up to which engines and decoders are planned to share
 @dataclass(frozen=True)
 class ThreadPlan:
     """``inference``: intra-op threads of each engine; ``decode``: decoder threads per source (0:
-    FFmpeg's choice); ``spin``: whether engine threads may spin-wait; ``reason``: one line."""
+    FFmpeg's choice); ``spin``: whether engine threads may spin-wait; ``reason``: one line;
+    ``opencv``: OpenCV's threads (0: its own choice)."""
 
     cores: int
     inference: int
     decode: int
     spin: bool
     reason: str
+    opencv: int = 0
 
 
 def cpu_cores() -> int:
@@ -50,18 +55,26 @@ def thread_plan(*, model: bool = True, cores: int | None = None) -> ThreadPlan:
     env = os.environ.get("FRAMESIFT_THREADS", "")
     inference = int(env) if env.isdigit() and int(env) > 0 else n
     set_by = " (FRAMESIFT_THREADS)" if inference != n else ""
+    small = n <= SMALL
+    opencv = ", OpenCV 1 thread" if small else ""
     if not model:
         return ThreadPlan(
-            n, inference, 0, True, f"{n} cores, no model on every frame: decoders take FFmpeg's thread count"
+            n,
+            inference,
+            0,
+            True,
+            f"{n} cores, no model on every frame: decoders take FFmpeg's thread count{opencv}",
+            opencv=1 if small else 0,
         )
-    if n <= SMALL:
+    if small:
         return ThreadPlan(
             n,
             inference,
             1,
             False,
             f"{n} cores shared by a model and decoding: inference {inference} threads{set_by}, not "
-            "spinning; 1 decoder thread per source",
+            f"spinning; 1 decoder thread per source{opencv}",
+            opencv=1,
         )
     if n <= 2 * SMALL:
         return ThreadPlan(
@@ -70,3 +83,13 @@ def thread_plan(*, model: bool = True, cores: int | None = None) -> ThreadPlan:
     return ThreadPlan(
         n, inference, 0, True, f"{n} cores: inference {inference}{set_by}, FFmpeg's decoder threads"
     )
+
+
+def limit_opencv(plan: ThreadPlan) -> None:
+    """Cap OpenCV's threads (process-wide) at ``plan.opencv``; a lower count set before is kept."""
+    if plan.opencv <= 0:
+        return
+    import cv2
+
+    if cv2.getNumThreads() > plan.opencv:
+        cv2.setNumThreads(plan.opencv)

@@ -37,3 +37,22 @@ def test_sources_get_the_plans_decoder_threads_unless_they_set_their_own(tmp_pat
     assert planned.cfg.threads == 1 and own.cfg.threads == 3
     default = SourceSet(Batcher(max_batch=2, max_wait_ms=10, stale_after_ms=None), lambda run, ev: None)
     assert default.make(FileSourceConfig(path=str(clip)), "c").cfg.threads == 0
+
+
+def test_small_machines_run_opencv_single_threaded() -> None:
+    import cv2
+
+    from framesift.threads import limit_opencv
+
+    assert thread_plan(cores=2).opencv == 1 and "OpenCV 1 thread" in thread_plan(cores=2).reason
+    assert thread_plan(model=False, cores=4).opencv == 1
+    assert thread_plan(cores=16).opencv == 0 and "OpenCV" not in thread_plan(cores=16).reason
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(4)
+        limit_opencv(thread_plan(cores=16))
+        assert cv2.getNumThreads() == 4  # a big machine keeps OpenCV's pool
+        limit_opencv(thread_plan(cores=2))
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)

@@ -25,7 +25,7 @@ from framesift.pipeline.sources import SourceRun, SourceSet
 from framesift.pipeline.stage import ENGINE_BACKOFF_S, Stage
 from framesift.pipeline.status import EventLog, PipelineStatus, SourceInfo
 from framesift.sinks.base import Sink
-from framesift.threads import thread_plan
+from framesift.threads import limit_opencv, thread_plan
 
 log = logging.getLogger("framesift.pipeline")
 
@@ -90,6 +90,7 @@ class Pipeline:
             embedder is not None and not embedder.model_id.startswith("pixel")
         )
         self.threads = thread_plan(model=model)
+        limit_opencv(self.threads)
         log.info("threads: %s", self.threads.reason)
         self.sources = SourceSet(
             self.stage.batcher, self._on_status, decode_threads=self.threads.decode, on_added=self._on_added

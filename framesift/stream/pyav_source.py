@@ -29,7 +29,7 @@ from framesift.stream._errors import (
 from framesift.stream.base import Source, StreamInfo
 from framesift.stream.orient import coded_target, quarter_turns, upright
 from framesift.stream.sampling import FpsSampler, output_size
-from framesift.stream.scale import ShotScaler, full_rgb, small_rgb
+from framesift.stream.scale import ShotScaler, full_rgb, opencv_pays, small_rgb
 from framesift.stream.sources.device import DeviceSourceConfig
 from framesift.stream.sources.file import FileSourceConfig
 from framesift.stream.sources.http import HttpSourceConfig
@@ -415,8 +415,8 @@ class PyAVSource(Source):
             and cfg.scaler == "fast"
         ):
             return small_rgb(f, *size)
-        if size is None:
-            img = full_rgb(f, cfg.pixel_format)  # swscale's colours, several times cheaper
+        if size is None and opencv_pays(f, cfg.pixel_format):
+            img = full_rgb(f, cfg.pixel_format)  # swscale's colours, cheaper on most CPUs
             if img is not None:
                 return img
         kw: dict[str, Any] = {"format": self.cfg.pixel_format}

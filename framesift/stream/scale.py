@@ -7,6 +7,8 @@ and a third for a frame already near the size (converted as it is).
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import cv2
@@ -14,6 +16,8 @@ import numpy as np
 from av.video.frame import VideoFrame
 
 from framesift.stream.orient import TURN_FILTERS
+
+log = logging.getLogger(__name__)
 
 
 def _plane(vf: VideoFrame, i: int, width: int, height: int) -> np.ndarray:
@@ -81,6 +85,46 @@ def full_rgb(vf: VideoFrame, pixel_format: str = "rgb24") -> np.ndarray | None:
     ):
         return None
     return cv2.cvtColor(_i420(vf, vf.width, vf.height), code)
+
+
+#: Per (width, height): whether OpenCV converts (see opencv_pays); rgb24 and bgr24 share the answer.
+_PAYS: dict[tuple[int, int], bool] = {}
+SWSCALE_MARGIN = 0.9  # swscale converts only when it takes under this share of OpenCV's time
+
+
+def opencv_pays(vf: VideoFrame, pixel_format: str = "rgb24") -> bool:
+    """Whether :func:`full_rgb` converts frames like ``vf`` here, rather than swscale.
+
+    Which is cheaper depends on the CPU and the FFmpeg build: at 1280x720 swscale took several
+    times OpenCV's time on some CPUs, and half of single-threaded OpenCV's on an AVX-512 EPYC. With OpenCV single-threaded (the thread
+    plan's choice on small machines) the two are raced once per frame size, on ``vf`` itself (5
+    rounds each, this thread's CPU time, a few milliseconds), and swscale wins only by a clear
+    margin (:data:`SWSCALE_MARGIN`), so the choice does not flip between runs on a close call. With
+    OpenCV's thread pool, whose work this thread's clock would not see, OpenCV converts (the pool
+    is there because cores are spare)."""
+    key = (vf.width, vf.height)
+    hit = _PAYS.get(key)
+    if hit is None:
+        hit = cv2.getNumThreads() > 1 or _race(vf, pixel_format)
+        if len(_PAYS) >= 32:  # a few sizes per process; never grows without bound
+            _PAYS.clear()
+        _PAYS[key] = hit
+        log.info("%dx%d frames: RGB conversion by %s", vf.width, vf.height, "OpenCV" if hit else "swscale")
+    return hit
+
+
+def _race(vf: VideoFrame, pixel_format: str) -> bool:
+    if full_rgb(vf, pixel_format) is None:  # not a frame OpenCV converts: swscale it is
+        return False
+    best_cv = best_sws = float("inf")
+    for _ in range(5):
+        t0 = time.thread_time()
+        full_rgb(vf, pixel_format)
+        t1 = time.thread_time()
+        vf.to_ndarray(format=pixel_format)
+        t2 = time.thread_time()
+        best_cv, best_sws = min(best_cv, t1 - t0), min(best_sws, t2 - t1)
+    return best_sws >= SWSCALE_MARGIN * best_cv
 
 
 class ShotScaler:

@@ -207,3 +207,33 @@ def test_full_size_colour_conversion_matches_swscale(make_clip, tmp_path) -> Non
     assert full_rgb(f) is None
     f.colorspace, f.color_range = 2, 2  # unspecified, full range (JPEG)
     assert full_rgb(f) is None
+
+
+def test_the_cheaper_conversion_is_chosen_once_per_frame_size(make_clip, monkeypatch) -> None:
+    """Single-threaded OpenCV races swscale once per frame size (this CPU's answer, cached); with
+    OpenCV's pool it is taken; a frame OpenCV does not convert (BT.709) never counts as its win."""
+    import av
+    import cv2
+
+    import framesift.stream.scale as scale
+
+    info = make_clip(segments=(3,), width=160, height=120)
+    with av.open(str(info.path)) as c:
+        f = next(c.decode(video=0))
+    monkeypatch.setattr(scale, "_PAYS", {})
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        races: list[bool] = []
+        real = scale._race
+        monkeypatch.setattr(scale, "_race", lambda vf, fmt: races.append(real(vf, fmt)) or races[-1])
+        first = scale.opencv_pays(f)
+        assert scale.opencv_pays(f) is first and len(races) == 1  # raced once, then cached
+        assert scale.opencv_pays(f, "bgr24") is first and len(races) == 1  # one answer per size
+        f.colorspace = 1  # BT.709: only swscale converts it
+        assert real(f, "rgb24") is False
+        cv2.setNumThreads(2)
+        scale._PAYS.clear()
+        assert scale.opencv_pays(f) is True and len(races) == 1  # the pool: no race
+    finally:
+        cv2.setNumThreads(before)
