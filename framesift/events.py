@@ -239,7 +239,8 @@ class FramePayload:
     """The image, embedding and model id of a kept frame, handed over once (to the frame store).
 
     :meth:`take` drops the references, so an event kept alive elsewhere afterwards (e.g. for latency
-    bookkeeping) no longer pins the image. The image is the frame's own read-only array (no copy).
+    bookkeeping) no longer pins the image. The image is the frame's own read-only array (no copy),
+    or an :class:`~framesift.frame.EncodedImage`.
     """
 
     __slots__ = ("_lock", "embedding", "image", "model")

@@ -76,3 +76,29 @@ class Clock:
                 self.step = raw - self.last_raw
         self.last_raw = raw
         return raw + self.offset
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """A picture already compressed (the collector holds its candidates as JPEG): the frame store
+    writes these bytes as they are where its format matches and its quality is at least this one,
+    so a kept frame is compressed once, not decoded and compressed again."""
+
+    data: bytes
+    format: str  # "jpeg"
+    quality: int
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, 3)
+
+    def decode(self) -> np.ndarray:
+        """The picture as an RGB uint8 array."""
+        import cv2
+
+        bgr = cv2.imdecode(np.frombuffer(self.data, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"an encoded {self.format} image of {len(self.data)} bytes does not decode")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

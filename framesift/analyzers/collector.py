@@ -481,7 +481,6 @@ class Collector(Analyzer):
         if rel is not None:
             scores["relevance"] = round(rel, 6)
         image = c.image()
-        image.flags.writeable = False
         return FrameKept(
             source=source,
             wallclock=c.wallclock,

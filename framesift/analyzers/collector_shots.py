@@ -24,10 +24,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from framesift.frame import EncodedImage
+
 EXTRAS = 2  # candidates a segment keeps besides its best, spread in time (a total budget's fill)
 MARGIN_CUT = 1  # frames either side of a cut that are never kept
 MARGIN_GRADUAL = 3  # frames either side of a dissolve or fade that are never kept
-JPEG_QUALITY = 92
+JPEG_QUALITY = 90  # the frame store's default: it writes the pool's JPEG as it is (one compression)
 CHANGE_WEIGHT = 10.0  # score lost per unit of cosine distance to the neighbouring candidates
 FILL_SLACK = 2.0  # an extra (a total budget's fill) scores at most this much below its segment's best
 RAMP = 0.4  # see ramp()
@@ -51,6 +53,7 @@ class Candidate:
     ok: bool
     pixels: np.ndarray | None = None
     jpeg: bytes | None = None
+    size: tuple[int, int] | None = None  # (width, height) of the picture held as JPEG
     change: float = math.inf  # cosine distance to the neighbouring candidates (the nearer of the two)
     blend: bool = False  # looks like a mix of its neighbours (see blend()): never a fill frame
     ramp: int = 0  # on a brightness ramp, rising (1) or falling (-1): never kept (see ramp_tail())
@@ -66,18 +69,22 @@ class Candidate:
     def compress(self) -> None:
         """Hold the picture as JPEG (a few hundred KB at 720p) instead of the decoded frame."""
         if self.pixels is not None:
-            bgr = cv2.cvtColor(self.pixels, cv2.COLOR_RGB2BGR)
+            px = self.pixels
+            bgr = cv2.cvtColor(px, cv2.COLOR_RGB2BGR) if px.ndim == 3 else px
             ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if ok:
+                self.size = (int(px.shape[1]), int(px.shape[0]))
                 self.jpeg, self.pixels = buf.tobytes(), None
 
-    def image(self) -> np.ndarray:
+    def image(self) -> np.ndarray | EncodedImage:
+        """The picture: the decoded frame, or the JPEG it is held as (written to the store as is)."""
         if self.pixels is not None:
+            self.pixels.flags.writeable = False  # handed to the store: nobody writes to it
             return self.pixels
-        assert self.jpeg is not None, "a candidate that failed the gate has no picture"
-        bgr = cv2.imdecode(np.frombuffer(self.jpeg, np.uint8), cv2.IMREAD_COLOR)
-        assert bgr is not None, "a JPEG this process encoded decodes"
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        assert self.jpeg is not None and self.size is not None, (
+            "a candidate that failed the gate has no picture"
+        )
+        return EncodedImage(self.jpeg, "jpeg", JPEG_QUALITY, *self.size)
 
 
 def measure(image: Any) -> dict[str, float]:
@@ -87,13 +94,24 @@ def measure(image: Any) -> dict[str, float]:
     h, w = img.shape[:2]
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img  # grey first: a third to shrink
     if w > 320:
-        gray = cv2.resize(gray, (320, max(1, round(h * 320 / w))), interpolation=cv2.INTER_AREA)
+        gray = shrink_gray(gray, 320, max(1, round(h * 320 / w)))
     mean, std = cv2.meanStdDev(gray)
     return {
         "brightness": round(float(mean[0, 0]), 3),
         "contrast": round(float(std[0, 0]), 3),
         "sharpness": round(float(cv2.Laplacian(gray, cv2.CV_32F).var()), 3),
     }
+
+
+def shrink_gray(gray: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``cv2.resize(gray, (width, height), INTER_AREA)``, halving first while the sides stay whole
+    multiples of the target: OpenCV's vectorised 2x2 average is ~15x faster than its 4x4 (1280x720
+    → 320x180: 0.05 ms against 0.33), and each pixel stays within a level of one resize."""
+    while gray.shape[1] % (2 * width) == 0 and gray.shape[0] % (2 * height) == 0:
+        gray = cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if gray.shape[1] == width and gray.shape[0] == height:
+        return gray
+    return cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
 
 
 class Gate:

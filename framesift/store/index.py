@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from framesift.errors import ConfigError, SinkError, SourceError
+from framesift.frame import EncodedImage
 from framesift.store import recovery, retention
 from framesift.store.connection import index_error, is_disk_full, open_readonly, open_writable, reading
 from framesift.store.paths import frame_relpath, inside
@@ -168,8 +169,14 @@ class FrameStore:
                 raise index_error(self.index_path, exc, writing=True) from None
 
     # ---------------------------------------------------------------- writing
-    def encode(self, image: np.ndarray) -> bytes:
-        """RGB (or grey) uint8 → encoded bytes in the store's format (a CUDA tensor is copied to host)."""
+    def encode(self, image: np.ndarray | EncodedImage) -> bytes:
+        """RGB (or grey) uint8 → encoded bytes in the store's format (a CUDA tensor is copied to host).
+        An :class:`~framesift.frame.EncodedImage` in the store's format, at most the store's
+        quality, is written as it is: compressing it again would lose detail and save little."""
+        if isinstance(image, EncodedImage):
+            if image.format == self.format and self.format != "png" and image.quality <= self.quality:
+                return image.data
+            image = image.decode()
         if not isinstance(image, np.ndarray) and hasattr(image, "cpu"):
             image = image.cpu().numpy()
         img = np.ascontiguousarray(image)
@@ -195,7 +202,7 @@ class FrameStore:
         *,
         id: str,
         source: str,
-        image: np.ndarray,
+        image: np.ndarray | EncodedImage,
         wallclock: float,
         pts: int = 0,
         time_base: Fraction = Fraction(1, 1),

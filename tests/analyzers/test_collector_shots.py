@@ -358,3 +358,29 @@ def test_the_fill_takes_a_look_alike_but_never_what_is_stored() -> None:
     stored = float(alike.emb @ a)  # the bank holds a frame like ``a`` and ``alike`` is as near to it
     again = _select([_seg("shot", _cand(40, [0.0, 1.0, 0.0]), alike)], 2, bank=stored)
     assert [c.candidate.index for c in again] == [40]
+
+
+@pytest.mark.parametrize(
+    "size", [(1280, 720), (1920, 1080), (642, 362), (1281, 721), (3840, 2160), (500, 300)]
+)
+def test_measure_shrinks_like_one_area_resize(size: tuple[int, int]) -> None:
+    """The halving steps stay within a level of one INTER_AREA resize, and the quality scores with
+    them (sharpness within 2 %), on odd sizes too."""
+    import cv2
+
+    from framesift.analyzers.collector_shots import measure, shrink_gray
+
+    w, h = size
+    shot = PeopleShot(3)
+    shot.setup(w, h)
+    img = np.clip(shot.render(5), 0, 255).astype(np.uint8)
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    th = max(1, round(h * 320 / w))
+    one = cv2.resize(gray, (320, th), interpolation=cv2.INTER_AREA)
+    ours = shrink_gray(gray, 320, th)
+    assert ours.shape == one.shape
+    assert int(np.abs(ours.astype(int) - one).max()) <= 1
+    q = measure(img)
+    ref = cv2.Laplacian(one, cv2.CV_32F).var()
+    assert q["sharpness"] == pytest.approx(ref, rel=0.02)
+    assert q["brightness"] == pytest.approx(float(one.mean()), abs=0.5)

@@ -62,6 +62,28 @@ def test_jpeg_quality_is_configurable(tmp_path: Path) -> None:
     assert sizes[30] < sizes[95]
 
 
+def test_an_encoded_picture_is_written_as_it_is_where_format_and_quality_allow(tmp_path: Path) -> None:
+    """The collector's JPEG (quality 90) is compressed once: written byte for byte by a JPEG store of
+    quality 90 or more; a lower quality or another format decodes and compresses it as asked."""
+    from framesift.frame import EncodedImage
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(noise(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    enc = EncodedImage(buf.tobytes(), "jpeg", 90, 160, 120)
+    for name, fmt, q, same in (("q95", "jpeg", 95, True), ("q90", "jpeg", 90, True), ("q40", "jpeg", 40, False),
+                               ("webp", "webp", 95, False), ("png", "png", 3, False)):  # fmt: skip
+        with FrameStore(tmp_path / name, format=fmt, quality=q) as store:
+            rec = store.get(add(store, 1, img=enc))  # type: ignore[arg-type]
+            assert rec is not None and (rec.width, rec.height) == (160, 120)
+            data = (tmp_path / name / rec.path).read_bytes()
+            assert (data == enc.data) is same, name
+            assert rec.sha256 == hashlib.sha256(data).hexdigest()
+            img = cv2.imread(str(tmp_path / name / rec.path))
+            assert img is not None and img.shape == (120, 160, 3)
+    with pytest.raises(ValueError, match="does not decode"):
+        EncodedImage(b"not a jpeg", "jpeg", 90, 160, 120).decode()
+
+
 def test_retention_by_size_removes_oldest_first(tmp_path: Path) -> None:
     with FrameStore(tmp_path, format="png", png_compression=0) as store:
         one = add(store, 0)
