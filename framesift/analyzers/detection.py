@@ -4,8 +4,10 @@ The ``tracker`` analyzer builds on it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -44,12 +46,43 @@ class DetectConfig(AnalyzerSpec):
         return True
 
 
+#: The engines kept for the next pipeline inside :func:`reused_engines` (one set: bounded); None outside.
+_kept: dict[str, tuple[Detector, Segmenter | None]] | None = None
+
+
+@contextlib.contextmanager
+def reused_engines() -> Iterator[None]:
+    """Pipelines built one after another inside this block (``framesift detect`` over several files)
+    get the detector and segmenter built first for the same settings instead of building their own
+    (1–3 s each). Sequential pipelines only: the engines have no per-pipeline state, but one engine
+    is not meant to serve two pipelines running at once."""
+    global _kept
+    outer = _kept
+    _kept = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _kept = outer
+
+
 def build_engines(detector: DetectorSpec, segment: SegmenterSpec | None) -> tuple[Detector, Segmenter | None]:
     """The detector (and segmenter) a ``detect`` or ``tracker`` config asks for."""
     from framesift.engines.detectors import build_detector
     from framesift.engines.segmenters import build_segmenter
 
-    return build_detector(detector), None if segment is None else build_segmenter(segment)
+    key = json.dumps(
+        [detector.model_dump(mode="json"), None if segment is None else segment.model_dump(mode="json")],
+        sort_keys=True,
+        default=str,
+    )
+    kept = _kept
+    if kept is not None and key in kept:
+        return kept[key]
+    engines = build_detector(detector), None if segment is None else build_segmenter(segment)
+    if kept is not None:
+        kept.clear()  # the settings changed: the old engines go
+        kept[key] = engines
+    return engines
 
 
 class DetectionAnalyzer(Analyzer):

@@ -286,15 +286,17 @@ def _detect_many(args: argparse.Namespace, out: Path) -> int:
         )  # fmt: skip
         print_stats(stats)
     else:
+        from framesift.analyzers.detection import reused_engines
         from framesift.cluster.runs import run_shard
         from framesift.cluster.shards import Shard
 
         results = []
-        for src in args.sources:
-            try:
-                results.append(run_shard(Shard(src, 0, 1, 0, 0, None, None), job, {}))
-            except FramesiftError as exc:  # a broken input does not stop the others
-                errors.append(exc)
+        with reused_engines():  # one detector for all the files, not one per file
+            for src in args.sources:
+                try:
+                    results.append(run_shard(Shard(src, 0, 1, 0, 0, None, None), job, {}))
+                except FramesiftError as exc:  # a broken input does not stop the others
+                    errors.append(exc)
     dt = time.perf_counter() - t0
     for r in results:
         print(f"{r.path}: {r.frames} frames, {r.tracks} tracks → {folders[r.path]}", file=sys.stderr)

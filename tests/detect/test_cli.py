@@ -65,8 +65,15 @@ def test_detect_writes_tracks_frames_and_annotated_video(make_clip, onnx_model: 
 
 
 def test_a_broken_input_among_several_does_not_stop_the_others(  # type: ignore[no-untyped-def]
-    make_clip, onnx_model: str, tmp_path: Path, capsys
+    make_clip, onnx_model: str, tmp_path: Path, capsys, monkeypatch
 ) -> None:
+    import framesift.engines.detectors as detectors
+
+    builds: list[object] = []
+    real = detectors.build_detector
+    monkeypatch.setattr(
+        detectors, "build_detector", lambda spec, **kw: builds.append(spec) or real(spec, **kw)
+    )
     a = make_clip("a.mp4", segments=(6,), width=160, height=120)
     b = make_clip("b.mp4", segments=(6,), width=160, height=120, seed=4)
     junk = [tmp_path / "junk1.mp4", tmp_path / "junk2.mp4"]
@@ -82,6 +89,7 @@ def test_a_broken_input_among_several_does_not_stop_the_others(  # type: ignore[
     for stem in ("a", "b"):  # both good files were processed and reported
         assert (out / stem / "detections.jsonl").exists()
         assert f"{stem}.mp4: 6 frames" in err
+    assert len(builds) == 1  # one detector served every file (it used to be built per file)
 
 
 def test_detect_with_segmentation_draws_masks(
