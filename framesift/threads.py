@@ -56,14 +56,14 @@ def thread_plan(*, model: bool = True, cores: int | None = None) -> ThreadPlan:
     inference = int(env) if env.isdigit() and int(env) > 0 else n
     set_by = " (FRAMESIFT_THREADS)" if inference != n else ""
     small = n <= SMALL
-    opencv = ", OpenCV 1 thread" if small else ""
+    opencv_note = ", OpenCV 1 thread" if small else ""
     if not model:
         return ThreadPlan(
             n,
             inference,
             0,
             True,
-            f"{n} cores, no model on every frame: decoders take FFmpeg's thread count{opencv}",
+            f"{n} cores, no model on every frame: decoders take FFmpeg's thread count{opencv_note}",
             opencv=1 if small else 0,
         )
     if small:
@@ -73,7 +73,7 @@ def thread_plan(*, model: bool = True, cores: int | None = None) -> ThreadPlan:
             1,
             False,
             f"{n} cores shared by a model and decoding: inference {inference} threads{set_by}, not "
-            f"spinning; 1 decoder thread per source{opencv}",
+            f"spinning; 1 decoder thread per source{opencv_note}",
             opencv=1,
         )
     if n <= 2 * SMALL:

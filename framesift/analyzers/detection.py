@@ -70,19 +70,18 @@ def build_engines(detector: DetectorSpec, segment: SegmenterSpec | None) -> tupl
     from framesift.engines.detectors import build_detector
     from framesift.engines.segmenters import build_segmenter
 
+    kept = _kept
+    if kept is None:  # outside reused_engines(): every pipeline builds its own
+        return build_detector(detector), None if segment is None else build_segmenter(segment)
     key = json.dumps(
         [detector.model_dump(mode="json"), None if segment is None else segment.model_dump(mode="json")],
         sort_keys=True,
         default=str,
     )
-    kept = _kept
-    if kept is not None and key in kept:
-        return kept[key]
-    engines = build_detector(detector), None if segment is None else build_segmenter(segment)
-    if kept is not None:
+    if key not in kept:
         kept.clear()  # the settings changed: the old engines go
-        kept[key] = engines
-    return engines
+        kept[key] = build_detector(detector), None if segment is None else build_segmenter(segment)
+    return kept[key]
 
 
 class DetectionAnalyzer(Analyzer):

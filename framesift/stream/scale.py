@@ -96,12 +96,12 @@ def opencv_pays(vf: VideoFrame, pixel_format: str = "rgb24") -> bool:
     """Whether :func:`full_rgb` converts frames like ``vf`` here, rather than swscale.
 
     Which is cheaper depends on the CPU and the FFmpeg build: at 1280x720 swscale took several
-    times OpenCV's time on some CPUs, and half of single-threaded OpenCV's on an AVX-512 EPYC. With OpenCV single-threaded (the thread
-    plan's choice on small machines) the two are raced once per frame size, on ``vf`` itself (5
-    rounds each, this thread's CPU time, a few milliseconds), and swscale wins only by a clear
-    margin (:data:`SWSCALE_MARGIN`), so the choice does not flip between runs on a close call. With
-    OpenCV's thread pool, whose work this thread's clock would not see, OpenCV converts (the pool
-    is there because cores are spare)."""
+    times OpenCV's time on some CPUs, and half of single-threaded OpenCV's on an AVX-512 EPYC.
+    With OpenCV single-threaded (the thread plan's choice on small machines) the two are raced once
+    per frame size, on ``vf`` itself (5 rounds each, this thread's CPU time, a few milliseconds),
+    and swscale wins only by a clear margin (:data:`SWSCALE_MARGIN`), so the choice does not flip
+    between runs on a close call. With OpenCV's thread pool, whose work this thread's clock would
+    not see, OpenCV converts (the pool is there because cores are spare)."""
     key = (vf.width, vf.height)
     hit = _PAYS.get(key)
     if hit is None:
