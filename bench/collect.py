@@ -34,14 +34,15 @@ Per method, at a budget N = number of shots:
   Laplacian under a quarter of its shot's median).
 
 Speed, on the Big Buck Bunny trailer (1280x720, 1323 frames): frames/s of ``collect --budget 11``
-through the real pipeline (every frame decoded, the scene detector on every frame, the collector's
-candidates embedded and judged, the frame store and JSONL) ÷ a bare threaded PyAV decode with RGB
+through the real pipeline as the CLI builds it (every frame decoded and, with the pixel embedder,
+shrunk to 256 wide for the scene detector; the collector's candidates converted at full size,
+embedded and judged; the frame store and JSONL) ÷ a bare threaded PyAV decode with RGB
 conversion (PyAV's, swscale: ``collect_vs_decode``); interleaved runs, best of ``--repeat``, wall
 clock and per CPU-second. framesift converts 4:2:0 BT.601 frames itself, several times cheaper than
 swscale, so ``collect_vs_fast_decode`` also divides by a bare decode with that same conversion: what
 the analysis itself costs.
 
-Run: ``python bench/collect.py [--repeat 3] [--baseline REV] [--ab REV]``.
+Run: ``python bench/collect.py [--repeat 3] [--baseline REV] [--ab REV] [--set wide] [--size 960x540]``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from av.video.stream import VideoStream
 
 ROOT = Path(__file__).resolve().parent.parent
 W, H, FPS = 480, 270, 24
+SIZE = (W, H)  # the montages' default size (--size changes W, H)
 SHOTS_PER_MONTAGE = 10
 TUNE, REPORT = (1, 2, 3), (11, 12, 13)
 WIDE = tuple(range(301, 321))
@@ -218,7 +220,8 @@ def build_montages(seeds: tuple[int, ...], part: int) -> list[tuple[Path, dict[s
     out = []
     todo = []
     for seed, plan in plans.items():
-        path = cache() / f"collect-montage-{seed}.mp4"
+        size = "" if (W, H) == SIZE else f"-{W}x{H}"
+        path = cache() / f"collect-montage-{seed}{size}.mp4"
         meta = path.with_suffix(".json")
         if path.exists() and meta.exists() and json.loads(meta.read_text()).get("plan") == plan:
             out.append((path, json.loads(meta.read_text())))
@@ -398,6 +401,7 @@ def timing(path: Path, shots: int, work: Path, repeat: int) -> tuple[dict[str, f
     """Best frames/s, wall and per CPU-second, of collect (in process, the real pipeline), of a bare
     decode with PyAV's RGB conversion (swscale), and of one with framesift's (``full_rgb``)."""
     from framesift.analyzers.collector import Collector, CollectorConfig
+    from framesift.cli.inputs import analysis_frames
     from framesift.config import parse_config
     from framesift.engines.models.pixel import PixelEmbedder
     from framesift.pipeline import Pipeline
@@ -408,9 +412,8 @@ def timing(path: Path, shots: int, work: Path, repeat: int) -> tuple[dict[str, f
     def collect() -> int:
         out = work / "timed"
         shutil.rmtree(out, ignore_errors=True)
-        cfg = parse_config(
-            {"sources": [{"type": "file", "path": str(path), "id": "m"}], "metrics": {"enabled": False}}
-        )
+        source = analysis_frames({"type": "file", "path": str(path), "id": "m"})  # as the CLI's
+        cfg = parse_config({"sources": [source], "metrics": {"enabled": False}})
         emb = PixelEmbedder()
         sinks: list[Any] = [FrameStoreSink(FrameStore(out / "store")), JsonlSink(out / "events.jsonl")]
         p = Pipeline(
@@ -458,13 +461,17 @@ def cpu_s() -> float:
 
 
 def main() -> None:
+    global W, H
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3, help="interleaved timing runs (best of)")
     ap.add_argument("--baseline", default=BASELINE, help="git revision of the previous collector (A/B)")
     ap.add_argument("--set", choices=["tune", "report", "wide", "both", "all"], default="all",
                     help="both = tune and report; all = with the wide set too")  # fmt: skip
     ap.add_argument("--ab", metavar="REV", help="also run framesift at this git revision on the wide set")
+    ap.add_argument("--size", default="x".join(map(str, SIZE)), metavar="WxH",
+                    help="the montages' frame size: larger ones are analysed on 256-wide frames")  # fmt: skip
     args = ap.parse_args()
+    W, H = (int(v) for v in args.size.lower().split("x"))
     base = baseline_tree(args.baseline)
     ab = baseline_tree(args.ab) if args.ab else None
     work = Path(tempfile.mkdtemp(prefix="fs-bench-collect-"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -17,7 +18,8 @@ class Frame:
     the source (before any subsampling, so gaps show what ``target_fps`` skipped); ``wallclock`` is
     the capture time (``time.time()``) for live sources and decode time for files. ``image`` is an
     ``(H, W, 3)`` uint8 array in RGB unless the source was configured for another pixel format; it is
-    marked read-only.
+    marked read-only. A source that hands out small analysis frames may also give the full-size
+    picture on demand (``meta[PICTURE_KEY]``, see :func:`picture`).
     """
 
     source_id: str
@@ -57,6 +59,40 @@ class Frame:
             f"Frame(source_id={self.source_id!r}, index={self.index}, pts={self.pts}, "
             f"time_base={self.time_base}, seconds={self.seconds:.3f}, shape={shape})"
         )
+
+
+PICTURE_KEY = "picture"  # Frame.meta key of a Picture: the full-size image behind a small one
+
+
+class Picture:
+    """A frame's full-size picture, converted from the decoded frame the first time it is asked for
+    (then held, and the decoded frame let go). A source that decodes small analysis frames attaches
+    one, so that the few frames kept are converted at full size and the rest never are. Pickling
+    converts it (a decoded frame does not cross processes)."""
+
+    __slots__ = ("_image", "_make")
+
+    def __init__(self, make: Callable[[], Any] | None, image: Any = None) -> None:
+        self._make, self._image = make, image
+
+    def __call__(self) -> Any:
+        if self._image is None:
+            assert self._make is not None
+            image = self._make()
+            if isinstance(image, np.ndarray):
+                image.flags.writeable = False
+            self._image, self._make = image, None
+        return self._image
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Picture, (None, self()))
+
+
+def picture(frame: Frame) -> Any:
+    """The frame's full-size image: its :class:`Picture` where the source attached one (the frame
+    itself is a small analysis frame), else ``frame.image``."""
+    full = frame.meta.get(PICTURE_KEY)
+    return full() if full is not None else frame.image
 
 
 @dataclass

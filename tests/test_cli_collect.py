@@ -333,3 +333,41 @@ def test_collect_with_clip_in_int8(tmp_path: Path, capsys: pytest.CaptureFixture
     with FrameStore(out / "store", readonly=True) as store:
         assert store.count() == 3
         assert json.loads(store.get_meta("engine") or "{}")["precision"] == "int8"
+
+
+def test_pixel_collect_analyses_small_frames_and_keeps_full_size_ones(tmp_path: Path) -> None:
+    """With the pixel embedder a video file is analysed on 256-wide frames (as ``framesift scenes``
+    does) and the kept frames are the full-size pictures, converted only for candidates."""
+    from framesift.cli.inputs import analysis_frames
+
+    clip = tmp_path / "wide.mp4"
+    write_station_clip(clip, PLAN, width=640, height=480)
+    src = {"type": "file", "path": str(clip)}
+    assert analysis_frames(src) == {
+        **src,
+        "width": 256,
+        "height": 192,
+        "scaler": "fast",
+        "full_pictures": True,
+    }
+    for same in ({**src, "width": 320}, {"type": "rtsp", "url": "rtsp://h/s"}):
+        assert analysis_frames(same) == same
+    for w, h in ((160, 120), (400, 300)):  # narrower than 256, or not two times as wide: as it is
+        narrow = tmp_path / f"narrow-{w}.mp4"
+        write_station_clip(narrow, PLAN[:1], width=w, height=h)
+        assert analysis_frames({"type": "file", "path": str(narrow)}) == {"type": "file", "path": str(narrow)}
+
+    out = tmp_path / "out"
+    assert (
+        main(["collect", str(clip), "-o", str(out), "--model", "pixel", "--budget", "4", "--no-progress"])
+        == 0
+    )
+    kept = [e for e in events(out / "events.jsonl") if e["type"] == "frame_kept"]
+    assert len(kept) == 4
+    with FrameStore(out / "store", readonly=True) as store:
+        records = store.records()
+        assert len(records) == 4
+        import cv2
+
+        for r in records:
+            assert cv2.imread(str(out / "store" / r.path)).shape == (480, 640, 3)

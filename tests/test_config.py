@@ -314,3 +314,10 @@ def test_hostile_configs_are_one_line_exit_2_on_the_command_line(tmp_path: Path,
     assert proc.stderr.startswith(f"framesift: error: {path}") and proc.stderr.count("\n") == 1
     assert len(proc.stderr) < 1000 and "Traceback" not in proc.stderr
     assert time.monotonic() - t0 < 30
+
+
+def test_full_pictures_needs_the_cpu_decoder() -> None:
+    src = {"type": "file", "path": "a.mp4", "width": 256, "full_pictures": True}
+    assert parse_config({"sources": [src]}).sources[0].full_pictures
+    with pytest.raises(ConfigError, match="full_pictures needs decoder: pyav"):
+        parse_config({"sources": [{**src, "decoder": "opencv"}]})

@@ -49,7 +49,7 @@ from framesift.config.base import AnalyzerSpec
 from framesift.engines.base import Embedder
 from framesift.errors import ConfigError, EngineError
 from framesift.events import Event, FrameKept, FramePayload, SceneChange
-from framesift.frame import Frame
+from framesift.frame import Frame, picture
 
 log = logging.getLogger("framesift.analyzers.collector")
 
@@ -352,11 +352,11 @@ class Collector(Analyzer):
 
     def _candidate(self, frame: Frame, e: np.ndarray, st: SourceState, t: float) -> Candidate | None:
         """A planned candidate, measured and gated."""
-        q = measure(frame.image)
+        q = measure(image := picture(frame))  # full size, where the frame itself is an analysis frame
         why = st.gate.check(q)
         if why is not None:
             self.counts[f"gated:{why}"] += 1
-        pixels = None if why is not None else np.asarray(frame.image)
+        pixels = None if why is not None else np.asarray(image)
         return Candidate(
             frame.index,
             t,
@@ -442,7 +442,7 @@ class Collector(Analyzer):
             return None
         c = Candidate(
             frame.index, t, frame.seconds, frame.pts, frame.time_base, frame.wallclock, e,
-            measure(frame.image), True, np.asarray(frame.image),
+            measure(image := picture(frame)), True, np.asarray(image),
         )  # fmt: skip
         return self._keep(frame.source_id, st, c, "periodic", self._novelty(e, st), self.relevance(e))
 
@@ -463,7 +463,7 @@ class Collector(Analyzer):
             return None
         c = Candidate(
             frame.index, t, frame.seconds, frame.pts, frame.time_base, frame.wallclock, e, {}, True,
-            np.asarray(frame.image),
+            np.asarray(picture(frame)),
         )  # fmt: skip
         return self._keep(frame.source_id, st, c, "+".join(reasons), novelty, rel)
 

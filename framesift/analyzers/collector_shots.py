@@ -34,6 +34,7 @@ CHANGE_WEIGHT = 10.0  # score lost per unit of cosine distance to the neighbouri
 FILL_SLACK = 2.0  # an extra (a total budget's fill) scores at most this much below its segment's best
 RAMP = 0.4  # see ramp()
 BLEND_SPAN = 0.2  # see blend()
+EDGE_RATIO = 2.0  # a blend's neighbour this many times nearer its other neighbour is the mix's edge
 HOLD_S = 1.0  # stream seconds a candidate waits before it joins its segment (see ShotTracker._settle)
 
 
@@ -56,6 +57,7 @@ class Candidate:
     size: tuple[int, int] | None = None  # (width, height) of the picture held as JPEG
     change: float = math.inf  # cosine distance to the neighbouring candidates (the nearer of the two)
     blend: bool = False  # looks like a mix of its neighbours (see blend()): never a fill frame
+    edge: bool = False  # beside such a frame, still like its other neighbour: never a fill frame either
     ramp: int = 0  # on a brightness ramp, rising (1) or falling (-1): never kept (see ramp_tail())
 
     @property
@@ -176,7 +178,7 @@ class Segment:
             return
         assert self.best is not None
         self.extras = [x for x in self.extras if x.score >= self.best.score - FILL_SLACK]
-        if loser.score < self.best.score - FILL_SLACK or loser.blend:
+        if loser.score < self.best.score - FILL_SLACK or loser.blend or loser.edge:
             return
         self.extras.append(loser)
         self.extras.sort(key=lambda x: x.time)
@@ -307,6 +309,9 @@ class ShotTracker:
         if self._inside_transition(c.index) or c.ramp:
             c.ok, c.pixels = False, None
         c.blend = blend(prev, c, nxt)
+        if prev is not None and (c.blend or prev.blend):
+            x = prev if c.blend else c  # beside a mix's middle: its first or last frames?
+            x.edge = 1.0 - float(np.dot(prev.emb, c.emb)) >= EDGE_RATIO * x.change
         closed: list[Segment] = []
         seg = self.segment
         if seg is None:

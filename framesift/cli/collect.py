@@ -161,7 +161,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if not 1 <= args.quality <= 100:
         raise ConfigError(f"--quality: {args.quality} is not in 1..100")
     ccfg = collector_config(args, store_dir)
-    from framesift.cli.inputs import source_config
+    from framesift.cli.inputs import analysis_frames, source_config
 
     learned = args.scenes in ("transnet", "ensemble")
     shot_options = {"shot_frames": True} if learned else {}
@@ -179,6 +179,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
         EngineConfig, engine_opts, where="collect: engine", flags={k: f"--{k}" for k in engine_opts}
     )
     embedder = build_embedder(engine_cfg)
+    if embedder.name == "pixel":  # files analysed on small frames (checked above as given)
+        data["sources"] = [analysis_frames(s) for s in data["sources"]]
+        cfg = parse_config(data, where="collect", flags=flags)
     collector = Collector.from_config(ccfg, embedder)
     store = FrameStore(
         store_dir,

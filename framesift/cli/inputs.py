@@ -32,6 +32,24 @@ def source_config(
     return {"type": "file", "path": src, "realtime": realtime, **common}
 
 
+def analysis_frames(source: dict[str, Any]) -> dict[str, Any]:
+    """A video file's source config decoded as ``framesift scenes`` decodes it for the pixel signal
+    (256-wide frames, the ``fast`` scaler), each frame's full-size picture converted only when the
+    collector asks for it (its candidates, a few a second): the pixel embedder needs no more, and
+    converting every 1280x720 frame to full-size RGB was a fifth of the run. Other sources, and
+    files already given a size or narrower than that, are returned as they are."""
+    from framesift.scenes.detect import analysis_size
+    from framesift.stream.headers import frame_size
+    from framesift.stream.scale import fast_size
+
+    if source.get("type") != "file" or "width" in source or "height" in source:
+        return source
+    size, full = analysis_size(source["path"]), frame_size(source["path"])
+    if size is None or full is None or fast_size(*full, *size) == full:  # no smaller than it is
+        return source
+    return {**source, "width": size[0], "height": size[1], "scaler": "fast", "full_pictures": True}
+
+
 def is_image_set(src: str) -> bool:
     """``src`` names a folder, or is a glob pattern (``shots/*.jpg``) that names no file itself:
     read as ``type: images`` (the images in name order)."""

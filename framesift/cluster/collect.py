@@ -93,12 +93,14 @@ def run_shard(
     shard: Shard, cfg: CollectorConfig, engine: dict[str, Any], embedder: Embedder | None = None
 ) -> CollectShardResult:
     """One shard of ``collect``: its pipeline over the shard's frames with a proposing collector."""
-    from framesift.cli.inputs import source_config
+    from framesift.cli.inputs import analysis_frames, source_config
     from framesift.config import parse_config
     from framesift.pipeline import Pipeline
 
     start, end = shard.window_s()
     src = source_config(shard.path, fps=None)
+    if embedder is not None and embedder.name == "pixel":
+        src = analysis_frames(src)  # as a local run: the same frames kept
     if start is not None:
         src["start"] = start
     if end is not None:

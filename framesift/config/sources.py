@@ -93,14 +93,20 @@ class SourceSpec(PluginSpec):
         description="also make each frame 48x27 RGB with FFmpeg's bicubic scaler, as TransNetV2's reference "
         "reads them (frame.meta['shot']; the image itself when width x height is 48x27); decoder pyav",
     )
+    full_pictures: bool = Field(
+        False,
+        description="with width/height: each frame also carries its full-size picture, converted only "
+        "when asked for (frame.meta['picture']; the collector's candidates); decoder pyav",
+    )
     buffer: BufferConfig = BufferConfig()
 
     @model_validator(mode="after")
     def _check_decoder(self) -> SourceSpec:
         if self.decoder == "opencv" and self.keyframes_only:
             raise ValueError("keyframes_only is not supported by decoder: opencv (use decoder: auto or pyav)")
-        if self.shot_frames and self.decoder not in ("auto", "pyav"):
-            raise ValueError(f"shot_frames needs decoder: pyav (or auto), not {self.decoder}")
+        for name in ("shot_frames", "full_pictures"):
+            if getattr(self, name) and self.decoder not in ("auto", "pyav"):
+                raise ValueError(f"{name} needs decoder: pyav (or auto), not {self.decoder}")
         if self.id is not None and self.id.strip(".") == "":
             raise ValueError(f"id {self.id!r} is not a name (use letters, digits, _ . : -)")
         return self

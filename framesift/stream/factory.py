@@ -109,6 +109,8 @@ def resolve_decoder(cfg: SourceSpec, source_id: str | None = None) -> tuple[str,
     name = redact(cfg.input())
     if cfg.shot_frames and cfg.decoder == "auto":
         return "pyav", "shot_frames: TransNetV2's 48x27 frames come from FFmpeg's CPU scaler"
+    if cfg.full_pictures and cfg.decoder == "auto":
+        return "pyav", "full_pictures: full-size pictures are converted on the CPU when asked for"
     gpu = probe_gpu()
     # The codec only matters when an NVDEC path could be chosen: don't open anything otherwise.
     codec = _cheap_codec(cfg) if cfg.decoder == "auto" and gpu.cuda else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -17,7 +18,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from framesift.errors import DecodeError, SourceError
-from framesift.frame import Frame
+from framesift.frame import PICTURE_KEY, Frame, Picture
 from framesift.log import redact
 from framesift.stream._errors import (
     check_local_file,
@@ -29,7 +30,7 @@ from framesift.stream._errors import (
 from framesift.stream.base import Source, StreamInfo
 from framesift.stream.orient import coded_target, quarter_turns, upright
 from framesift.stream.sampling import FpsSampler, output_size
-from framesift.stream.scale import ShotScaler, full_rgb, opencv_pays, small_rgb
+from framesift.stream.scale import ShotScaler, full_rgb, small_rgb
 from framesift.stream.sources.device import DeviceSourceConfig
 from framesift.stream.sources.file import FileSourceConfig
 from framesift.stream.sources.http import HttpSourceConfig
@@ -89,6 +90,7 @@ class PyAVSource(Source):
         # itself when the source asks for that size
         self._shot = ShotScaler() if cfg.shot_frames else None
         self._shot_is_image = (cfg.width, cfg.height) == (48, 27) and cfg.pixel_format == "rgb24"
+        self._pictures = cfg.full_pictures and (cfg.width or cfg.height) is not None
 
     # -- opening -----------------------------------------------------------------------------
     @staticmethod
@@ -280,6 +282,11 @@ class PyAVSource(Source):
                 turns = quarter_turns(f)
                 shot = self._shot(f, turns) if self._shot is not None else None
                 image = shot if shot is not None and self._shot_is_image else self._convert(f, turns)
+                meta = self._frame_meta(f, image)
+                if shot is not None:
+                    meta["shot"] = shot
+                if self._pictures and image.shape[0] * image.shape[1] != f.width * f.height:
+                    meta[PICTURE_KEY] = Picture(functools.partial(self._full, f, turns))
                 now = time.time()
                 self.stats.last_frame_wallclock = now
                 yield Frame(
@@ -290,9 +297,7 @@ class PyAVSource(Source):
                     wallclock=now,
                     image=image,
                     keyframe=bool(f.key_frame),
-                    meta=self._frame_meta(f, image)
-                    if shot is None
-                    else {**self._frame_meta(f, image), "shot": shot},
+                    meta=meta,
                 )
                 if self._stop.is_set():  # closed while suspended: never touch the container again
                     return
@@ -405,6 +410,11 @@ class PyAVSource(Source):
         :func:`~framesift.stream.orient.quarter_turns`)."""
         return upright(self._scaled(f, *coded_target(self.cfg.width, self.cfg.height, turns)), turns)
 
+    def _full(self, f: VideoFrame, turns: int) -> Any:
+        """``f`` at its own size, upright: the :class:`~framesift.frame.Picture` behind a small
+        frame (``full_pictures``); may run on another thread (the frame owns its buffers)."""
+        return upright(self._scaled(f, None, None), turns)
+
     def _scaled(self, f: VideoFrame, width: int | None, height: int | None) -> Any:
         size = output_size(f.width, f.height, width, height)
         cfg = self.cfg
@@ -415,8 +425,11 @@ class PyAVSource(Source):
             and cfg.scaler == "fast"
         ):
             return small_rgb(f, *size)
-        if size is None and opencv_pays(f, cfg.pixel_format):
-            img = full_rgb(f, cfg.pixel_format)  # swscale's colours, cheaper on most CPUs
+        if size is None:
+            # swscale's colours within 3 levels, cheaper on most CPUs (not all: swscale took half
+            # OpenCV's time on an AVX-512 EPYC), and the same on every run: a race between the
+            # two, tried before, flipped under load and with it which frames a collection kept
+            img = full_rgb(f, cfg.pixel_format)
             if img is not None:
                 return img
         kw: dict[str, Any] = {"format": self.cfg.pixel_format}

@@ -1,14 +1,12 @@
 """Cheap downscaling of decoded 4:2:0 frames to small RGB analysis frames (the ``fast`` scaler).
 
-The planes are read in place, shrunk by an integer factor (rows sampled, columns averaged) and
-converted to RGB in one call at the small size: a tenth of swscale's cost for 1280x720 → 256x144,
-and a third for a frame already near the size (converted as it is).
+The planes are read in place, shrunk by a power of two (2x2 averages, halving until the next would
+go under the size asked for) and converted to RGB in one call at the small size: 1280x720 asked
+for 256 wide gives 320x180 in about half swscale's time for the full-size RGB frame alone.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
 import cv2
@@ -17,8 +15,6 @@ from av.video.frame import VideoFrame
 
 from framesift.stream.orient import TURN_FILTERS
 
-log = logging.getLogger(__name__)
-
 
 def _plane(vf: VideoFrame, i: int, width: int, height: int) -> np.ndarray:
     pl = vf.planes[i]
@@ -26,22 +22,32 @@ def _plane(vf: VideoFrame, i: int, width: int, height: int) -> np.ndarray:
 
 
 def _shrink(plane: np.ndarray, k: int, width: int, height: int) -> np.ndarray:
-    """Every ``k``-th row, then columns area-averaged to ``width``; ``height`` rows."""
-    rows = plane[::k][:height]
-    if rows.shape[1] == width:
-        return rows
-    return cv2.resize(rows, (width, rows.shape[0]), interpolation=cv2.INTER_AREA)
+    """The top-left ``width*k`` x ``height*k`` of ``plane`` averaged over ``k`` x ``k`` blocks (``k``
+    a power of two) by halvings, each OpenCV's vectorised 2x2 average: every row and column
+    counts, so fine detail does not alias into the analysis signal as when rows were sampled."""
+    out = plane[: height * k, : width * k]
+    while k > 1:
+        out = cv2.resize(out, (out.shape[1] // 2, out.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        k //= 2
+    return out
+
+
+def _factor(width: int, height: int, target_w: int, target_h: int) -> int:
+    """The largest power of two that shrinks ``width`` x ``height`` to at least the target."""
+    k = max(1, min(width // max(1, target_w), height // max(1, target_h)))
+    return 1 << (k.bit_length() - 1)
 
 
 def fast_size(width: int, height: int, target_w: int, target_h: int) -> tuple[int, int]:
     """What :func:`small_rgb` makes of a ``width`` x ``height`` frame asked for ``target_w`` x
-    ``target_h``: the largest integer-factor shrink that stays at least that big (even sides)."""
-    k = max(1, min(width // max(1, target_w), height // max(1, target_h)))
+    ``target_h``: the largest power-of-two shrink that stays at least that big (even sides; 1280x720
+    asked for 256x144 gives 320x180)."""
+    k = _factor(width, height, target_w, target_h)
     return (width // k) & ~1, (height // k) & ~1
 
 
 def small_rgb(vf: VideoFrame, width: int, height: int) -> np.ndarray:
-    """``vf`` shrunk by an integer factor to at least ``width`` x ``height`` (see :func:`fast_size`),
+    """``vf`` shrunk by a power of two to at least ``width`` x ``height`` (see :func:`fast_size`),
     as RGB. Frames that are not 4:2:0 (or have odd sides) go through swscale to the exact size."""
     fw, fh = vf.width, vf.height
     if vf.format.name not in ("yuv420p", "yuvj420p") or fw % 2 or fh % 2:
@@ -53,7 +59,7 @@ def _i420(vf: VideoFrame, width: int, height: int) -> np.ndarray:
     """The planes of a 4:2:0 ``vf`` shrunk as :func:`fast_size` says, as one I420 buffer."""
     fw, fh = vf.width, vf.height
     ow, oh = fast_size(fw, fh, width, height)
-    k = max(1, min(fw // max(1, width), fh // max(1, height)))
+    k = _factor(fw, fh, width, height)
     buf = np.empty((oh * 3 // 2, ow), np.uint8)  # I420: Y, then U and V, each a quarter of Y
     buf[:oh] = _shrink(_plane(vf, 0, fw, fh), k, ow, oh)
     quarter = (oh // 2) * (ow // 2)
@@ -85,46 +91,6 @@ def full_rgb(vf: VideoFrame, pixel_format: str = "rgb24") -> np.ndarray | None:
     ):
         return None
     return cv2.cvtColor(_i420(vf, vf.width, vf.height), code)
-
-
-#: Per (width, height): whether OpenCV converts (see opencv_pays); rgb24 and bgr24 share the answer.
-_PAYS: dict[tuple[int, int], bool] = {}
-SWSCALE_MARGIN = 0.9  # swscale converts only when it takes under this share of OpenCV's time
-
-
-def opencv_pays(vf: VideoFrame, pixel_format: str = "rgb24") -> bool:
-    """Whether :func:`full_rgb` converts frames like ``vf`` here, rather than swscale.
-
-    Which is cheaper depends on the CPU and the FFmpeg build: at 1280x720 swscale took several
-    times OpenCV's time on some CPUs, and half of single-threaded OpenCV's on an AVX-512 EPYC.
-    With OpenCV single-threaded (the thread plan's choice on small machines) the two are raced once
-    per frame size, on ``vf`` itself (5 rounds each, this thread's CPU time, a few milliseconds),
-    and swscale wins only by a clear margin (:data:`SWSCALE_MARGIN`), so the choice does not flip
-    between runs on a close call. With OpenCV's thread pool, whose work this thread's clock would
-    not see, OpenCV converts (the pool is there because cores are spare)."""
-    key = (vf.width, vf.height)
-    hit = _PAYS.get(key)
-    if hit is None:
-        hit = cv2.getNumThreads() > 1 or _race(vf, pixel_format)
-        if len(_PAYS) >= 32:  # a few sizes per process; never grows without bound
-            _PAYS.clear()
-        _PAYS[key] = hit
-        log.info("%dx%d frames: RGB conversion by %s", vf.width, vf.height, "OpenCV" if hit else "swscale")
-    return hit
-
-
-def _race(vf: VideoFrame, pixel_format: str) -> bool:
-    if full_rgb(vf, pixel_format) is None:  # not a frame OpenCV converts: swscale it is
-        return False
-    best_cv = best_sws = float("inf")
-    for _ in range(5):
-        t0 = time.thread_time()
-        full_rgb(vf, pixel_format)
-        t1 = time.thread_time()
-        vf.to_ndarray(format=pixel_format)
-        t2 = time.thread_time()
-        best_cv, best_sws = min(best_cv, t1 - t0), min(best_sws, t2 - t1)
-    return best_sws >= SWSCALE_MARGIN * best_cv
 
 
 class ShotScaler:

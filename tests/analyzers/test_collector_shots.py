@@ -4,6 +4,7 @@ transitions, on generated clips with known shots, cuts, dissolves and fades."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -300,6 +301,29 @@ def test_a_mix_is_never_what_a_drift_is_measured_from() -> None:
     assert len(closed) == 2 and closed[1].start == pytest.approx(cands[10].time), [
         (s.start, s.end) for s in closed
     ]
+
+
+def test_a_missed_dissolves_first_and_last_frames_are_never_fill_frames() -> None:
+    """Beside a mix's middle (a blend), the frames still like their other neighbour are the mix's
+    edges (a few percent of the other shot shows): never a fill frame. Steady motion, whose frames
+    all lie between their neighbours, marks none: each is as far from one neighbour as the other."""
+    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    mix = [0.95 * a + 0.05 * b, 0.5 * a + 0.5 * b, 0.05 * a + 0.95 * b]
+    cands = [_cand(i, list(e)) for i, e in enumerate([a] * 6 + mix + [b] * 6)]
+    tracker = ShotTracker(delay_frames=0, drift=0.95, decide_after_s=None, extras=2)
+    closed = []
+    for c in cands:
+        closed += tracker.add(c, c.index + 2)
+    closed += tracker.end()
+    assert [c.index for c in cands if c.blend] == [7]
+    assert [c.index for c in cands if c.edge] == [6, 8]
+    assert not {6, 7, 8} & {x.index for s in closed for x in s.extras}
+    turn = [_cand(i, [math.cos(0.35 * i), math.sin(0.35 * i), 0.0]) for i in range(10)]
+    tracker = ShotTracker(delay_frames=0, drift=0.95, decide_after_s=None, extras=2)
+    for c in turn:
+        tracker.add(c, c.index + 2)
+    tracker.end()
+    assert sum(c.blend for c in turn) >= 6 and not any(c.edge for c in turn)
 
 
 def _seg(kind: str, best: Candidate, *extras: Candidate) -> Segment:

@@ -115,3 +115,29 @@ def test_split_files_keep_the_rotation(tmp_path: Path) -> None:
         with av.open(str(p)) as c:
             f = next(c.decode(c.streams.video[0]))
             assert (f.width, f.height, quarter_turns(f)) == (W, H, 1)
+
+
+@pytest.mark.parametrize("degrees", [90, 0])
+def test_full_pictures_behind_small_frames(tmp_path: Path, degrees: int) -> None:
+    """``full_pictures``: the frame is the small analysis frame, and its Picture is exactly the frame
+    a source without a size gives (upright), converted only when asked for; pickling converts it."""
+    import pickle
+
+    from framesift.frame import PICTURE_KEY, picture
+
+    clip = _rotated_clip(tmp_path / "r.mp4", degrees, n=6)
+    small = read_all(FileSourceConfig(path=str(clip), width=80, scaler="fast", full_pictures=True))
+    full = read_all(FileSourceConfig(path=str(clip)))
+    assert len(small) == len(full) == 6
+    for s, f in zip(small, full, strict=True):
+        assert s.image.shape[0] * s.image.shape[1] < f.image.shape[0] * f.image.shape[1]
+        pic = s.meta[PICTURE_KEY]
+        assert pic._image is None  # nothing converted yet
+        assert np.array_equal(picture(s), f.image) and not picture(s).flags.writeable
+        assert picture(s) is picture(s)  # converted once
+        assert np.array_equal(pickle.loads(pickle.dumps(pic))(), f.image)
+        assert picture(f) is f.image  # no Picture: the frame is the full picture
+    # a source whose frames are full size attaches none
+    shown_w = H if degrees % 180 else W
+    [same] = read_all(FileSourceConfig(path=str(clip), width=shown_w, full_pictures=True), limit=1)
+    assert PICTURE_KEY not in same.meta

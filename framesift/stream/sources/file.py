@@ -14,10 +14,10 @@ class FileSourceConfig(SourceSpec):
 
     ``fast_decode`` skips the codec's in-loop deblocking filter (H.264/HEVC: about a quarter less
     decoding time; pictures are slightly blockier, which small analysis frames do not see).
-    ``scaler``: ``ffmpeg`` resizes to ``width`` x ``height`` with FFmpeg's scaler; ``fast`` shrinks
-    4:2:0 frames by the largest integer factor that keeps them at least that big (rows sampled,
-    columns averaged) and converts them in one call: three to ten times cheaper, for analysis
-    frames whose exact size does not matter (``framesift scenes`` asks for 256 wide).
+    ``scaler``: ``ffmpeg`` resizes to ``width`` x ``height`` with FFmpeg's scaler; ``fast`` halves
+    4:2:0 frames (2x2 averages) while they stay at least that big and converts them in one call
+    (1280x720 asked for 256 wide: 320x180), for analysis frames whose exact size does not matter
+    (``framesift scenes`` asks for 256 wide).
     """
 
     type: Literal["file"] = "file"
@@ -31,7 +31,7 @@ class FileSourceConfig(SourceSpec):
     fast_decode: bool = Field(False, description="skip the in-loop deblocking filter (faster, blockier)")
     scaler: Literal["ffmpeg", "fast"] = Field(
         "ffmpeg",
-        description="ffmpeg: exactly width x height; fast: an integer-factor shrink to at least that",
+        description="ffmpeg: exactly width x height; fast: halved (2x2 averages) while at least that",
     )
 
     @model_validator(mode="after")
