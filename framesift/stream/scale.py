@@ -24,8 +24,12 @@ def _plane(vf: VideoFrame, i: int, width: int, height: int) -> np.ndarray:
 def _shrink(plane: np.ndarray, k: int, width: int, height: int) -> np.ndarray:
     """The top-left ``width*k`` x ``height*k`` of ``plane`` averaged over ``k`` x ``k`` blocks (``k``
     a power of two) by halvings, each OpenCV's vectorised 2x2 average: every row and column
-    counts, so fine detail does not alias into the analysis signal as when rows were sampled."""
-    out = plane[: height * k, : width * k]
+    counts, so fine detail does not alias into the analysis signal as when rows were sampled.
+    Shrinks of 16x and more average every ``k/4``-th row and column over 4x4 blocks instead."""
+    step = k // 4 if k >= 16 else 1  # tiny frames (TransNetV2's path): 16 samples a block suffice
+    out = plane[: height * k : step, : width * k : step]
+    if step > 1:
+        out, k = np.ascontiguousarray(out), k // step
     while k > 1:
         out = cv2.resize(out, (out.shape[1] // 2, out.shape[0] // 2), interpolation=cv2.INTER_AREA)
         k //= 2
