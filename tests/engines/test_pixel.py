@@ -105,3 +105,16 @@ def test_the_scene_signals_embedding_is_reused_only_with_the_same_weights() -> N
     assert not np.all(other.embed_images(frames)[1] == 0.5)
     frames[1].meta[EMB_KEY] = (e.signature, planted)
     np.testing.assert_allclose(PixelEmbedder().embed_images(frames), fresh, atol=1e-6)
+
+
+@pytest.mark.parametrize("height", [90, 144, 180, 270, 540, 720])
+def test_the_grid_sees_the_whole_frame(height: int) -> None:
+    """The 32x18 grid reads rows from the whole picture: a change in its bottom tenth shows in the
+    grid's last row at every height (every k-th row trimmed to 72 saw only the top 80 % of 180 or
+    270 rows)."""
+    emb = PixelEmbedder()
+    img = np.zeros((height, height * 16 // 9, 3), np.uint8)
+    img[height - height // 10 :] = 200
+    grid = emb.small(img)
+    assert grid.shape == (18, 32, 3)
+    assert grid[-1].mean() > 100 and grid[0].mean() == 0
