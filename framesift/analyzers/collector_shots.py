@@ -34,7 +34,7 @@ CHANGE_WEIGHT = 10.0  # score lost per unit of cosine distance to the neighbouri
 FILL_SLACK = 2.0  # an extra (a total budget's fill) scores at most this much below its segment's best
 RAMP = 0.4  # see ramp()
 BLEND_SPAN = 0.2  # see blend()
-EDGE_RATIO = 2.0  # a blend's neighbour this many times nearer its other neighbour is the mix's edge
+EDGE_RATIO = 1.5  # a blend's neighbour this many times nearer its other neighbour is the mix's edge
 HOLD_S = 1.0  # stream seconds a candidate waits before it joins its segment (see ShotTracker._settle)
 
 
