@@ -34,10 +34,11 @@ def source_config(
 
 def analysis_frames(source: dict[str, Any]) -> dict[str, Any]:
     """A video file's source config decoded as ``framesift scenes`` decodes it for the pixel signal
-    (256-wide frames, the ``fast`` scaler), each frame's full-size picture converted only when the
-    collector asks for it (its candidates, a few a second): the pixel embedder needs no more, and
-    converting every 1280x720 frame to full-size RGB was a fifth of the run. Other sources, and
-    files already given a size or narrower than that, are returned as they are."""
+    (the ``fast`` scaler, 256 wide asked: 320x180 from 1280x720), each frame's full-size picture
+    converted only when the collector asks for it (its candidates, a few a second): the pixel
+    embedder needs no more, and ``collect`` of a 720p file ran at 0.87x a bare decode instead of
+    0.75x (bench/RESULTS.md). Other sources, files already given a size, and files under twice
+    256 wide are returned as they are."""
     from framesift.scenes.detect import analysis_size
     from framesift.stream.headers import frame_size
     from framesift.stream.scale import fast_size
