@@ -412,7 +412,7 @@ def timing(path: Path, shots: int, work: Path, repeat: int) -> tuple[dict[str, f
     def collect() -> int:
         out = work / "timed"
         shutil.rmtree(out, ignore_errors=True)
-        source = analysis_frames({"type": "file", "path": str(path), "id": "m"})  # as the CLI's
+        source = analysis_frames({"type": "file", "path": str(path), "id": "m"}, "pixel")  # as the CLI's
         cfg = parse_config({"sources": [source], "metrics": {"enabled": False}})
         emb = PixelEmbedder()
         sinks: list[Any] = [FrameStoreSink(FrameStore(out / "store")), JsonlSink(out / "events.jsonl")]

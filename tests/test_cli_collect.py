@@ -343,7 +343,8 @@ def test_pixel_collect_analyses_small_frames_and_keeps_full_size_ones(tmp_path: 
     clip = tmp_path / "wide.mp4"
     write_station_clip(clip, PLAN, width=640, height=480)
     src = {"type": "file", "path": str(clip)}
-    assert analysis_frames(src) == {
+    assert analysis_frames(src, "clip") == src  # CLIP reads the frames themselves
+    assert analysis_frames(src, "pixel") == {
         **src,
         "width": 256,
         "height": 192,
@@ -351,11 +352,14 @@ def test_pixel_collect_analyses_small_frames_and_keeps_full_size_ones(tmp_path: 
         "full_pictures": True,
     }
     for same in ({**src, "width": 320}, {"type": "rtsp", "url": "rtsp://h/s"}):
-        assert analysis_frames(same) == same
+        assert analysis_frames(same, "pixel") == same
     for w, h in ((160, 120), (400, 300)):  # narrower than 256, or not two times as wide: as it is
         narrow = tmp_path / f"narrow-{w}.mp4"
         write_station_clip(narrow, PLAN[:1], width=w, height=h)
-        assert analysis_frames({"type": "file", "path": str(narrow)}) == {"type": "file", "path": str(narrow)}
+        assert analysis_frames({"type": "file", "path": str(narrow)}, "pixel") == {
+            "type": "file",
+            "path": str(narrow),
+        }
 
     out = tmp_path / "out"
     assert (

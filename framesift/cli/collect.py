@@ -179,9 +179,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
         EngineConfig, engine_opts, where="collect: engine", flags={k: f"--{k}" for k in engine_opts}
     )
     embedder = build_embedder(engine_cfg)
-    if embedder.name == "pixel":  # files analysed on small frames (checked above as given)
-        data["sources"] = [analysis_frames(s) for s in data["sources"]]
-        cfg = parse_config(data, where="collect", flags=flags)
+    small = [analysis_frames(s, embedder.name) for s in data["sources"]]
+    if small != data["sources"]:  # files analysed on small frames (checked above as given)
+        cfg = parse_config({**data, "sources": small}, where="collect", flags=flags)
     collector = Collector.from_config(ccfg, embedder)
     store = FrameStore(
         store_dir,

@@ -32,20 +32,21 @@ def source_config(
     return {"type": "file", "path": src, "realtime": realtime, **common}
 
 
-def analysis_frames(source: dict[str, Any]) -> dict[str, Any]:
-    """A video file's source config decoded as ``framesift scenes`` decodes it for the pixel signal
-    (the ``fast`` scaler, 256 wide asked: 320x180 from 1280x720), each frame's full-size picture
-    converted only when the collector asks for it (its candidates, a few a second): the pixel
-    embedder needs no more, and ``collect`` of a 720p file ran at 0.87x a bare decode instead of
-    0.75x (bench/RESULTS.md). Other sources, files already given a size, and files under twice
-    256 wide are returned as they are."""
-    from framesift.scenes.detect import analysis_size
+def analysis_frames(source: dict[str, Any], embedder: str) -> dict[str, Any]:
+    """With the ``pixel`` embedder (``embedder``: its name), a video file's source config decoded as
+    ``framesift scenes`` decodes it for the pixel signal (the ``fast`` scaler, 256 wide asked:
+    320x180 from 1280x720), each frame's full-size picture converted only when the collector asks
+    for it (its candidates, a few a second): the pixel embedder needs no more, and ``collect`` of a
+    720p file ran at 0.87x a bare decode instead of 0.75x (bench/RESULTS.md). Other embedders and
+    sources, files already given a size, and files under twice 256 wide are returned as they are."""
+    from framesift.scenes.detect import analysis_size_of
     from framesift.stream.headers import frame_size
     from framesift.stream.scale import fast_size
 
-    if source.get("type") != "file" or "width" in source or "height" in source:
+    if embedder != "pixel" or source.get("type") != "file" or "width" in source or "height" in source:
         return source
-    size, full = analysis_size(source["path"]), frame_size(source["path"])
+    full = frame_size(source["path"])
+    size = None if full is None else analysis_size_of(full)
     if size is None or full is None or fast_size(*full, *size) == full:  # no smaller than it is
         return source
     return {**source, "width": size[0], "height": size[1], "scaler": "fast", "full_pictures": True}

@@ -99,8 +99,8 @@ def run_shard(
 
     start, end = shard.window_s()
     src = source_config(shard.path, fps=None)
-    if embedder is not None and embedder.name == "pixel":
-        src = analysis_frames(src)  # as a local run: the same frames kept
+    if embedder is not None:
+        src = analysis_frames(src, embedder.name)  # as a local run: the same frames kept
     if start is not None:
         src["start"] = start
     if end is not None:

@@ -36,9 +36,14 @@ def analysis_size(path: str, target: int = DECODE_WIDTH) -> tuple[int, int] | No
     video's own size when it is narrower; None when the header says nothing. Both sides stay within
     :data:`~framesift.config.sources.MIN_SIDE`..:data:`~framesift.config.sources.MAX_SIDE`: a panorama's height is raised to the minimum (the picture is
     stretched a little), a very tall video is narrowed so its height fits the maximum."""
-    target = min(MAX_SIDE, max(MIN_SIDE, target))
     size = frame_size(path)
-    if size is None or size[0] <= target:
+    return None if size is None else analysis_size_of(size, target)
+
+
+def analysis_size_of(size: tuple[int, int], target: int = DECODE_WIDTH) -> tuple[int, int] | None:
+    """:func:`analysis_size` of a video shown ``size`` (width, height) big."""
+    target = min(MAX_SIDE, max(MIN_SIDE, target))
+    if size[0] <= target:
         return None
     w, h = size
     height = h * target / w
