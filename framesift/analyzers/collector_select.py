@@ -8,15 +8,19 @@ candidate and a few spread in time, as JPEG. :func:`select` picks:
    a restart's store, other cameras). A segment is skipped when its frame is within the novelty
    threshold of the bank, or of a frame already chosen (an eighth of it for a shot: a cut
    already tells it apart, so only a near-duplicate — the same setup recurring — is skipped);
-2. while fewer than ``N`` are chosen, a farthest-point fill over every remaining candidate (the
-   skipped segments' frames and the extras): the one farthest from all chosen frames, distances
-   capped at the novelty threshold (beyond it every frame is new) and scaled down for a candidate
-   less than :data:`FILL_SPREAD_S` from a chosen frame of its own shot (the same shot a moment
-   later adds little; a shot the detector did not split off lies seconds away; across a boundary
-   the detector found, nearness in time says nothing), ties broken towards the largest gap
-   in time; a candidate within an eighth of the novelty threshold of a chosen frame (the shots'
-   near-duplicate rule), or within a quarter of it of the bank (stored already), is never taken
-   (fewer than ``N`` frames are then kept, and the run says so).
+2. while fewer than ``N`` are chosen, a fill over every remaining candidate (the skipped
+   segments' frames and the extras). A segment in which the tracker saw a mix (a blend or a ramp:
+   a transition the detector missed) has a part past each one (:func:`units_of`); a part with no
+   chosen frame goes first — the one whose candidates lie farthest from the chosen frames, with
+   its best-scoring candidate, as a shot's — so the second of two shots the detector joined gets
+   its frame before a shot already covered gets a second. Otherwise a farthest-point fill: the
+   candidate farthest from all chosen frames, distances capped at the novelty threshold (beyond it
+   every frame is new) and scaled down for a candidate less than :data:`FILL_SPREAD_S` from a
+   chosen frame of its own part (the same shot a moment later adds little; a shot the detector did
+   not split off lies seconds away; across a boundary, nearness in time says nothing), ties broken
+   towards the largest gap in time. A candidate within an eighth of the novelty threshold of a
+   chosen frame (the shots' near-duplicate rule), or within a quarter of it of the bank (stored
+   already), is never taken (fewer than ``N`` frames are then kept, and the run says so).
 
 The pool is bounded: when it holds ``3N`` segments it is cut to the ``2N`` that :func:`select` would
 rank first, and at most ``2N`` extras are held in all (over that, the extra most like a frame of
@@ -73,7 +77,7 @@ def select(
         rel = relevance(seg.best.emb)
         scored.append((_rank(seg, novelty, rel, prompt_threshold), seg, novelty, rel))
     scored.sort(key=lambda x: x[0], reverse=True)
-    shot = shot_of(segments)
+    unit = units_of(segments)
     chosen: list[Choice] = []
     vecs: list[np.ndarray] = []
     rest: list[Candidate] = []
@@ -90,8 +94,23 @@ def select(
         else:
             rest.append(seg.best)
         rest += seg.extras
+    _fill(chosen, vecs, rest, n, unit, bank_similarity, relevance, threshold)
+    return chosen
+
+
+def _fill(
+    chosen: list[Choice],
+    vecs: list[np.ndarray],
+    rest: list[Candidate],
+    n: int,
+    unit: dict[int, tuple[int, int]],
+    bank_similarity: Callable[[np.ndarray], float],
+    relevance: Callable[[np.ndarray], float | None],
+    threshold: float,
+) -> None:
+    """Add fill choices from ``rest`` until ``n`` are chosen (see the module's rules)."""
     while len(chosen) < n and rest:
-        best_i, best_key = -1, (-1.0, -1.0)
+        keys: dict[int, tuple[float, float]] = {}
         for i, c in enumerate(rest):
             banked = bank_similarity(c.emb)
             near = max((float(v @ c.emb) for v in vecs), default=-1.0)
@@ -100,29 +119,41 @@ def select(
             sim = max(banked, near)
             dist = 1.0 - sim if sim > -1.0 else 2.0
             gap = min((abs(c.time - ch.candidate.time) for ch in chosen), default=math.inf)
-            same = [abs(c.time - ch.candidate.time) for ch in chosen if shot[id(ch.candidate)] == shot[id(c)]]
+            same = [abs(c.time - ch.candidate.time) for ch in chosen if unit[id(ch.candidate)] == unit[id(c)]]
             near_in_time = min(1.0, min(same, default=math.inf) / FILL_SPREAD_S)  # its shot, a moment later
-            key = (round(min(dist, threshold) * near_in_time, 3), gap)  # then the widest gap in time
-            if key > best_key:
-                best_i, best_key = i, key
-        if best_i < 0:
+            keys[i] = (round(min(dist, threshold) * near_in_time, 3), gap)  # then the widest gap in time
+        if not keys:
             break
+        covered = {unit[id(ch.candidate)] for ch in chosen}
+        parts: dict[tuple[int, int], tuple[float, float]] = {}
+        for i, k in keys.items():
+            u = unit[id(rest[i])]
+            if u not in covered:
+                parts[u] = max(parts.get(u, k), k)
+        if parts:  # a part with no frame yet: the farthest, then its best frame (as a shot's)
+            u = max(parts, key=parts.__getitem__)
+            best_i = max((i for i in keys if unit[id(rest[i])] == u), key=lambda i: rest[i].score)
+        else:
+            best_i = max(keys, key=keys.__getitem__)
         c = rest.pop(best_i)
-        chosen.append(Choice(c, "fill", best_key[0] if best_key[0] <= 1.0 else 1.0, relevance(c.emb)))
+        chosen.append(Choice(c, "fill", min(keys[best_i][0], 1.0), relevance(c.emb)))
         vecs.append(c.emb)
-    return chosen
 
 
-def shot_of(segments: list[Segment]) -> dict[int, int]:
-    """The shot (as a number) that each candidate of ``segments`` lies in, keyed by ``id``: a
-    segment opens a shot at a boundary; a long shot's later content (``novel``) continues it."""
-    out: dict[int, int] = {}
-    shot = -1
+def units_of(segments: list[Segment]) -> dict[int, tuple[int, int]]:
+    """The shot (as a number) and the part of it that each candidate of ``segments`` lies in, keyed
+    by ``id``: a segment opens a shot at a boundary, a long shot's later content (``novel``)
+    continues it, and a mix inside a segment (a transition the detector may have missed) opens a
+    part."""
+    out: dict[int, tuple[int, int]] = {}
+    shot, base = -1, 0
     for seg in sorted(segments, key=lambda s: s.start):
-        shot += seg.kind != "novel" or shot < 0
+        if seg.kind != "novel" or shot < 0:
+            shot, base = shot + 1, 0
         for c in (seg.best, *seg.extras):
             if c is not None:
-                out[id(c)] = shot
+                out[id(c)] = (shot, base + c.part)
+        base += seg.parts
     return out
 
 

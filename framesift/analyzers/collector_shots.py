@@ -59,6 +59,8 @@ class Candidate:
     blend: bool = False  # looks like a mix of its neighbours (see blend()): never a fill frame
     edge: bool = False  # beside such a frame, still like its other neighbour: never a fill frame either
     ramp: int = 0  # on a brightness ramp, rising (1) or falling (-1): never kept (see ramp_tail())
+    rise: float = 0.0  # brightness gained since the previous candidate
+    part: int = 0  # within its segment: mixes (blends, ramps) seen before it (see Segment.add)
 
     @property
     def score(self) -> float:
@@ -164,9 +166,16 @@ class Segment:
     extras: list[Candidate] = field(default_factory=list)
     anchor: np.ndarray | None = None
     picked: bool = False  # live sources: its frame was already chosen
+    parts: int = 0  # mixes seen inside it: each a transition the detector may have missed
+    mixing: bool = False  # the last candidate added was a blend or on a ramp
 
     def add(self, c: Candidate, extras: int) -> None:
         self.end = c.time
+        if c.blend or c.ramp:
+            self.mixing = True
+        elif self.mixing:  # past a mix: perhaps another shot (the fill looks there first)
+            self.parts, self.mixing = self.parts + 1, False
+        c.part = self.parts
         if not c.ok:
             return
         if self.anchor is None:
@@ -232,6 +241,16 @@ def ramp_tail(prev: Candidate | None, c: Candidate) -> int:
         return 0
     a, b = prev.quality["brightness"], c.quality["brightness"]
     return prev.ramp if (b - a) * prev.ramp >= 0.25 * RAMP * max(a, b, 1.0) else 0
+
+
+def ramp_head(prev: Candidate, c: Candidate) -> bool:
+    """``c`` is on a ramp that its predecessor ``prev`` (not on one) already started down: ``prev``
+    moved the ramp's way by a quarter of :data:`RAMP` of the brighter, as :func:`ramp_tail` asks
+    at the other end (the first frames of a fade-out, still near full brightness)."""
+    if not c.ramp or prev.ramp:
+        return False
+    before = prev.quality["brightness"] - prev.rise
+    return prev.rise * c.ramp >= 0.25 * RAMP * max(before, prev.quality["brightness"], 1.0)
 
 
 def blend(prev: Candidate | None, c: Candidate, nxt: Candidate | None) -> bool:
@@ -306,12 +325,18 @@ class ShotTracker:
         prev, self.last = self.last, c
         nxt = self.pending[0] if self.pending else None
         c.ramp = ramp(prev, c, nxt) or ramp_tail(prev, c)
+        if prev is not None:
+            c.rise = c.quality["brightness"] - prev.quality["brightness"]
+            if ramp_head(prev, c) and any(x is prev for x in self.held):
+                prev.ramp, prev.ok, prev.pixels = c.ramp, False, None
         if self._inside_transition(c.index) or c.ramp:
             c.ok, c.pixels = False, None
         c.blend = blend(prev, c, nxt)
+        if c.blend and prev is not None and len(self.held) >= 2 and self.held[-1] is prev:
+            prev.blend = prev.blend or self.held[-2].blend  # between two mix frames: inside the mix
         if prev is not None and (c.blend or prev.blend):
             x = prev if c.blend else c  # beside a mix's middle: its first or last frames?
-            x.edge = 1.0 - float(np.dot(prev.emb, c.emb)) >= EDGE_RATIO * x.change
+            x.edge = x.edge or 1.0 - float(np.dot(prev.emb, c.emb)) >= EDGE_RATIO * x.change
         closed: list[Segment] = []
         seg = self.segment
         if seg is None:
