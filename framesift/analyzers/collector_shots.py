@@ -244,9 +244,9 @@ def ramp_tail(prev: Candidate | None, c: Candidate) -> int:
 
 
 def ramp_head(prev: Candidate, c: Candidate) -> bool:
-    """``c`` is on a ramp that its predecessor ``prev`` (not on one) already started down: ``prev``
-    moved the ramp's way by a quarter of :data:`RAMP` of the brighter, as :func:`ramp_tail` asks
-    at the other end (the first frames of a fade-out, still near full brightness)."""
+    """``c`` is on a ramp that its predecessor ``prev`` (not on one) had already begun: ``prev``
+    moved the ramp's way by a quarter of :data:`RAMP` of the brighter, as :func:`ramp_tail` asks at
+    the other end (the first frames of a fade-out, still within a fifth of full brightness)."""
     if not c.ramp or prev.ramp:
         return False
     before = prev.quality["brightness"] - prev.rise
