@@ -325,14 +325,16 @@ class ShotTracker:
         prev, self.last = self.last, c
         nxt = self.pending[0] if self.pending else None
         c.ramp = ramp(prev, c, nxt) or ramp_tail(prev, c)
+        held = prev is not None and bool(self.held) and self.held[-1] is prev  # not in its segment yet
         if prev is not None:
             c.rise = c.quality["brightness"] - prev.quality["brightness"]
-            if ramp_head(prev, c) and any(x is prev for x in self.held):
+            if held and ramp_head(prev, c):
                 prev.ramp, prev.ok, prev.pixels = c.ramp, False, None
         if self._inside_transition(c.index) or c.ramp:
             c.ok, c.pixels = False, None
         c.blend = blend(prev, c, nxt)
-        if c.blend and prev is not None and len(self.held) >= 2 and self.held[-1] is prev:
+        if c.blend and held and len(self.held) >= 2:
+            assert prev is not None
             prev.blend = prev.blend or self.held[-2].blend  # between two mix frames: inside the mix
         if prev is not None and (c.blend or prev.blend):
             x = prev if c.blend else c  # beside a mix's middle: its first or last frames?
